@@ -1,0 +1,547 @@
+//! Channels: non-blocking, close-on-exec sockets with a readiness record, an output buffer and a
+//! frame reader. Made by [`pipe`], [`port`] and [`connect`].
+
+use crate::address::Address;
+use crate::error::{Error, Result};
+use crate::frame::{self, FrameReader};
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::{Interest, Registry, Token};
+use std::cell::RefCell;
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+
+/// A channel shared by its owner (a JavaScript object, say) and the dispatcher watching it.
+pub type SharedChannel = Rc<RefCell<Channel>>;
+
+/// The default bound on unsent output: past it, writes accept nothing more until the kernel
+/// drains some (1 MiB).
+pub const DEFAULT_OUTPUT_BOUND: usize = 1 << 20;
+
+/// Readiness bits, set from poll events and cleared when the kernel says there is no more.
+pub(crate) mod ready {
+    pub const READABLE: u8 = 1;
+    pub const WRITABLE: u8 = 2;
+    pub const ERROR: u8 = 4;
+    pub const READ_CLOSED: u8 = 8;
+}
+
+/// What one read got.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Some bytes.
+    Data(usize),
+    /// Nothing now: the readiness was spurious or already consumed.
+    WouldBlock,
+    /// The peer closed its end: no more data will come.
+    Eof,
+}
+
+/// What [`Channel::recv_frame`] got.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recv<'a> {
+    /// A whole frame's payload.
+    Frame(&'a [u8]),
+    /// No whole frame yet.
+    Pending,
+    /// The peer closed its end cleanly, between frames.
+    Eof,
+}
+
+#[derive(Debug)]
+enum Io {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+    TcpListener(TcpListener),
+    UnixListener(UnixListener),
+    Closed,
+}
+
+/// Where a watched channel reports its closing, so the dispatcher can drop its handlers.
+#[derive(Debug, Clone)]
+pub(crate) struct Link {
+    pub token: Token,
+    pub closed: Rc<RefCell<Vec<Token>>>,
+}
+
+/// A socket end: a pipe end, a TCP or Unix-domain connection, or a listening port.
+#[derive(Debug)]
+pub struct Channel {
+    io: Io,
+    ready: u8,
+    out: Vec<u8>,
+    out_start: usize,
+    out_bound: usize,
+    frames: FrameReader,
+    eof: bool,
+    /// Close once the output is flushed (a close asked for while output was pending).
+    closing: bool,
+    /// An error met while flushing in the background, reported at the next operation.
+    failed: Option<Error>,
+    pub(crate) link: Option<Link>,
+    local: Option<Address>,
+    peer: Option<Address>,
+}
+
+/// A connected pair of channels, like pyre's pipe but one bidirectional socket pair.
+///
+/// ```
+/// use pyre_nexus_core::{pipe, Recv};
+/// let (mut parent, mut child) = pipe().unwrap();
+/// parent.send_frame(b"ping").unwrap();
+/// # std::thread::sleep(std::time::Duration::from_millis(1));
+/// // Nothing is watched here, so say the socket is readable by hand.
+/// # let _ = &mut child;
+/// ```
+pub fn pipe() -> Result<(Channel, Channel)> {
+    let (a, b) = UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
+    Ok((Channel::new(Io::Unix(a), None, None), Channel::new(Io::Unix(b), None, None)))
+}
+
+/// A listening port at `address`. An Internet address that is taken falls back to an ephemeral
+/// port on the same host, as pyre's port does; [`Channel::local_address`] says what was bound.
+pub fn port(address: &Address) -> Result<Channel> {
+    match address {
+        Address::Inet(addr) => {
+            let listener = match TcpListener::bind(*addr) {
+                Ok(l) => l,
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                    let mut any = *addr;
+                    any.set_port(0);
+                    TcpListener::bind(any).map_err(|e| Error::io("bind", e))?
+                }
+                Err(e) => return Err(Error::io("bind", e)),
+            };
+            let local = listener.local_addr().map_err(|e| Error::io("getsockname", e))?;
+            Ok(Channel::new(Io::TcpListener(listener), Some(Address::Inet(local)), None))
+        }
+        Address::Unix(path) => {
+            let listener = UnixListener::bind(path).map_err(|e| match e.kind() {
+                io::ErrorKind::AddrInUse => Error::AddressInUse { address: address.to_string() },
+                _ => Error::io("bind", e),
+            })?;
+            Ok(Channel::new(Io::UnixListener(listener), Some(address.clone()), None))
+        }
+    }
+}
+
+/// A connection to `address`, begun without blocking: the channel becomes write-ready once
+/// connected, and a refused connection shows up as an error on the first read or write.
+pub fn connect(address: &Address) -> Result<Channel> {
+    let io = match address {
+        Address::Inet(addr) => Io::Tcp(TcpStream::connect(*addr).map_err(|e| Error::io("connect", e))?),
+        Address::Unix(path) => Io::Unix(UnixStream::connect(path).map_err(|e| Error::io("connect", e))?),
+    };
+    if let Io::Tcp(stream) = &io {
+        // Framed request/response traffic wants every frame out at once.
+        let _ = stream.set_nodelay(true);
+    }
+    Ok(Channel::new(io, None, Some(address.clone())))
+}
+
+impl Channel {
+    fn new(io: Io, local: Option<Address>, peer: Option<Address>) -> Channel {
+        Channel {
+            io,
+            ready: 0,
+            out: Vec::new(),
+            out_start: 0,
+            out_bound: DEFAULT_OUTPUT_BOUND,
+            frames: FrameReader::new(frame::DEFAULT_MAX_FRAME),
+            eof: false,
+            closing: false,
+            failed: None,
+            link: None,
+            local,
+            peer,
+        }
+    }
+
+    /// Wraps this channel for sharing with a dispatcher.
+    pub fn shared(self) -> SharedChannel {
+        Rc::new(RefCell::new(self))
+    }
+
+    /// What kind of channel this is: `stream`, `tcp`, `listener` or `closed`.
+    pub fn kind(&self) -> &'static str {
+        match self.io {
+            Io::Unix(_) => "stream",
+            Io::Tcp(_) => "tcp",
+            Io::TcpListener(_) | Io::UnixListener(_) => "listener",
+            Io::Closed => "closed",
+        }
+    }
+
+    /// The file descriptor, while open.
+    pub fn fd(&self) -> Option<RawFd> {
+        match &self.io {
+            Io::Unix(s) => Some(s.as_raw_fd()),
+            Io::Tcp(s) => Some(s.as_raw_fd()),
+            Io::TcpListener(l) => Some(l.as_raw_fd()),
+            Io::UnixListener(l) => Some(l.as_raw_fd()),
+            Io::Closed => None,
+        }
+    }
+
+    /// Whether this side closed the channel (output may still be flushing).
+    pub fn is_closed(&self) -> bool {
+        self.closing || matches!(self.io, Io::Closed)
+    }
+
+    /// The address this channel is bound to, if it has one.
+    pub fn local_address(&self) -> Option<&Address> {
+        self.local.as_ref()
+    }
+
+    /// The address of the peer, if known.
+    pub fn peer_address(&self) -> Option<&Address> {
+        self.peer.as_ref()
+    }
+
+    /// The largest frame [`recv_frame`](Self::recv_frame) accepts.
+    pub fn set_max_frame(&mut self, max: u32) {
+        self.frames.set_max(max);
+    }
+
+    /// The bound on unsent output.
+    pub fn set_output_bound(&mut self, bound: usize) {
+        self.out_bound = bound.max(1);
+    }
+
+    /// Bytes accepted but not yet taken by the kernel.
+    pub fn pending_output(&self) -> usize {
+        self.out.len() - self.out_start
+    }
+
+    pub(crate) fn register(&mut self, registry: &Registry, token: Token) -> Result<()> {
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        let done = match &mut self.io {
+            Io::Unix(s) => registry.register(s, token, interest),
+            Io::Tcp(s) => registry.register(s, token, interest),
+            Io::TcpListener(l) => registry.register(l, token, Interest::READABLE),
+            Io::UnixListener(l) => registry.register(l, token, Interest::READABLE),
+            Io::Closed => return Err(Error::ChannelClosed),
+        };
+        done.map_err(|e| Error::io("register", e))
+    }
+
+    /// Records a poll event, and flushes pending output if the kernel can take it now.
+    pub(crate) fn on_event(&mut self, event: &mio::event::Event) {
+        let mut bits = 0;
+        if event.is_readable() {
+            bits |= ready::READABLE;
+        }
+        if event.is_writable() {
+            bits |= ready::WRITABLE;
+        }
+        if event.is_error() {
+            bits |= ready::ERROR | ready::READABLE | ready::WRITABLE;
+        }
+        if event.is_read_closed() {
+            bits |= ready::READ_CLOSED | ready::READABLE;
+        }
+        self.ready |= bits;
+        if bits & ready::WRITABLE != 0 && self.pending_output() > 0 {
+            self.flush();
+        }
+    }
+
+    /// Whether a read handler has something to see: bytes, an end of file, an error, a frame.
+    pub(crate) fn read_due(&self) -> bool {
+        self.ready & ready::READABLE != 0 || self.frames.has_frame()
+    }
+
+    /// Whether a write handler may write: the kernel last took everything, and the output
+    /// buffer is under its bound.
+    pub(crate) fn write_due(&self) -> bool {
+        self.ready & ready::WRITABLE != 0 && self.pending_output() < self.out_bound && !self.is_closed()
+    }
+
+    /// Whether an exception handler is due, clearing the condition: it is reported once per event.
+    pub(crate) fn take_exception(&mut self) -> bool {
+        let due = self.ready & ready::ERROR != 0;
+        self.ready &= !ready::ERROR;
+        due
+    }
+
+    pub(crate) fn exception_due(&self) -> bool {
+        self.ready & ready::ERROR != 0
+    }
+
+    /// Whether the channel waits only to flush its output before closing.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.closing && !matches!(self.io, Io::Closed)
+    }
+
+    /// The socket has nothing more to read for now. Once the peer has closed, no new event will
+    /// come, so the end of file stays readable.
+    fn drained(&mut self) {
+        if self.ready & ready::READ_CLOSED == 0 {
+            self.ready &= !ready::READABLE;
+        }
+    }
+
+    fn check_open(&mut self) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::ChannelClosed);
+        }
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn raw_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.io {
+            Io::Unix(s) => s.read(buf),
+            Io::Tcp(s) => s.read(buf),
+            _ => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
+    fn raw_write(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match &mut self.io {
+            Io::Unix(s) => s.write_vectored(bufs),
+            Io::Tcp(s) => s.write_vectored(bufs),
+            _ => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
+    fn check_stream(&self, op: &'static str) -> Result<()> {
+        match self.io {
+            Io::Unix(_) | Io::Tcp(_) => Ok(()),
+            _ => Err(Error::WrongKind { op, kind: self.kind() }),
+        }
+    }
+
+    /// Reads what is there into `buf`, without waiting.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<ReadOutcome> {
+        self.check_open()?;
+        self.check_stream("read")?;
+        if buf.is_empty() {
+            return Ok(ReadOutcome::Data(0));
+        }
+        // Bytes already pulled in for framing come first, so mixing reads and frames loses nothing.
+        let buffered = self.frames.buffered();
+        if buffered > 0 {
+            let n = self.frames.take_raw(buf);
+            return Ok(ReadOutcome::Data(n));
+        }
+        match self.raw_read(buf) {
+            Ok(0) => {
+                self.eof = true;
+                Ok(ReadOutcome::Eof)
+            }
+            Ok(n) => {
+                // A short read emptied the socket: the next arrival raises a new event.
+                if n < buf.len() {
+                    self.drained();
+                }
+                Ok(ReadOutcome::Data(n))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.drained();
+                Ok(ReadOutcome::WouldBlock)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(ReadOutcome::WouldBlock),
+            Err(e) => Err(Error::io("read", e)),
+        }
+    }
+
+    /// The next whole frame, reading what the socket holds; never waits for the rest of one.
+    pub fn recv_frame(&mut self) -> Result<Recv<'_>> {
+        self.check_open()?;
+        self.check_stream("receive")?;
+        loop {
+            if let Some(range) = self.frames.next_frame()? {
+                return Ok(Recv::Frame(self.frames.frame(range)));
+            }
+            if self.eof {
+                return match self.frames.truncation() {
+                    Some(e) => Err(e),
+                    None => Ok(Recv::Eof),
+                };
+            }
+            if self.ready & ready::READABLE == 0 {
+                self.frames.shrink();
+                return Ok(Recv::Pending);
+            }
+            let spare = self.frames.spare();
+            let room = spare.len();
+            let got = match &mut self.io {
+                Io::Unix(s) => s.read(spare),
+                Io::Tcp(s) => s.read(spare),
+                _ => unreachable!("checked to be a stream"),
+            };
+            match got {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    self.frames.commit(n);
+                    if n < room {
+                        self.drained();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.drained(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("read", e)),
+            }
+        }
+    }
+
+    /// Writes as much of `data` as the kernel takes now and buffers the rest up to the output
+    /// bound. Returns how many bytes were accepted; fewer than asked means the buffer is full.
+    pub fn write(&mut self, data: &[u8]) -> Result<usize> {
+        self.check_open()?;
+        self.check_stream("write")?;
+        let mut taken = 0;
+        if self.pending_output() == 0 && !data.is_empty() {
+            taken = self.try_write(&[IoSlice::new(data)])?;
+        }
+        let room = self.out_bound.saturating_sub(self.pending_output());
+        let rest = &data[taken..];
+        let kept = rest.len().min(room);
+        self.out.extend_from_slice(&rest[..kept]);
+        Ok(taken + kept)
+    }
+
+    /// Sends one frame: header and payload go out together or are buffered together, so frames
+    /// never interleave. Refused with [`Error::ChannelFull`] while the output is at its bound.
+    pub fn send_frame(&mut self, payload: &[u8]) -> Result<()> {
+        self.check_open()?;
+        self.check_stream("send")?;
+        if payload.len() > u32::MAX as usize {
+            return Err(Error::FrameTooLarge { length: payload.len() as u64, max: u32::MAX });
+        }
+        let pending = self.pending_output();
+        if pending >= self.out_bound {
+            return Err(Error::ChannelFull { pending, bound: self.out_bound });
+        }
+        let head = frame::header(payload.len());
+        let mut taken = 0;
+        if pending == 0 {
+            taken = self.try_write(&[IoSlice::new(&head), IoSlice::new(payload)])?;
+        }
+        if taken < frame::HEADER {
+            self.out.extend_from_slice(&head[taken..]);
+            self.out.extend_from_slice(payload);
+        } else {
+            self.out.extend_from_slice(&payload[taken - frame::HEADER..]);
+        }
+        Ok(())
+    }
+
+    /// One write attempt; a full socket is not an error, only a reason to buffer.
+    fn try_write(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        loop {
+            return match self.raw_write(bufs) {
+                Ok(n) => {
+                    if n < total {
+                        self.ready &= !ready::WRITABLE;
+                    }
+                    Ok(n)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.ready &= !ready::WRITABLE;
+                    Ok(0)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(Error::io("write", e)),
+            };
+        }
+    }
+
+    /// Hands buffered output to the kernel while it takes it. Errors are kept for the next
+    /// operation; a channel closing after its output is flushed closes now.
+    pub(crate) fn flush(&mut self) {
+        while self.pending_output() > 0 {
+            let start = self.out_start;
+            let pending = std::mem::take(&mut self.out);
+            let result = self.try_write(&[IoSlice::new(&pending[start..])]);
+            self.out = pending;
+            match result {
+                Ok(0) => break,
+                Ok(n) => self.out_start += n,
+                Err(e) => {
+                    self.out.clear();
+                    self.out_start = 0;
+                    self.failed = Some(e);
+                    self.ready |= ready::ERROR;
+                    break;
+                }
+            }
+        }
+        if self.pending_output() == 0 {
+            self.out.clear();
+            self.out_start = 0;
+            if self.out.capacity() > 4 * self.out_bound.min(DEFAULT_OUTPUT_BOUND) {
+                self.out = Vec::new();
+            }
+            if self.closing {
+                self.shut();
+            }
+        }
+    }
+
+    /// Takes the next connection waiting on a listening channel, with the peer's address.
+    pub fn accept(&mut self) -> Result<Option<Channel>> {
+        self.check_open()?;
+        let accepted = match &self.io {
+            Io::TcpListener(l) => l.accept().map(|(s, a)| {
+                let _ = s.set_nodelay(true);
+                (Io::Tcp(s), Address::Inet(a))
+            }),
+            Io::UnixListener(l) => l.accept().map(|(s, a)| {
+                let path = a.as_pathname().map(|p| p.to_path_buf()).unwrap_or_default();
+                (Io::Unix(s), Address::Unix(path))
+            }),
+            _ => return Err(Error::WrongKind { op: "accept", kind: self.kind() }),
+        };
+        match accepted {
+            Ok((io, peer)) => Ok(Some(Channel::new(io, self.local.clone(), Some(peer)))),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.ready &= !ready::READABLE;
+                Ok(None)
+            }
+            // The peer gave up before we took it; the next one may be fine.
+            Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted) => Ok(None),
+            Err(e) => Err(Error::io("accept", e)),
+        }
+    }
+
+    /// Closes the channel. Output already accepted is still delivered when the channel is watched
+    /// by a dispatcher (it flushes as the peer reads); otherwise what the kernel does not take at
+    /// once is dropped. Closing twice is harmless.
+    pub fn close(&mut self) {
+        if self.is_closed() {
+            return;
+        }
+        if let Some(link) = &self.link {
+            link.closed.borrow_mut().push(link.token);
+        }
+        self.closing = true;
+        self.flush();
+        if self.link.is_none() && !matches!(self.io, Io::Closed) {
+            self.shut();
+        }
+    }
+
+    fn shut(&mut self) {
+        if let Io::UnixListener(_) = self.io {
+            if let Some(Address::Unix(path)) = &self.local {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        // Dropping the socket closes its descriptor, which also takes it out of the poll set.
+        self.io = Io::Closed;
+        self.closing = true;
+        self.out = Vec::new();
+        self.out_start = 0;
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}

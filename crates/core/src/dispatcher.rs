@@ -1,0 +1,384 @@
+//! The dispatcher: pyre's level-triggered readiness semantics on top of mio's edge-triggered poll.
+//!
+//! The dispatcher does not call handlers itself: a turn [`collect`](Dispatcher::collect)s the
+//! calls that are due, the caller makes them (into JavaScript, say) with no borrow held, and
+//! reports each outcome with [`complete`](Dispatcher::complete) or [`rearm`](Dispatcher::rearm).
+//! So a handler may register others, close channels or drop the dispatcher's state mid-turn.
+
+use crate::alarm::Alarms;
+use crate::channel::{Link, SharedChannel};
+use crate::error::{Error, Result};
+use mio::{Events, Poll, Token};
+use slab::Slab;
+use std::cell::RefCell;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Which readiness a handler waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Data, an end of file, an incoming connection, or an error to read.
+    Read,
+    /// Room to write (and, for a connection, that it is established).
+    Write,
+    /// An error condition on the socket, reported once per occurrence.
+    Exception,
+}
+
+/// Names one registered handler; stale names (of handlers since dropped) are recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HandlerId {
+    key: u32,
+    generation: u32,
+}
+
+impl HandlerId {
+    /// The id as a number, for handing to a foreign caller.
+    pub fn to_bits(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.key)
+    }
+
+    /// The id back from [`to_bits`](Self::to_bits).
+    pub fn from_bits(bits: u64) -> HandlerId {
+        HandlerId { key: bits as u32, generation: (bits >> 32) as u32 }
+    }
+}
+
+/// One call that a turn found due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// A channel handler: report its outcome with [`Dispatcher::complete`].
+    Ready(HandlerId),
+    /// An alarm: report its outcome with [`Dispatcher::rearm`].
+    Alarm(HandlerId),
+}
+
+enum Kind {
+    Channel { token: Token },
+    Alarm,
+}
+
+struct Slot<H> {
+    generation: u32,
+    kind: Kind,
+    handler: H,
+}
+
+struct Source {
+    channel: SharedChannel,
+    read: Vec<HandlerId>,
+    write: Vec<HandlerId>,
+    exception: Vec<HandlerId>,
+    queued: bool,
+}
+
+impl Source {
+    fn list(&mut self, readiness: Readiness) -> &mut Vec<HandlerId> {
+        match readiness {
+            Readiness::Read => &mut self.read,
+            Readiness::Write => &mut self.write,
+            Readiness::Exception => &mut self.exception,
+        }
+    }
+
+    fn due(&self) -> bool {
+        let channel = self.channel.borrow();
+        (!self.read.is_empty() && channel.read_due())
+            || (!self.write.is_empty() && channel.write_due())
+            || (!self.exception.is_empty() && channel.exception_due())
+    }
+}
+
+/// A level-triggered event dispatcher over one mio [`Poll`].
+///
+/// Handlers are any cloneable value `H` (a JavaScript function reference in the binding, a
+/// closure in Rust). See `tests/util` for a complete blocking driver in a dozen lines.
+pub struct Dispatcher<H> {
+    poll: Poll,
+    events: Events,
+    sources: Slab<Source>,
+    handlers: Slab<Slot<H>>,
+    generation: u32,
+    alarms: Alarms<HandlerId>,
+    /// Sources that may have due handlers, in the order they became ready.
+    ready: Vec<Token>,
+    /// Sources looked at by the current turn; the ones still due are queued again by `settle`.
+    visited: Vec<Token>,
+    /// Channels that closed since the last turn (they push their own tokens here).
+    closed: Rc<RefCell<Vec<Token>>>,
+    /// Closed channels still flushing output.
+    draining: Vec<Token>,
+}
+
+impl<H: Clone> Dispatcher<H> {
+    /// A dispatcher with nothing registered.
+    pub fn new() -> Result<Dispatcher<H>> {
+        Ok(Dispatcher {
+            poll: Poll::new().map_err(|e| Error::io("creating the poll", e))?,
+            events: Events::with_capacity(256),
+            sources: Slab::new(),
+            handlers: Slab::new(),
+            generation: 0,
+            alarms: Alarms::new(),
+            ready: Vec::new(),
+            visited: Vec::new(),
+            closed: Rc::new(RefCell::new(Vec::new())),
+            draining: Vec::new(),
+        })
+    }
+
+    /// The poll's own descriptor: readable whenever a watched channel has news. An outer event
+    /// loop (libuv) watches it and calls [`poll`](Self::poll) with a zero timeout.
+    pub fn fd(&self) -> RawFd {
+        self.poll.as_raw_fd()
+    }
+
+    fn insert(&mut self, kind: Kind, handler: H) -> HandlerId {
+        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation;
+        let key = self.handlers.insert(Slot { generation, kind, handler });
+        HandlerId { key: key as u32, generation }
+    }
+
+    fn slot(&self, id: HandlerId) -> Option<&Slot<H>> {
+        self.handlers
+            .get(id.key as usize)
+            .filter(|slot| slot.generation == id.generation)
+    }
+
+    /// Calls `handler` whenever `channel` is ready for `readiness`, until its outcome says not to.
+    pub fn when(&mut self, channel: &SharedChannel, readiness: Readiness, handler: H) -> Result<HandlerId> {
+        let token = {
+            let mut ch = channel.borrow_mut();
+            if ch.is_closed() {
+                return Err(Error::ChannelClosed);
+            }
+            match &ch.link {
+                Some(link) if Rc::ptr_eq(&link.closed, &self.closed) => link.token,
+                Some(_) => return Err(Error::AlreadyWatched),
+                None => {
+                    let entry = self.sources.vacant_entry();
+                    let token = Token(entry.key());
+                    ch.register(self.poll.registry(), token)?;
+                    ch.link = Some(Link { token, closed: self.closed.clone() });
+                    entry.insert(Source {
+                        channel: channel.clone(),
+                        read: Vec::new(),
+                        write: Vec::new(),
+                        exception: Vec::new(),
+                        queued: false,
+                    });
+                    token
+                }
+            }
+        };
+        let id = self.insert(Kind::Channel { token }, handler);
+        let source = &mut self.sources[token.0];
+        source.list(readiness).push(id);
+        // Readiness already known (buffered frames, a writable socket) needs no new event.
+        if !source.queued && source.due() {
+            source.queued = true;
+            self.ready.push(token);
+        }
+        Ok(id)
+    }
+
+    /// Calls `handler` once `after` has elapsed; [`rearm`](Self::rearm) says whether it repeats.
+    pub fn alarm(&mut self, after: Duration, handler: H) -> HandlerId {
+        let id = self.insert(Kind::Alarm, handler);
+        self.alarms.set(Instant::now() + after, id);
+        id
+    }
+
+    /// The handler registered under `id`, unless it was dropped or its channel has closed (a
+    /// handler earlier in the same turn may have closed it).
+    pub fn handler(&self, id: HandlerId) -> Option<&H> {
+        let slot = self.slot(id)?;
+        if let Kind::Channel { token } = slot.kind {
+            if self.sources.get(token.0)?.channel.borrow().is_closed() {
+                return None;
+            }
+        }
+        Some(&slot.handler)
+    }
+
+    /// Drops a handler (channel handler or alarm), returning it. Unknown ids are ignored.
+    pub fn cancel(&mut self, id: HandlerId) -> Option<H> {
+        let slot = self.slot(id)?;
+        if let Kind::Channel { token } = slot.kind {
+            if let Some(source) = self.sources.get_mut(token.0) {
+                for list in [&mut source.read, &mut source.write, &mut source.exception] {
+                    list.retain(|h| *h != id);
+                }
+            }
+        }
+        Some(self.handlers.remove(id.key as usize).handler)
+    }
+
+    /// Reports a channel handler's outcome: kept for the next readiness, or dropped (returned).
+    pub fn complete(&mut self, id: HandlerId, keep: bool) -> Option<H> {
+        if keep {
+            None
+        } else {
+            self.cancel(id)
+        }
+    }
+
+    /// Reports an alarm's outcome: set again `after` from now, or dropped (returned).
+    pub fn rearm(&mut self, id: HandlerId, after: Option<Duration>) -> Option<H> {
+        match after {
+            Some(after) if self.slot(id).is_some() => {
+                self.alarms.set(Instant::now() + after, id);
+                None
+            }
+            _ => self.cancel(id),
+        }
+    }
+
+    /// Waits up to `timeout` (none: forever) for readiness and records it in the channels;
+    /// writable channels flush their buffered output here. A signal ending the wait early is no
+    /// error.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> Result<()> {
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(Error::io("poll", e)),
+        }
+        for event in self.events.iter() {
+            let token = event.token();
+            let Some(source) = self.sources.get_mut(token.0) else { continue };
+            source.channel.borrow_mut().on_event(event);
+            if !source.queued {
+                source.queued = true;
+                self.ready.push(token);
+            }
+        }
+        if !self.draining.is_empty() {
+            let sources = &mut self.sources;
+            self.draining.retain(|token| {
+                let done = sources.get(token.0).is_none_or(|s| !s.channel.borrow().is_draining());
+                if done && sources.contains(token.0) {
+                    sources.remove(token.0);
+                }
+                !done
+            });
+        }
+        Ok(())
+    }
+
+    /// Collects the calls due at `now`: expired alarms first, then the handlers of ready channels,
+    /// each channel's read, write and exception handlers in registration order. Handlers of
+    /// channels closed since the last turn are dropped into `dropped`.
+    pub fn collect(&mut self, now: Instant, calls: &mut Vec<Call>, dropped: &mut Vec<H>) {
+        self.reap(dropped);
+        while let Some(id) = self.alarms.pop_due(now) {
+            if self.slot(id).is_some() {
+                calls.push(Call::Alarm(id));
+            }
+        }
+        let ready = std::mem::take(&mut self.ready);
+        for &token in &ready {
+            let Some(source) = self.sources.get_mut(token.0) else { continue };
+            source.queued = false;
+            let mut channel = source.channel.borrow_mut();
+            if channel.read_due() {
+                calls.extend(source.read.iter().map(|id| Call::Ready(*id)));
+            }
+            if channel.write_due() {
+                calls.extend(source.write.iter().map(|id| Call::Ready(*id)));
+            }
+            if !source.exception.is_empty() && channel.take_exception() {
+                calls.extend(source.exception.iter().map(|id| Call::Ready(*id)));
+            }
+        }
+        self.visited = ready;
+    }
+
+    /// Ends a turn: channels whose handlers left them ready (data unread, room to write) are
+    /// queued again, which is what makes readiness level-triggered.
+    pub fn settle(&mut self) {
+        for token in std::mem::take(&mut self.visited) {
+            if let Some(source) = self.sources.get_mut(token.0) {
+                if !source.queued && source.due() {
+                    source.queued = true;
+                    self.ready.push(token);
+                }
+            }
+        }
+    }
+
+    /// Whether some handler is due without waiting for new events.
+    pub fn has_due(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// The earliest alarm deadline.
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        let handlers = &self.handlers;
+        self.alarms.next(|id| {
+            handlers
+                .get(id.key as usize)
+                .is_some_and(|slot| slot.generation == id.generation)
+        })
+    }
+
+    /// Whether nothing is left to wait for: no handlers, no alarms, no output still flushing.
+    pub fn is_idle(&self) -> bool {
+        self.handlers.is_empty()
+            && self.sources.iter().all(|(_, s)| {
+                let channel = s.channel.borrow();
+                channel.pending_output() == 0 && !channel.is_draining()
+            })
+    }
+
+    /// How many handlers (channel handlers and alarms) are registered.
+    pub fn handler_count(&self) -> usize {
+        self.handlers.len()
+    }
+
+    fn reap(&mut self, dropped: &mut Vec<H>) {
+        let closed = std::mem::take(&mut *self.closed.borrow_mut());
+        for token in closed {
+            let Some(source) = self.sources.get_mut(token.0) else { continue };
+            if !source.channel.borrow().is_closed() {
+                continue;
+            }
+            let ids: Vec<HandlerId> = [&mut source.read, &mut source.write, &mut source.exception]
+                .into_iter()
+                .flat_map(std::mem::take)
+                .collect();
+            for id in ids {
+                dropped.push(self.handlers.remove(id.key as usize).handler);
+            }
+            if self.sources[token.0].channel.borrow().is_draining() {
+                self.draining.push(token);
+            } else {
+                self.sources.remove(token.0);
+            }
+        }
+    }
+
+    /// Drops every handler and alarm, returning them; channels are left open but unwatched.
+    pub fn clear(&mut self) -> Vec<H> {
+        let mut dropped: Vec<H> = self.handlers.drain().map(|slot| slot.handler).collect();
+        self.reap(&mut dropped);
+        for (_, source) in self.sources.iter_mut() {
+            source.read.clear();
+            source.write.clear();
+            source.exception.clear();
+        }
+        dropped
+    }
+}
+
+impl<H> Drop for Dispatcher<H> {
+    fn drop(&mut self) {
+        // Channels outlive their dispatcher; let them be watched by another one.
+        for (_, source) in self.sources.iter() {
+            if let Ok(mut channel) = source.channel.try_borrow_mut() {
+                channel.link = None;
+            }
+        }
+    }
+}

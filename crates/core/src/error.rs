@@ -1,0 +1,96 @@
+//! One error type for everything the core can report, each variant with the context a user needs.
+
+use std::fmt;
+use std::io;
+
+/// Why an operation on a dispatcher, channel or address failed.
+///
+/// Every variant has a stable [`code`](Error::code) that the bindings hand to JavaScript, so the
+/// TypeScript layer can map it to an error class without parsing messages.
+#[derive(Debug)]
+pub enum Error {
+    /// An address string that does not parse; `part` names what is wrong with it.
+    BadAddress { address: String, part: String },
+    /// The address is taken and no fallback applies (Unix-domain paths).
+    AddressInUse { address: String },
+    /// The peer reset the connection.
+    PeerReset,
+    /// The peer announced a frame longer than the channel accepts.
+    FrameTooLarge { length: u64, max: u32 },
+    /// The peer closed the channel in the middle of a frame.
+    Truncated { received: usize, expected: usize },
+    /// The channel was closed by this side.
+    ChannelClosed,
+    /// The channel already holds as much unsent output as it may; wait until it is write-ready.
+    ChannelFull { pending: usize, bound: usize },
+    /// The channel is already watched by another dispatcher.
+    AlreadyWatched,
+    /// The operation does not apply to this kind of channel (reading from a listener, say).
+    WrongKind { op: &'static str, kind: &'static str },
+    /// Any other failure of the operating system, with the operation that met it.
+    Io { op: &'static str, source: io::Error },
+}
+
+impl Error {
+    /// The stable code of this error, as JavaScript sees it in `error.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadAddress { .. } => "ERR_NEXUS_BAD_ADDRESS",
+            Error::AddressInUse { .. } => "ERR_NEXUS_ADDRESS_IN_USE",
+            Error::PeerReset => "ERR_NEXUS_PEER_RESET",
+            Error::FrameTooLarge { .. } => "ERR_NEXUS_FRAME_TOO_LARGE",
+            Error::Truncated { .. } => "ERR_NEXUS_TRUNCATED",
+            Error::ChannelClosed => "ERR_NEXUS_CHANNEL_CLOSED",
+            Error::ChannelFull { .. } => "ERR_NEXUS_CHANNEL_FULL",
+            Error::AlreadyWatched => "ERR_NEXUS_ALREADY_WATCHED",
+            Error::WrongKind { .. } => "ERR_NEXUS_WRONG_KIND",
+            Error::Io { .. } => "ERR_NEXUS_IO",
+        }
+    }
+
+    /// Wraps an OS error met by `op`, singling out the failures a user acts on differently.
+    pub fn io(op: &'static str, source: io::Error) -> Error {
+        match source.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => Error::PeerReset,
+            _ => Error::Io { op, source },
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::BadAddress { address, part } => write!(f, "bad address {address:?}: {part}"),
+            Error::AddressInUse { address } => write!(f, "address {address} is already in use"),
+            Error::PeerReset => write!(f, "the peer reset the connection"),
+            Error::FrameTooLarge { length, max } => write!(
+                f,
+                "the peer announced a frame of {length} bytes, more than the maximum of {max}"
+            ),
+            Error::Truncated { received, expected } => write!(
+                f,
+                "the peer closed the channel in the middle of a frame ({received} of {expected} bytes)"
+            ),
+            Error::ChannelClosed => write!(f, "the channel is closed"),
+            Error::ChannelFull { pending, bound } => write!(
+                f,
+                "the channel holds {pending} unsent bytes, at its bound of {bound}: wait until it is write-ready"
+            ),
+            Error::AlreadyWatched => write!(f, "the channel is already watched by another dispatcher"),
+            Error::WrongKind { op, kind } => write!(f, "cannot {op} on a {kind} channel"),
+            Error::Io { op, source } => write!(f, "{op} failed: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The result of core operations.
+pub type Result<T> = std::result::Result<T, Error>;

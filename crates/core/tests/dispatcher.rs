@@ -1,0 +1,242 @@
+mod util;
+
+use pyre_nexus_core::{pipe, ReadOutcome, Readiness, Recv};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+use util::{Loop, LIMIT};
+
+fn pair() -> (pyre_nexus_core::SharedChannel, pyre_nexus_core::SharedChannel) {
+    let (a, b) = pipe().unwrap();
+    (a.shared(), b.shared())
+}
+
+#[test]
+fn handler_returning_false_is_not_called_again() {
+    let (a, b) = pair();
+    a.borrow_mut().write(b"xx").unwrap();
+    let nexus = Loop::new();
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    nexus.when(&b, Readiness::Read, move |_| {
+        c.set(c.get() + 1);
+        false
+    });
+    nexus.watch(LIMIT);
+    assert_eq!(calls.get(), 1);
+    assert!(nexus.dispatcher.borrow().is_idle());
+}
+
+#[test]
+fn handler_leaving_data_unread_is_called_again() {
+    let (a, b) = pair();
+    a.borrow_mut().write(b"abc").unwrap();
+    let nexus = Loop::new();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let (s, ch) = (seen.clone(), b.clone());
+    nexus.when(&b, Readiness::Read, move |_| {
+        let mut one = [0u8; 1];
+        match ch.borrow_mut().read(&mut one).unwrap() {
+            ReadOutcome::Data(1) => s.borrow_mut().push(one[0]),
+            other => panic!("expected a byte, got {other:?}"),
+        }
+        s.borrow().len() < 3
+    });
+    nexus.watch(LIMIT);
+    assert_eq!(*seen.borrow(), b"abc");
+}
+
+#[test]
+fn handlers_on_one_channel_run_in_registration_order() {
+    let (a, b) = pair();
+    a.borrow_mut().write(b"x").unwrap();
+    let nexus = Loop::new();
+    let order = Rc::new(RefCell::new(Vec::new()));
+    for name in ["first", "second", "third"] {
+        let o = order.clone();
+        nexus.when(&b, Readiness::Read, move |_| {
+            o.borrow_mut().push(name);
+            false
+        });
+    }
+    nexus.watch(LIMIT);
+    assert_eq!(*order.borrow(), ["first", "second", "third"]);
+}
+
+#[test]
+fn read_and_write_handlers_share_one_channel() {
+    let (a, b) = pair();
+    let nexus = Loop::new();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let (g, reader) = (got.clone(), b.clone());
+    nexus.when(&b, Readiness::Read, move |_| match reader.borrow_mut().recv_frame().unwrap() {
+        Recv::Frame(f) => {
+            g.borrow_mut().push(f.to_vec());
+            g.borrow().len() < 2
+        }
+        _ => true,
+    });
+    let writer = b.clone();
+    nexus.when(&b, Readiness::Write, move |_| {
+        writer.borrow_mut().send_frame(b"to a").unwrap();
+        false
+    });
+    let (answer, echo) = (a.clone(), a.clone());
+    nexus.when(&a, Readiness::Read, move |_| {
+        let got = match answer.borrow_mut().recv_frame().unwrap() {
+            Recv::Frame(f) => f.to_vec(),
+            _ => return true,
+        };
+        assert_eq!(got, b"to a");
+        echo.borrow_mut().send_frame(b"one").unwrap();
+        echo.borrow_mut().send_frame(b"two").unwrap();
+        false
+    });
+    nexus.watch(LIMIT);
+    assert_eq!(*got.borrow(), [b"one".to_vec(), b"two".to_vec()]);
+}
+
+#[test]
+fn end_of_file_reaches_the_read_handler() {
+    let (a, b) = pair();
+    a.borrow_mut().send_frame(b"last words").unwrap();
+    a.borrow_mut().close();
+    let nexus = Loop::new();
+    let frames = Rc::new(RefCell::new(Vec::new()));
+    let (f, ch) = (frames.clone(), b.clone());
+    nexus.when(&b, Readiness::Read, move |_| match ch.borrow_mut().recv_frame().unwrap() {
+        Recv::Frame(x) => {
+            f.borrow_mut().push(String::from_utf8(x.to_vec()).unwrap());
+            true
+        }
+        Recv::Pending => true,
+        Recv::Eof => {
+            f.borrow_mut().push("EOF".into());
+            false
+        }
+    });
+    nexus.watch(LIMIT);
+    assert_eq!(*frames.borrow(), ["last words", "EOF"]);
+}
+
+#[test]
+fn a_peer_dying_in_the_middle_of_a_frame_is_an_error_for_that_channel_only() {
+    let (a, b) = pair();
+    let (c, d) = pair();
+    a.borrow_mut().write(&[10, 0, 0, 0, b'p', b'a']).unwrap();
+    a.borrow_mut().close();
+    c.borrow_mut().send_frame(b"fine").unwrap();
+    let nexus = Loop::new();
+    let errors = Rc::new(RefCell::new(Vec::new()));
+    let (e, ch) = (errors.clone(), b.clone());
+    nexus.when(&b, Readiness::Read, move |_| match ch.borrow_mut().recv_frame() {
+        Err(err) => {
+            e.borrow_mut().push(err.code());
+            false
+        }
+        Ok(_) => true,
+    });
+    let other = Rc::new(RefCell::new(None));
+    let (o, ch) = (other.clone(), d.clone());
+    nexus.when(&d, Readiness::Read, move |_| match ch.borrow_mut().recv_frame().unwrap() {
+        Recv::Frame(x) => {
+            *o.borrow_mut() = Some(x.to_vec());
+            false
+        }
+        _ => true,
+    });
+    nexus.watch(LIMIT);
+    assert_eq!(*errors.borrow(), ["ERR_NEXUS_TRUNCATED"]);
+    assert_eq!(other.borrow().as_deref(), Some(&b"fine"[..]));
+}
+
+#[test]
+fn a_handler_closing_its_own_channel_drops_the_channels_other_handlers() {
+    let (a, b) = pair();
+    a.borrow_mut().write(b"x").unwrap();
+    let nexus = Loop::new();
+    let ch = b.clone();
+    nexus.when(&b, Readiness::Read, move |_| {
+        ch.borrow_mut().close();
+        true
+    });
+    nexus.when(&b, Readiness::Read, |_| panic!("a handler of a closed channel ran"));
+    nexus.when(&b, Readiness::Exception, |_| panic!("a handler of a closed channel ran"));
+    nexus.watch(LIMIT);
+    assert_eq!(nexus.dispatcher.borrow().handler_count(), 0);
+}
+
+#[test]
+fn a_reused_descriptor_number_does_not_inherit_old_handlers() {
+    let nexus = Loop::new();
+    let (a, b) = pair();
+    let old_fd = b.borrow().fd().unwrap();
+    nexus.when(&b, Readiness::Read, |_| panic!("the closed channel's handler ran"));
+    b.borrow_mut().close();
+    a.borrow_mut().close();
+    let (c, d) = pair();
+    assert!([c.borrow().fd(), d.borrow().fd()].contains(&Some(old_fd)), "the kernel did not reuse the descriptor");
+    c.borrow_mut().send_frame(b"new").unwrap();
+    d.borrow_mut().send_frame(b"new").unwrap();
+    let hits = Rc::new(Cell::new(0));
+    for ch in [c.clone(), d.clone()] {
+        let (h, ch2) = (hits.clone(), ch.clone());
+        nexus.when(&ch, Readiness::Read, move |_| match ch2.borrow_mut().recv_frame().unwrap() {
+            Recv::Frame(_) => {
+                h.set(h.get() + 1);
+                false
+            }
+            _ => true,
+        });
+    }
+    nexus.watch(LIMIT);
+    assert_eq!(hits.get(), 2);
+}
+
+#[test]
+fn alarms_fire_in_deadline_order_and_rearm_with_the_interval_they_return() {
+    let nexus = Loop::new();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = log.clone();
+    let repeats = Rc::new(Cell::new(0));
+    nexus.alarm(Duration::from_millis(30), move |_| {
+        l.borrow_mut().push("late");
+        None
+    });
+    let (l, r) = (log.clone(), repeats.clone());
+    nexus.alarm(Duration::from_millis(1), move |_| {
+        r.set(r.get() + 1);
+        l.borrow_mut().push("tick");
+        (r.get() < 3).then_some(Duration::from_millis(1))
+    });
+    nexus.watch(LIMIT);
+    assert_eq!(*log.borrow(), ["tick", "tick", "tick", "late"]);
+}
+
+#[test]
+fn stop_inside_a_handler_ends_the_turn() {
+    let (a, b) = pair();
+    a.borrow_mut().write(b"x").unwrap();
+    let nexus = Loop::new();
+    nexus.when(&b, Readiness::Read, |nexus| {
+        nexus.stop();
+        true
+    });
+    nexus.when(&b, Readiness::Read, |_| panic!("ran after stop"));
+    nexus.watch(LIMIT);
+    assert_eq!(nexus.dispatcher.borrow().handler_count(), 2);
+}
+
+#[test]
+fn idle_dispatcher_waits_instead_of_spinning() {
+    let (a, b) = pair();
+    let nexus = Loop::new();
+    nexus.when(&b, Readiness::Read, |_| false);
+    nexus.alarm(Duration::from_millis(50), move |_| {
+        a.borrow_mut().write(b"wake").unwrap();
+        None
+    });
+    nexus.watch(LIMIT);
+    // One turn for the alarm, one for the data (and perhaps a spurious one): not thousands.
+    assert!(nexus.turns.get() <= 4, "{} turns for two events", nexus.turns.get());
+}
