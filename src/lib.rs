@@ -1,1 +1,25 @@
-// binding: written next
+//! The N-API binding of pyre-nexus: converts types, maps errors to coded JavaScript errors and
+//! drives the core's dispatcher from Node's libuv loop. The logic lives in `pyre-nexus-core`.
+//!
+//! Panics: a panic must not unwind into C (that aborts the user's process). Every export is
+//! `#[napi(catch_unwind)]`, which turns a panic into a JavaScript exception, and the libuv
+//! callbacks catch theirs and reject the watch promise with `ERR_NEXUS_INTERNAL`. So a bug in
+//! the native code surfaces as an error the user can see, never as a silent crash.
+
+#![allow(clippy::new_without_default)]
+
+#[cfg(unix)]
+mod channel;
+#[cfg(unix)]
+mod dispatcher;
+mod error;
+#[cfg(unix)]
+mod uv;
+
+use napi_derive::napi;
+
+/// Whether this platform is supported; the TypeScript layer refuses to load where it is not.
+#[napi(catch_unwind)]
+pub fn platform_supported() -> bool {
+    cfg!(unix)
+}

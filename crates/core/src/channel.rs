@@ -98,6 +98,29 @@ pub fn pipe() -> Result<(Channel, Channel)> {
     Ok((Channel::new(Io::Unix(a), None, None), Channel::new(Io::Unix(b), None, None)))
 }
 
+/// Takes over an inherited stream socket, such as the channel a worker process finds on fd 3.
+/// The descriptor is made non-blocking and close-on-exec, and is closed with the channel.
+pub fn adopt(fd: RawFd) -> Result<Channel> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fstat writes into the zeroed struct we own; a bad fd is reported, not undefined.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        return Err(Error::io("adopting a descriptor", io::Error::last_os_error()));
+    }
+    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(Error::NotASocket { fd });
+    }
+    // SAFETY: fcntl on a descriptor just checked to be open; flags are read, then extended.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+    }
+    // SAFETY: the caller hands the descriptor over; from here the channel alone closes it.
+    let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    Ok(Channel::new(Io::Unix(UnixStream::from_std(stream)), None, None))
+}
+
 /// A listening port at `address`. An Internet address that is taken falls back to an ephemeral
 /// port on the same host, as pyre's port does; [`Channel::local_address`] says what was bound.
 pub fn port(address: &Address) -> Result<Channel> {
@@ -186,6 +209,11 @@ impl Channel {
     /// Whether this side closed the channel (output may still be flushing).
     pub fn is_closed(&self) -> bool {
         self.closing || matches!(self.io, Io::Closed)
+    }
+
+    /// Whether the peer closed its end: an end of file was read.
+    pub fn at_end(&self) -> bool {
+        self.eof
     }
 
     /// The address this channel is bound to, if it has one.

@@ -361,8 +361,9 @@ impl<H: Clone> Dispatcher<H> {
 
     /// Drops every handler and alarm, returning them; channels are left open but unwatched.
     pub fn clear(&mut self) -> Vec<H> {
-        let mut dropped: Vec<H> = self.handlers.drain().map(|slot| slot.handler).collect();
+        let mut dropped = Vec::new();
         self.reap(&mut dropped);
+        dropped.extend(self.handlers.drain().map(|slot| slot.handler));
         for (_, source) in self.sources.iter_mut() {
             source.read.clear();
             source.write.clear();

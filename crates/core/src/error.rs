@@ -25,6 +25,8 @@ pub enum Error {
     ChannelFull { pending: usize, bound: usize },
     /// The channel is already watched by another dispatcher.
     AlreadyWatched,
+    /// A descriptor handed over as a channel is not a socket.
+    NotASocket { fd: i32 },
     /// The operation does not apply to this kind of channel (reading from a listener, say).
     WrongKind { op: &'static str, kind: &'static str },
     /// Any other failure of the operating system, with the operation that met it.
@@ -44,6 +46,7 @@ impl Error {
             Error::ChannelFull { .. } => "ERR_NEXUS_CHANNEL_FULL",
             Error::AlreadyWatched => "ERR_NEXUS_ALREADY_WATCHED",
             Error::WrongKind { .. } => "ERR_NEXUS_WRONG_KIND",
+            Error::NotASocket { .. } => "ERR_NEXUS_NOT_A_SOCKET",
             Error::Io { .. } => "ERR_NEXUS_IO",
         }
     }
@@ -77,6 +80,7 @@ impl fmt::Display for Error {
                 "the channel holds {pending} unsent bytes, at its bound of {bound}: wait until it is write-ready"
             ),
             Error::AlreadyWatched => write!(f, "the channel is already watched by another dispatcher"),
+            Error::NotASocket { fd } => write!(f, "descriptor {fd} is not a socket"),
             Error::WrongKind { op, kind } => write!(f, "cannot {op} on a {kind} channel"),
             Error::Io { op, source } => write!(f, "{op} failed: {source}"),
         }

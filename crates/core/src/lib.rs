@@ -31,6 +31,6 @@ pub mod error;
 pub mod frame;
 
 pub use address::Address;
-pub use channel::{connect, pipe, port, Channel, ReadOutcome, Recv, SharedChannel};
+pub use channel::{adopt, connect, pipe, port, Channel, ReadOutcome, Recv, SharedChannel};
 pub use dispatcher::{Call, Dispatcher, HandlerId, Readiness};
 pub use error::{Error, Result};

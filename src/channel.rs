@@ -1,0 +1,163 @@
+//! The `Channel` class and the functions that make channels: `pipe`, `port`, `connect`, `adopt`.
+
+use crate::error::{throw, OrThrow};
+use napi::bindgen_prelude::*;
+use napi::{Env, JsBuffer, JsUnknown};
+use napi_derive::napi;
+use pyre_nexus_core::{self as core, Address, ReadOutcome, Recv, SharedChannel};
+
+/// A non-blocking socket end owned by the native core: a pipe end, a connection or a port.
+#[napi]
+pub struct Channel {
+    pub(crate) inner: SharedChannel,
+}
+
+impl Channel {
+    fn wrap(channel: core::Channel) -> Channel {
+        Channel { inner: channel.shared() }
+    }
+}
+
+fn address(env: &Env, text: &str) -> Result<Address> {
+    text.parse::<Address>().or_throw(env)
+}
+
+#[napi]
+impl Channel {
+    /// The file descriptor, or null once closed.
+    #[napi(getter, catch_unwind)]
+    pub fn fd(&self) -> Option<i32> {
+        self.inner.borrow().fd()
+    }
+
+    /// `stream`, `tcp`, `listener` or `closed`.
+    #[napi(getter, catch_unwind)]
+    pub fn kind(&self) -> &'static str {
+        self.inner.borrow().kind()
+    }
+
+    /// Whether this side has closed the channel.
+    #[napi(getter, catch_unwind)]
+    pub fn closed(&self) -> bool {
+        self.inner.borrow().is_closed()
+    }
+
+    /// Whether the peer has closed its end (an end of file was read).
+    #[napi(getter, catch_unwind)]
+    pub fn at_end(&self) -> bool {
+        self.inner.borrow().at_end()
+    }
+
+    /// The address bound, in pyre's notation (`ip4:127.0.0.1:5000`), if any.
+    #[napi(getter, catch_unwind)]
+    pub fn local_address(&self) -> Option<String> {
+        self.inner.borrow().local_address().map(|a| a.to_string())
+    }
+
+    /// The peer's address, if known.
+    #[napi(getter, catch_unwind)]
+    pub fn peer_address(&self) -> Option<String> {
+        self.inner.borrow().peer_address().map(|a| a.to_string())
+    }
+
+    /// Bytes accepted by `write`/`sendFrame` that the kernel has not taken yet.
+    #[napi(getter, catch_unwind)]
+    pub fn pending_output(&self) -> u32 {
+        self.inner.borrow().pending_output() as u32
+    }
+
+    /// Sets the largest frame `recvFrame` accepts.
+    #[napi(catch_unwind)]
+    pub fn set_max_frame(&self, max: u32) {
+        self.inner.borrow_mut().set_max_frame(max);
+    }
+
+    /// Sets the bound on unsent output.
+    #[napi(catch_unwind)]
+    pub fn set_output_bound(&self, bound: u32) {
+        self.inner.borrow_mut().set_output_bound(bound as usize);
+    }
+
+    /// Reads into `buffer`: the number of bytes read, 0 at end of file, null if nothing is there.
+    #[napi(catch_unwind)]
+    pub fn read(&self, env: Env, buffer: JsBuffer) -> Result<Option<u32>> {
+        let mut data = buffer.into_value()?;
+        match self.inner.borrow_mut().read(&mut data).or_throw(&env)? {
+            ReadOutcome::Data(n) => Ok(Some(n as u32)),
+            ReadOutcome::Eof => Ok(Some(0)),
+            ReadOutcome::WouldBlock => Ok(None),
+        }
+    }
+
+    /// Writes what the kernel takes and buffers the rest up to the bound; returns bytes accepted.
+    #[napi(catch_unwind)]
+    pub fn write(&self, env: Env, buffer: JsBuffer) -> Result<u32> {
+        let data = buffer.into_value()?;
+        Ok(self.inner.borrow_mut().write(&data).or_throw(&env)? as u32)
+    }
+
+    /// Sends `payload` as one frame (4-byte little-endian length, then the bytes).
+    #[napi(catch_unwind)]
+    pub fn send_frame(&self, env: Env, payload: JsBuffer) -> Result<()> {
+        let data = payload.into_value()?;
+        self.inner.borrow_mut().send_frame(&data).or_throw(&env)
+    }
+
+    /// The next whole frame's payload, or null if none has arrived whole yet (see `atEnd`).
+    #[napi(ts_return_type = "Buffer | null", catch_unwind)]
+    pub fn recv_frame(&self, env: Env) -> Result<JsUnknown> {
+        let mut channel = self.inner.borrow_mut();
+        match channel.recv_frame().or_throw(&env)? {
+            Recv::Frame(payload) => Ok(env.create_buffer_copy(payload)?.into_raw().into_unknown()),
+            Recv::Pending | Recv::Eof => Ok(env.get_null()?.into_unknown()),
+        }
+    }
+
+    /// Takes the next waiting connection of a listening channel, or null if none is waiting.
+    #[napi(catch_unwind)]
+    pub fn accept(&self, env: Env) -> Result<Option<Channel>> {
+        Ok(self.inner.borrow_mut().accept().or_throw(&env)?.map(Channel::wrap))
+    }
+
+    /// Closes the channel; accepted output is still delivered if a dispatcher watches it.
+    #[napi(catch_unwind)]
+    pub fn close(&self) {
+        self.inner.borrow_mut().close();
+    }
+}
+
+/// A connected pair of channels `[parent, child]`.
+#[napi(catch_unwind)]
+pub fn pipe(env: Env) -> Result<Vec<Channel>> {
+    let (a, b) = core::pipe().or_throw(&env)?;
+    Ok(vec![Channel::wrap(a), Channel::wrap(b)])
+}
+
+/// A listening port; a taken Internet address falls back to an ephemeral port.
+#[napi(catch_unwind)]
+pub fn port(env: Env, address_text: String) -> Result<Channel> {
+    let address = address(&env, &address_text)?;
+    Ok(Channel::wrap(core::port(&address).or_throw(&env)?))
+}
+
+/// A connection to an address, begun without blocking.
+#[napi(catch_unwind)]
+pub fn connect(env: Env, address_text: String) -> Result<Channel> {
+    let address = address(&env, &address_text)?;
+    Ok(Channel::wrap(core::connect(&address).or_throw(&env)?))
+}
+
+/// Takes over an inherited socket descriptor.
+#[napi(catch_unwind)]
+pub fn adopt(env: Env, fd: i32) -> Result<Channel> {
+    if fd < 0 {
+        return Err(throw(&env, "ERR_NEXUS_NOT_A_SOCKET", &format!("descriptor {fd} is not a socket")));
+    }
+    Ok(Channel::wrap(core::adopt(fd).or_throw(&env)?))
+}
+
+/// Parses an address and gives it back in canonical form, or throws naming the bad part.
+#[napi(catch_unwind)]
+pub fn parse_address(env: Env, address_text: String) -> Result<String> {
+    Ok(address(&env, &address_text)?.to_string())
+}

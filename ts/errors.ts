@@ -1,0 +1,63 @@
+/**
+ * Errors of pyre-nexus. Every error has a stable `code`; the native core throws coded errors and
+ * {@link translate} turns them into the class a user can catch with `instanceof`.
+ */
+
+/** The base class of every pyre-nexus error (pyre's `NexusError`). */
+export class NexusError extends Error {
+  /** A stable identifier, such as `ERR_NEXUS_BAD_ADDRESS`. */
+  readonly code: string;
+
+  constructor(message: string, code = 'ERR_NEXUS', options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A task failed for a reason that may pass: running it again may succeed. */
+export class RecoverableError extends NexusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, 'ERR_NEXUS_RECOVERABLE', options);
+  }
+}
+
+/** The peer reset the connection (pyre's `ConnectionResetError`). */
+export class ConnectionResetError extends NexusError {}
+/** An address that does not parse; the message names the bad part. */
+export class BadAddressError extends NexusError {}
+/** The address is already taken. */
+export class AddressInUseError extends NexusError {}
+/** A peer announced a frame longer than the channel's maximum. */
+export class FrameTooLargeError extends NexusError {}
+/** A peer closed its channel in the middle of a frame. */
+export class TruncatedFrameError extends NexusError {}
+/** A frame's payload does not decode with the channel's marshaler. */
+export class BadPayloadError extends NexusError {}
+/** The channel was closed by this side. */
+export class ChannelClosedError extends NexusError {}
+/** The channel's unsent output is at its bound; wait until it is write-ready. */
+export class ChannelFullError extends NexusError {}
+/** This platform is not supported by the native core. */
+export class UnsupportedPlatformError extends NexusError {}
+
+const classes: Record<string, new (message: string, code: string) => NexusError> = {
+  ERR_NEXUS_PEER_RESET: ConnectionResetError,
+  ERR_NEXUS_BAD_ADDRESS: BadAddressError,
+  ERR_NEXUS_ADDRESS_IN_USE: AddressInUseError,
+  ERR_NEXUS_FRAME_TOO_LARGE: FrameTooLargeError,
+  ERR_NEXUS_TRUNCATED: TruncatedFrameError,
+  ERR_NEXUS_BAD_PAYLOAD: BadPayloadError,
+  ERR_NEXUS_CHANNEL_CLOSED: ChannelClosedError,
+  ERR_NEXUS_CHANNEL_FULL: ChannelFullError,
+  ERR_NEXUS_UNSUPPORTED_PLATFORM: UnsupportedPlatformError,
+};
+
+/** Turns an error thrown by the native core into its pyre-nexus class; others pass unchanged. */
+export function translate(error: unknown): unknown {
+  if (!(error instanceof Error) || error instanceof NexusError) return error;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('ERR_NEXUS')) return error;
+  const Class = classes[code] ?? NexusError;
+  return new Class(error.message, code);
+}

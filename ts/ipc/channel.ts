@@ -1,0 +1,197 @@
+import { translate } from '../errors.js';
+import { type NativeChannel, native } from '../native.js';
+
+function rethrow(error: unknown): never {
+  throw translate(error);
+}
+
+/**
+ * A non-blocking socket end: a pipe end, a TCP or Unix-domain connection, or a listening port.
+ * The socket is owned by the native core; reads and writes never block the event loop.
+ */
+export class Channel {
+  /** @internal */
+  readonly native: NativeChannel;
+
+  /** @internal Channels are made by {@link pipe}, {@link port}, {@link tcp} and {@link adopt}. */
+  constructor(handle: NativeChannel) {
+    this.native = handle;
+  }
+
+  /** The file descriptor, or null once closed. */
+  get fd(): number | null {
+    return this.native.fd;
+  }
+
+  /** `stream` (pipe or Unix-domain), `tcp`, `listener` or `closed`. */
+  get kind(): string {
+    return this.native.kind;
+  }
+
+  /** Whether this side has closed the channel. */
+  get closed(): boolean {
+    return this.native.closed;
+  }
+
+  /** Whether the peer has closed its end: everything it sent has been read. */
+  get atEnd(): boolean {
+    return this.native.atEnd;
+  }
+
+  /** The address really bound, in pyre's notation (`ip4:127.0.0.1:50123`), if any. */
+  get address(): string | null {
+    return this.native.localAddress;
+  }
+
+  /** The peer's address, if known. */
+  get peer(): string | null {
+    return this.native.peerAddress;
+  }
+
+  /** Bytes accepted by {@link write} or {@link sendFrame} that the kernel has not taken yet. */
+  get pendingOutput(): number {
+    return this.native.pendingOutput;
+  }
+
+  /** Sets the largest frame this channel accepts (default 64 MiB); a longer one is an error. */
+  set maxFrame(bytes: number) {
+    checkSize('maxFrame', bytes);
+    this.native.setMaxFrame(bytes);
+  }
+
+  /** Sets the bound on unsent output (default 1 MiB). */
+  set outputBound(bytes: number) {
+    checkSize('outputBound', bytes);
+    this.native.setOutputBound(bytes);
+  }
+
+  /**
+   * Reads what is there into `buffer`, without waiting: the number of bytes read, 0 at end of
+   * file, or null when nothing is there (readiness can be spurious; that is not an error).
+   */
+  read(buffer: Buffer): number | null {
+    try {
+      return this.native.read(buffer);
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  /**
+   * Writes what the kernel takes now and keeps the rest, up to the output bound, to flush as the
+   * channel becomes writable. Returns how many bytes were accepted.
+   */
+  write(data: Buffer | Uint8Array | string): number {
+    try {
+      return this.native.write(toBuffer(data));
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  /** Sends `payload` as one frame: a 4-byte little-endian length, then the bytes. */
+  sendFrame(payload: Buffer | Uint8Array): void {
+    try {
+      this.native.sendFrame(toBuffer(payload));
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  /** The next whole frame's payload, or null if none has arrived whole yet. */
+  recvFrame(): Buffer | null {
+    try {
+      return this.native.recvFrame();
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  /** Takes the next connection waiting on a listening channel, or null if none is waiting. */
+  accept(): Channel | null {
+    try {
+      const handle = this.native.accept();
+      return handle === null ? null : new Channel(handle);
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  /**
+   * Closes the channel and drops its handlers. Output already accepted is still delivered while a
+   * dispatcher watches the channel. Closing twice is harmless.
+   */
+  close(): void {
+    this.native.close();
+  }
+}
+
+function toBuffer(data: Buffer | Uint8Array | string): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (typeof data === 'string') return Buffer.from(data);
+  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  throw new TypeError(`expected a Buffer, Uint8Array or string, got ${typeof data}`);
+}
+
+function checkSize(name: string, bytes: number): void {
+  if (!Number.isInteger(bytes) || bytes < 1 || bytes > 0xffffffff) {
+    throw new RangeError(`${name} must be a whole number of bytes from 1 to 4294967295, got ${bytes}`);
+  }
+}
+
+/** A connected pair of channels `[parent, child]`, like pyre's pipe (one socket pair). */
+export function pipe(): [Channel, Channel] {
+  try {
+    const [a, b] = native.pipe();
+    return [new Channel(a as NativeChannel), new Channel(b as NativeChannel)];
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/**
+ * A listening port at `address` (`host:port`, `ip4:host:port`, `ip6:[::1]:port`, `unix:/path`).
+ * A taken Internet address falls back to an ephemeral port; `channel.address` says what was bound.
+ */
+export function port(address = 'ip4:127.0.0.1:0'): Channel {
+  try {
+    return new Channel(native.port(checkAddress(address)));
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** A connection to `address`, begun without blocking; it becomes write-ready once connected. */
+export function tcp(address: string): Channel {
+  try {
+    return new Channel(native.connect(checkAddress(address)));
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** Takes over an inherited socket descriptor, such as fd 3 handed to a worker process. */
+export function adopt(fd: number): Channel {
+  if (!Number.isInteger(fd)) throw new TypeError(`fd must be an integer, got ${fd}`);
+  try {
+    return new Channel(native.adopt(fd));
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** Parses an address into its canonical form; throws a BadAddressError naming the bad part. */
+export function parseAddress(address: string): string {
+  try {
+    return native.parseAddress(checkAddress(address));
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+function checkAddress(address: unknown): string {
+  if (typeof address !== 'string') {
+    throw new TypeError(`an address must be a string such as "ip4:127.0.0.1:5000", got ${typeof address}`);
+  }
+  return address;
+}

@@ -1,0 +1,161 @@
+import { translate } from '../errors.js';
+import { type NativeDispatcher, native } from '../native.js';
+import { Channel } from './channel.js';
+
+/** A channel handler: called with the ready channel; a truthy return keeps it registered. */
+export type Handler = (channel: Channel) => unknown;
+
+/** An alarm handler: called with the time (seconds since the epoch); a number re-arms it. */
+export type AlarmHandler = (timestamp: number) => number | undefined | null | void;
+
+/** Names a registration, for {@link Dispatcher.cancel}. */
+export type HandlerId = number;
+
+/** Options of a {@link Dispatcher}. */
+export interface DispatcherOptions {
+  /**
+   * Called when a handler throws; the handler is dropped and the loop goes on. Without it, the
+   * exception rejects the `watch()` promise and the loop stops (other registrations stay).
+   */
+  onError?: (error: unknown, channel: Channel | null) => void;
+}
+
+const READ = 0;
+const WRITE = 1;
+const EXCEPTION = 2;
+
+/**
+ * pyre's event dispatcher, running inside Node's own event loop: timers, promises, sockets and
+ * child processes keep working while it watches, and promise jobs run after every handler.
+ *
+ * Readiness is level-triggered, as in pyre: a handler that leaves data unread is called again.
+ */
+export class Dispatcher {
+  readonly #native: NativeDispatcher;
+  readonly #onError: DispatcherOptions['onError'];
+
+  constructor(options: DispatcherOptions = {}) {
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError(`options must be an object, got ${options === null ? 'null' : typeof options}`);
+    }
+    if (options.onError !== undefined && typeof options.onError !== 'function') {
+      throw new TypeError(`options.onError must be a function, got ${typeof options.onError}`);
+    }
+    this.#native = new native.Dispatcher();
+    this.#onError = options.onError;
+  }
+
+  /** Calls `handler(channel)` whenever `channel` has data, an end of file or a connection to accept. */
+  whenReadReady(channel: Channel, handler: Handler): HandlerId {
+    return this.#when(channel, READ, handler, 'whenReadReady');
+  }
+
+  /** Calls `handler(channel)` whenever `channel` can take more output (and once it is connected). */
+  whenWriteReady(channel: Channel, handler: Handler): HandlerId {
+    return this.#when(channel, WRITE, handler, 'whenWriteReady');
+  }
+
+  /** Calls `handler(channel)` when an error condition arises on `channel`. */
+  whenException(channel: Channel, handler: Handler): HandlerId {
+    return this.#when(channel, EXCEPTION, handler, 'whenException');
+  }
+
+  /** Calls `handler(timestamp)` after `seconds`; if it returns a number, again that much later. */
+  alarm(seconds: number, handler: AlarmHandler): HandlerId {
+    if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) {
+      throw new RangeError(`alarm: the interval must be a non-negative number of seconds, got ${String(seconds)}`);
+    }
+    checkHandler('alarm', handler);
+    const onError = this.#onError;
+    const call =
+      onError === undefined
+        ? handler
+        : (timestamp: number) => {
+            try {
+              return handler(timestamp);
+            } catch (error) {
+              onError(error, null);
+              return undefined;
+            }
+          };
+    return this.#call(() => this.#native.alarm(seconds, call));
+  }
+
+  /** Drops a handler or alarm by the id its registration returned; returns whether it was there. */
+  cancel(id: HandlerId): boolean {
+    return this.#native.cancel(id);
+  }
+
+  /**
+   * Runs the loop; the promise settles when {@link stop} is called or nothing is left to wait for
+   * (no handlers, no alarms, no output still flushing). It rejects with the exception of a handler
+   * that threw, unless `onError` was given.
+   */
+  watch(): Promise<void> {
+    try {
+      return this.#native.watch();
+    } catch (e) {
+      return Promise.reject(translate(e));
+    }
+  }
+
+  /** Stops the loop after the current handler; registrations stay for the next {@link watch}. */
+  stop(): void {
+    this.#native.stop();
+  }
+
+  /** Stops, drops every registration and releases the native resources. */
+  close(): void {
+    this.#native.close();
+  }
+
+  /** Whether {@link watch} is running. */
+  get watching(): boolean {
+    return this.#native.watching;
+  }
+
+  /** How many handlers and alarms are registered. */
+  get handlerCount(): number {
+    return this.#native.handlerCount;
+  }
+
+  #when(channel: Channel, kind: number, handler: Handler, method: string): HandlerId {
+    if (!(channel instanceof Channel)) {
+      throw new TypeError(`${method}: expected a Channel, got ${describe(channel)}`);
+    }
+    checkHandler(method, handler);
+    const onError = this.#onError;
+    const call =
+      onError === undefined
+        ? () => handler(channel)
+        : () => {
+            try {
+              return handler(channel);
+            } catch (error) {
+              onError(error, channel);
+              return false;
+            }
+          };
+    return this.#call(() => this.#native.when(channel.native, kind, call));
+  }
+
+  #call<T>(f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      throw translate(e);
+    }
+  }
+}
+
+function checkHandler(method: string, handler: unknown): void {
+  if (typeof handler !== 'function') {
+    throw new TypeError(`${method}: the handler must be a function, got ${describe(handler)}`);
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return value.constructor?.name ?? 'an object';
+  return typeof value;
+}

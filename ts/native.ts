@@ -1,0 +1,67 @@
+/** Loads the native addon (internal: the generated loader is not part of the public API). */
+import { createRequire } from 'node:module';
+import { UnsupportedPlatformError } from './errors.js';
+
+/** The native channel, as the binding exports it. */
+export interface NativeChannel {
+  readonly fd: number | null;
+  readonly kind: string;
+  readonly closed: boolean;
+  readonly atEnd: boolean;
+  readonly localAddress: string | null;
+  readonly peerAddress: string | null;
+  readonly pendingOutput: number;
+  setMaxFrame(max: number): void;
+  setOutputBound(bound: number): void;
+  read(buffer: Buffer): number | null;
+  write(buffer: Buffer): number;
+  sendFrame(payload: Buffer): void;
+  recvFrame(): Buffer | null;
+  accept(): NativeChannel | null;
+  close(): void;
+}
+
+/** The native dispatcher. */
+export interface NativeDispatcher {
+  readonly handlerCount: number;
+  readonly watching: boolean;
+  when(channel: NativeChannel, kind: number, handler: () => unknown): number;
+  alarm(seconds: number, handler: (timestamp: number) => unknown): number;
+  cancel(id: number): boolean;
+  watch(): Promise<void>;
+  stop(): void;
+  close(): void;
+}
+
+interface Binding {
+  platformSupported(): boolean;
+  Dispatcher: new () => NativeDispatcher;
+  pipe(): NativeChannel[];
+  port(address: string): NativeChannel;
+  connect(address: string): NativeChannel;
+  adopt(fd: number): NativeChannel;
+  parseAddress(address: string): string;
+}
+
+function load(): Binding {
+  const require = createRequire(import.meta.url);
+  let binding: Binding;
+  try {
+    binding = require('../native.cjs') as Binding;
+  } catch (cause) {
+    throw new UnsupportedPlatformError(
+      `pyre-nexus has no native build for ${process.platform}-${process.arch}: ${(cause as Error).message}`,
+      'ERR_NEXUS_UNSUPPORTED_PLATFORM',
+      { cause },
+    );
+  }
+  if (!binding.platformSupported()) {
+    throw new UnsupportedPlatformError(
+      `pyre-nexus does not support ${process.platform} yet: its dispatcher needs a pollable selector (Linux, macOS, BSD)`,
+      'ERR_NEXUS_UNSUPPORTED_PLATFORM',
+    );
+  }
+  return binding;
+}
+
+export const native: Binding = load();
