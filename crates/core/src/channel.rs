@@ -301,6 +301,12 @@ impl Channel {
         self.closing && !matches!(self.io, Io::Closed)
     }
 
+    /// Whether a read may find something. Unwatched channels get no readiness news, so for them
+    /// only trying tells.
+    fn may_read(&self) -> bool {
+        self.link.is_none() || self.ready & ready::READABLE != 0
+    }
+
     /// The socket has nothing more to read for now. Once the peer has closed, no new event will
     /// come, so the end of file stays readable.
     fn drained(&mut self) {
@@ -390,7 +396,7 @@ impl Channel {
                     None => Ok(Recv::Eof),
                 };
             }
-            if self.ready & ready::READABLE == 0 {
+            if !self.may_read() {
                 self.frames.shrink();
                 return Ok(Recv::Pending);
             }
@@ -409,7 +415,10 @@ impl Channel {
                         self.drained();
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.drained(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.drained();
+                    return Ok(Recv::Pending);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Error::io("read", e)),
             }

@@ -62,7 +62,10 @@ impl FrameReader {
 
     /// The length the pending frame announced, once its header is in.
     fn announced(&self) -> Option<usize> {
-        let head = self.buf.get(self.start..self.start + HEADER)?;
+        if self.buffered() < HEADER {
+            return None; // what lies past `end` is stale
+        }
+        let head = &self.buf[self.start..self.start + HEADER];
         Some(u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize)
     }
 
@@ -185,6 +188,23 @@ mod tests {
             out.push(String::from_utf8(reader.frame(range).to_vec()).unwrap());
         }
         assert_eq!(out, ["a", "", "ccc"]);
+    }
+
+    #[test]
+    fn a_header_split_across_reads_is_not_read_from_stale_bytes() {
+        // Fill the buffer with bytes that would announce a huge frame, then consume them.
+        let mut reader = FrameReader::new(1 << 10);
+        feed(&mut reader, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        reader.take_raw(&mut [0u8; 8]);
+        // ...and a new header arriving one byte at a time over the stale ones.
+        for byte in header(1) {
+            assert!(reader.next_frame().unwrap().is_none());
+            assert!(!reader.has_frame());
+            feed(&mut reader, &[byte]);
+        }
+        feed(&mut reader, b"z");
+        let range = reader.next_frame().unwrap().unwrap();
+        assert_eq!(reader.frame(range), b"z");
     }
 
     #[test]

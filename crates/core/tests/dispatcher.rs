@@ -240,3 +240,13 @@ fn idle_dispatcher_waits_instead_of_spinning() {
     // One turn for the alarm, one for the data (and perhaps a spurious one): not thousands.
     assert!(nexus.turns.get() <= 4, "{} turns for two events", nexus.turns.get());
 }
+
+#[test]
+fn an_unwatched_channel_reads_what_is_there_and_says_when_nothing_is() {
+    let (a, b) = pipe().unwrap();
+    let (mut a, mut b) = (a, b);
+    assert_eq!(b.recv_frame().unwrap(), Recv::Pending);
+    a.send_frame(b"direct").unwrap();
+    assert_eq!(b.recv_frame().unwrap(), Recv::Frame(b"direct"));
+    assert_eq!(b.recv_frame().unwrap(), Recv::Pending);
+}

@@ -1,0 +1,218 @@
+import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, fstatSync, mkdtempSync, openSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import {
+  AddressInUseError,
+  BadAddressError,
+  type Channel,
+  ChannelClosedError,
+  ChannelFullError,
+  ConnectionResetError,
+  Dispatcher,
+  NexusError,
+  parseAddress,
+  pipe,
+  port,
+  tcp,
+  V8Marshaler,
+  adopt,
+} from '../dist/index.js';
+
+const marshaler = new V8Marshaler();
+
+/** Accepts one connection on `listener` and exchanges a greeting both ways with `client`. */
+async function converse(listener: Channel, client: Channel): Promise<unknown[]> {
+  const dispatcher = new Dispatcher();
+  const got: unknown[] = [];
+  dispatcher.whenReadReady(listener, (l) => {
+    const server = l.accept();
+    if (server === null) return true;
+    t_peer(server);
+    dispatcher.whenReadReady(server, (s) => {
+      const item = marshaler.recv(s);
+      if (item === undefined) return !s.atEnd;
+      marshaler.send(`hello ${String(item)}`, s);
+      return false;
+    });
+    return false;
+  });
+  dispatcher.whenWriteReady(client, (c) => {
+    marshaler.send('client', c);
+    return false;
+  });
+  dispatcher.whenReadReady(client, (c) => {
+    const item = marshaler.recv(c);
+    if (item === undefined) return true;
+    got.push(item, c.peer);
+    return false;
+  });
+  await dispatcher.watch();
+  return got;
+}
+const servers: Channel[] = [];
+function t_peer(server: Channel): void {
+  servers.push(server);
+}
+
+test('addresses parse in pyre notation and bad ones name the bad part', (t) => {
+  t.is(parseAddress('127.0.0.1:80'), 'ip4:127.0.0.1:80');
+  t.is(parseAddress('ip6:[::1]:8080'), 'ip6:[::1]:8080');
+  t.is(parseAddress('unix:/tmp/x.sock'), 'unix:/tmp/x.sock');
+  const bad = (address: string, part: RegExp) => {
+    const error = t.throws(() => parseAddress(address), { instanceOf: BadAddressError });
+    t.is(error?.code, 'ERR_NEXUS_BAD_ADDRESS');
+    t.regex(error?.message ?? '', part);
+  };
+  bad('localhost', /no port/);
+  bad('127.0.0.1:http', /the port "http" is not a number/);
+  bad('ip6:127.0.0.1:1', /not of the family/);
+  bad('unix:', /path is empty/);
+  t.throws(() => port(42 as never), { instanceOf: TypeError, message: /an address must be a string/ });
+});
+
+test('a taken port falls back to an ephemeral one and reports what it bound', (t) => {
+  const first = port('ip4:127.0.0.1:0');
+  const taken = first.address as string;
+  t.regex(taken, /^ip4:127\.0\.0\.1:\d+$/);
+  const second = port(taken);
+  t.not(second.address, taken);
+  t.regex(second.address as string, /^ip4:127\.0\.0\.1:\d+$/);
+  t.is(second.kind, 'listener');
+  first.close();
+  second.close();
+});
+
+test('TCP over IPv4: connect without blocking, accept, and talk', async (t) => {
+  const listener = port('ip4:127.0.0.1:0');
+  const client = tcp(listener.address as string);
+  const [greeting, peer] = await converse(listener, client);
+  t.is(greeting, 'hello client');
+  t.is(peer, listener.address);
+});
+
+test('TCP over IPv6', async (t) => {
+  const listener = port('ip6:[::1]:0');
+  t.regex(listener.address as string, /^ip6:\[::1\]:\d+$/);
+  const [greeting] = await converse(listener, tcp(listener.address as string));
+  t.is(greeting, 'hello client');
+});
+
+test('Unix-domain listeners and connections; a path in use is refused', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'nexus-')), 'service.sock');
+  const listener = port(`unix:${path}`);
+  t.is(listener.address, `unix:${path}`);
+  t.throws(() => port(`unix:${path}`), { instanceOf: AddressInUseError, message: /already in use/ });
+  const [greeting] = await converse(listener, tcp(`unix:${path}`));
+  t.is(greeting, 'hello client');
+  listener.close();
+  // Closing the listener removes its socket file, so the path can be used again.
+  port(`unix:${path}`).close();
+});
+
+test('a refused connection reaches the exception handler and the next write as an error', async (t) => {
+  const listener = port('ip4:127.0.0.1:0');
+  const address = listener.address as string;
+  listener.close();
+  const client = tcp(address);
+  const dispatcher = new Dispatcher();
+  let exception = false;
+  dispatcher.whenException(client, () => {
+    exception = true;
+    return false;
+  });
+  await dispatcher.watch();
+  t.true(exception);
+  const error = t.throws(() => client.write('x'), { instanceOf: NexusError });
+  t.regex(error?.message ?? '', /refused/i);
+});
+
+test('a peer that resets the connection gives a ConnectionResetError on that channel', async (t) => {
+  const listener = port('ip4:127.0.0.1:0');
+  const [, portNumber] = (listener.address as string).split(/:(?=\d+$)/);
+  const socket = netConnect(Number(portNumber), '127.0.0.1');
+  await once(socket, 'connect');
+  const dispatcher = new Dispatcher();
+  let caught: unknown;
+  dispatcher.whenReadReady(listener, (l) => {
+    const server = l.accept();
+    if (server === null) return true;
+    servers.push(server);
+    socket.resetAndDestroy();
+    dispatcher.whenReadReady(server, (s) => {
+      try {
+        return s.read(Buffer.alloc(16)) !== 0;
+      } catch (error) {
+        caught = error;
+        return false;
+      }
+    });
+    return false;
+  });
+  await dispatcher.watch();
+  t.true(caught instanceof ConnectionResetError, String(caught));
+  t.is((caught as NexusError).code, 'ERR_NEXUS_PEER_RESET');
+});
+
+test('output the kernel does not take is buffered up to the bound, then delivered in order', async (t) => {
+  const [a, b] = pipe();
+  a.outputBound = 1 << 20;
+  const data = Buffer.alloc(8 << 20);
+  for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i, i);
+  const accepted = a.write(data);
+  t.true(accepted < data.length, 'a full socket and buffer accept only part');
+  t.true(a.pendingOutput > 0 && a.pendingOutput <= 1 << 20, `pending ${a.pendingOutput}`);
+  t.throws(() => a.sendFrame(Buffer.from('more')), { instanceOf: ChannelFullError, message: /at its bound of 1048576/ });
+  // Watched, the rest flushes as the peer reads; closing after it still delivers everything.
+  const dispatcher = new Dispatcher();
+  const received: Buffer[] = [];
+  let offset = accepted;
+  dispatcher.whenWriteReady(a, (ch) => {
+    offset += ch.write(data.subarray(offset));
+    if (offset < data.length) return true;
+    ch.close();
+    return false;
+  });
+  dispatcher.whenReadReady(b, (ch) => {
+    const chunk = Buffer.alloc(1 << 16);
+    const n = ch.read(chunk);
+    if (n) received.push(chunk.subarray(0, n));
+    return n !== 0;
+  });
+  await dispatcher.watch();
+  t.true(Buffer.concat(received).equals(data));
+});
+
+test('using a closed channel, or a listener as a stream, is a clear error', (t) => {
+  const [a] = pipe();
+  a.close();
+  a.close();
+  t.true(a.closed);
+  t.is(a.fd, null);
+  t.throws(() => a.write('x'), { instanceOf: ChannelClosedError, message: 'the channel is closed' });
+  t.throws(() => marshaler.send(1, a), { instanceOf: ChannelClosedError });
+  const listener = port();
+  t.throws(() => listener.read(Buffer.alloc(1)), { code: 'ERR_NEXUS_WRONG_KIND', message: 'cannot read on a listener channel' });
+  listener.close();
+  t.throws(() => (a.maxFrame = 0), { instanceOf: RangeError, message: /maxFrame must be a whole number/ });
+});
+
+test('adopting a descriptor that is not a socket is refused', (t) => {
+  const fd = openSync(join(tmpdir(), 'nexus-not-a-socket'), 'w');
+  t.throws(() => adopt(fd), { code: 'ERR_NEXUS_NOT_A_SOCKET', message: `descriptor ${fd} is not a socket` });
+  closeSync(fd);
+});
+
+test('channels are close-on-exec: a spawned process does not inherit them', (t) => {
+  const [a, b] = pipe();
+  const listener = port();
+  const fds = [a.fd, b.fd, listener.fd] as number[];
+  const inodes = fds.map((fd) => fstatSync(fd).ino);
+  const probe = `const fs = require('fs'); console.log(JSON.stringify(${JSON.stringify(fds)}.map((fd) => { try { return fs.fstatSync(fd).ino } catch { return null } })))`;
+  const child = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
+  const seen = JSON.parse(child.stdout) as (number | null)[];
+  seen.forEach((ino, i) => t.not(ino, inodes[i], `fd ${fds[i]} leaked into the child`));
+});

@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import test from 'ava';
+import {
+  BadPayloadError,
+  type Channel,
+  Dispatcher,
+  FrameTooLargeError,
+  JsonMarshaler,
+  pipe,
+  TruncatedFrameError,
+  V8Marshaler,
+} from '../dist/index.js';
+import { spawnPeer } from './helpers.js';
+
+const marshaler = new V8Marshaler();
+
+/** Reads items from `channel` until end of file or an error, which is returned with them. */
+function drain(dispatcher: Dispatcher, channel: Channel, m = marshaler): { items: unknown[]; error?: unknown } {
+  const result: { items: unknown[]; error?: unknown } = { items: [] };
+  dispatcher.whenReadReady(channel, (ch) => {
+    try {
+      for (let item = m.recv(ch); item !== undefined; item = m.recv(ch)) result.items.push(item);
+    } catch (error) {
+      result.error = error;
+      ch.close();
+      return false;
+    }
+    if (ch.atEnd) ch.close();
+    return !ch.atEnd;
+  });
+  return result;
+}
+
+test('two processes exchange 100,000 framed messages with none lost or reordered', async (t) => {
+  const peer = spawnPeer('peer.ts', 'count', '100000');
+  const dispatcher = new Dispatcher();
+  const got = drain(dispatcher, peer.channel);
+  await dispatcher.watch();
+  t.is(got.error, undefined, String(got.error));
+  t.is(got.items.length, 100_000);
+  t.true(
+    got.items.every((item, i) => item === i),
+    'every message arrived once, in order',
+  );
+  t.deepEqual(await peer.exit, { code: 0, signal: null });
+});
+
+test('a 16 MiB message crosses to another process and back intact', async (t) => {
+  const peer = spawnPeer('peer.ts', 'echo');
+  const big = randomBytes(16 << 20);
+  const dispatcher = new Dispatcher();
+  marshaler.send(big, peer.channel);
+  let back: Buffer | undefined;
+  dispatcher.whenReadReady(peer.channel, (ch) => {
+    const item = marshaler.recv(ch);
+    if (item === undefined) return true;
+    back = item as Buffer;
+    ch.close();
+    return false;
+  });
+  await dispatcher.watch();
+  t.true(Buffer.isBuffer(back) && back.equals(big));
+  t.is((await peer.exit).code, 0);
+});
+
+test('a frame sent one byte at a time is delivered whole, once', async (t) => {
+  const peer = spawnPeer('peer.ts', 'bytewise');
+  const dispatcher = new Dispatcher();
+  let partial = 0;
+  const items: unknown[] = [];
+  dispatcher.whenReadReady(peer.channel, (ch) => {
+    const item = marshaler.recv(ch);
+    if (item !== undefined) items.push(item);
+    else if (!ch.atEnd) {
+      partial += 1;
+      ch.write('k'); // acknowledge: the peer sends the next byte
+    }
+    if (ch.atEnd) ch.close();
+    return !ch.atEnd;
+  });
+  await dispatcher.watch();
+  const frameLength = 4 + marshaler.encode({ greeting: 'one byte at a time', numbers: [1, 2, 3] }).length;
+  t.deepEqual(items, [{ greeting: 'one byte at a time', numbers: [1, 2, 3] }]);
+  t.is(partial, frameLength - 1, 'every partial state was seen, and none was handed out');
+});
+
+test('a peer announcing a 4 GiB frame gets an error on its channel only; others carry on', async (t) => {
+  const peer = spawnPeer('peer.ts', 'huge');
+  const [a, b] = pipe();
+  const dispatcher = new Dispatcher();
+  const bad = drain(dispatcher, peer.channel);
+  const good = drain(dispatcher, b);
+  marshaler.send('still here', a);
+  a.close();
+  await dispatcher.watch();
+  t.true(bad.error instanceof FrameTooLargeError);
+  t.is((bad.error as FrameTooLargeError).message, 'the peer announced a frame of 4294967295 bytes, more than the maximum of 67108864');
+  t.deepEqual(good.items, ['still here']);
+  t.is((await peer.exit).code, 0, 'the peer saw its channel closed and ended');
+});
+
+test('a peer dying in the middle of a frame is a TruncatedFrameError for that channel', async (t) => {
+  const peer = spawnPeer('peer.ts', 'die-mid-frame');
+  const dispatcher = new Dispatcher();
+  const got = drain(dispatcher, peer.channel);
+  await dispatcher.watch();
+  t.true(got.error instanceof TruncatedFrameError, String(got.error));
+  t.regex((got.error as Error).message, /in the middle of a frame \(9 of \d+ bytes\)/);
+  t.is((await peer.exit).signal, 'SIGKILL');
+});
+
+test('the maximum frame size is configurable per channel', async (t) => {
+  const [a, b] = pipe();
+  b.maxFrame = 10;
+  marshaler.send('x'.repeat(100), a);
+  const dispatcher = new Dispatcher();
+  const got = drain(dispatcher, b);
+  await dispatcher.watch();
+  t.true(got.error instanceof FrameTooLargeError);
+  t.regex((got.error as Error).message, /more than the maximum of 10$/);
+});
+
+test('a payload that does not decode is a BadPayloadError, and the next frame still arrives', (t) => {
+  const [a, b] = pipe();
+  a.sendFrame(Buffer.from('not v8 data'));
+  marshaler.send({ ok: true }, a);
+  const error = t.throws(() => marshaler.recv(b), { instanceOf: BadPayloadError });
+  t.is(error?.code, 'ERR_NEXUS_BAD_PAYLOAD');
+  t.regex(error?.message ?? '', /an 11-byte frame is not a V8-serialized value|a 11-byte frame/);
+  t.deepEqual(marshaler.recv(b), { ok: true });
+  const json = new JsonMarshaler();
+  a.sendFrame(Buffer.from('{oops'));
+  t.throws(() => json.recv(b), { instanceOf: BadPayloadError, message: /frame is not JSON/ });
+});
+
+test('the JSON marshaler speaks plain length-prefixed JSON', (t) => {
+  const [a, b] = pipe();
+  const json = new JsonMarshaler();
+  json.send({ answer: 42, list: ['a'] }, a);
+  const raw = b.recvFrame() as Buffer;
+  t.is(raw.toString(), '{"answer":42,"list":["a"]}');
+  json.send([1, 2], a);
+  t.deepEqual(json.recv(b), [1, 2]);
+  t.throws(() => json.send(undefined, a), { instanceOf: TypeError, message: /undefined cannot be sent/ });
+});
+
+test('V8 marshaling keeps rich values', (t) => {
+  const [a, b] = pipe();
+  const value = { when: new Date(0), map: new Map([[1, 'one']]), bytes: Buffer.from([1, 2]), big: 10n };
+  marshaler.send(value, a);
+  const back = marshaler.recv(b) as typeof value;
+  t.deepEqual(back.when, value.when);
+  t.deepEqual([...back.map], [[1, 'one']]);
+  t.deepEqual([...back.bytes], [1, 2]);
+  t.is(back.big, 10n);
+});
