@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import {
   AddressInUseError,
+  adopt,
   BadAddressError,
   type Channel,
   ChannelClosedError,
@@ -19,7 +20,6 @@ import {
   port,
   tcp,
   V8Marshaler,
-  adopt,
 } from '../dist/index.js';
 
 const marshaler = new V8Marshaler();
@@ -165,7 +165,10 @@ test('output the kernel does not take is buffered up to the bound, then delivere
   const accepted = a.write(data);
   t.true(accepted < data.length, 'a full socket and buffer accept only part');
   t.true(a.pendingOutput > 0 && a.pendingOutput <= 1 << 20, `pending ${a.pendingOutput}`);
-  t.throws(() => a.sendFrame(Buffer.from('more')), { instanceOf: ChannelFullError, message: /at its bound of 1048576/ });
+  t.throws(() => a.sendFrame(Buffer.from('more')), {
+    instanceOf: ChannelFullError,
+    message: /at its bound of 1048576/,
+  });
   // Watched, the rest flushes as the peer reads; closing after it still delivers everything.
   const dispatcher = new Dispatcher();
   const received: Buffer[] = [];
@@ -195,7 +198,10 @@ test('using a closed channel, or a listener as a stream, is a clear error', (t) 
   t.throws(() => a.write('x'), { instanceOf: ChannelClosedError, message: 'the channel is closed' });
   t.throws(() => marshaler.send(1, a), { instanceOf: ChannelClosedError });
   const listener = port();
-  t.throws(() => listener.read(Buffer.alloc(1)), { code: 'ERR_NEXUS_WRONG_KIND', message: 'cannot read on a listener channel' });
+  t.throws(() => listener.read(Buffer.alloc(1)), {
+    code: 'ERR_NEXUS_WRONG_KIND',
+    message: 'cannot read on a listener channel',
+  });
   listener.close();
   t.throws(() => (a.maxFrame = 0), { instanceOf: RangeError, message: /maxFrame must be a whole number/ });
 });
@@ -214,5 +220,7 @@ test('channels are close-on-exec: a spawned process does not inherit them', (t) 
   const probe = `const fs = require('fs'); console.log(JSON.stringify(${JSON.stringify(fds)}.map((fd) => { try { return fs.fstatSync(fd).ino } catch { return null } })))`;
   const child = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
   const seen = JSON.parse(child.stdout) as (number | null)[];
-  seen.forEach((ino, i) => t.not(ino, inodes[i], `fd ${fds[i]} leaked into the child`));
+  seen.forEach((ino, i) => {
+    t.not(ino, inodes[i], `fd ${fds[i]} leaked into the child`);
+  });
 });

@@ -302,10 +302,16 @@ test('Node timers, promises and child processes keep working while the dispatche
 test('bad arguments get clear errors', (t) => {
   const dispatcher = new Dispatcher();
   const [a] = pipe();
-  t.throws(() => dispatcher.whenReadReady({} as Channel, () => true), { message: 'whenReadReady: expected a Channel, got Object' });
-  t.throws(() => dispatcher.whenWriteReady(a, 'nope' as never), { message: /the handler must be a function, got string/ });
+  t.throws(() => dispatcher.whenReadReady({} as Channel, () => true), {
+    message: 'whenReadReady: expected a Channel, got Object',
+  });
+  t.throws(() => dispatcher.whenWriteReady(a, 'nope' as never), {
+    message: /the handler must be a function, got string/,
+  });
   t.throws(() => dispatcher.alarm(-1, () => undefined), { message: /non-negative number of seconds, got -1/ });
-  t.throws(() => new Dispatcher({ onError: 5 as never }), { message: 'options.onError must be a function, got number' });
+  t.throws(() => new Dispatcher({ onError: 5 as never }), {
+    message: 'options.onError must be a function, got number',
+  });
   const other = new Dispatcher();
   dispatcher.whenReadReady(a, () => true);
   t.throws(() => other.whenReadReady(a, () => true), { code: 'ERR_NEXUS_ALREADY_WATCHED' });

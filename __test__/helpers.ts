@@ -35,4 +35,3 @@ export async function runScript(source: string): Promise<{ code: number | null; 
   const [code] = await once(proc, 'exit');
   return { code, stdout, stderr };
 }
-

@@ -94,7 +94,10 @@ test('a peer announcing a 4 GiB frame gets an error on its channel only; others 
   a.close();
   await dispatcher.watch();
   t.true(bad.error instanceof FrameTooLargeError);
-  t.is((bad.error as FrameTooLargeError).message, 'the peer announced a frame of 4294967295 bytes, more than the maximum of 67108864');
+  t.is(
+    (bad.error as FrameTooLargeError).message,
+    'the peer announced a frame of 4294967295 bytes, more than the maximum of 67108864',
+  );
   t.deepEqual(good.items, ['still here']);
   t.is((await peer.exit).code, 0, 'the peer saw its channel closed and ended');
 });

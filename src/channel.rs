@@ -14,7 +14,9 @@ pub struct Channel {
 
 impl Channel {
     fn wrap(channel: core::Channel) -> Channel {
-        Channel { inner: channel.shared() }
+        Channel {
+            inner: channel.shared(),
+        }
     }
 }
 
@@ -116,7 +118,12 @@ impl Channel {
     /// Takes the next waiting connection of a listening channel, or null if none is waiting.
     #[napi(catch_unwind)]
     pub fn accept(&self, env: Env) -> Result<Option<Channel>> {
-        Ok(self.inner.borrow_mut().accept().or_throw(&env)?.map(Channel::wrap))
+        Ok(self
+            .inner
+            .borrow_mut()
+            .accept()
+            .or_throw(&env)?
+            .map(Channel::wrap))
     }
 
     /// Closes the channel; accepted output is still delivered if a dispatcher watches it.
@@ -151,7 +158,11 @@ pub fn connect(env: Env, address_text: String) -> Result<Channel> {
 #[napi(catch_unwind)]
 pub fn adopt(env: Env, fd: i32) -> Result<Channel> {
     if fd < 0 {
-        return Err(throw(&env, "ERR_NEXUS_NOT_A_SOCKET", &format!("descriptor {fd} is not a socket")));
+        return Err(throw(
+            &env,
+            "ERR_NEXUS_NOT_A_SOCKET",
+            &format!("descriptor {fd} is not a socket"),
+        ));
     }
     Ok(Channel::wrap(core::adopt(fd).or_throw(&env)?))
 }

@@ -93,11 +93,19 @@ impl Dispatcher {
     #[napi(catch_unwind)]
     pub fn when(&self, env: Env, channel: &Channel, kind: u32, handler: JsFunction) -> Result<f64> {
         let Some(readiness) = readiness(kind) else {
-            return Err(throw(&env, "ERR_INVALID_ARG_VALUE", &format!("unknown readiness kind {kind}")));
+            return Err(throw(
+                &env,
+                "ERR_INVALID_ARG_VALUE",
+                &format!("unknown readiness kind {kind}"),
+            ));
         };
         self.inner.check_open(&env)?;
         let handler = reference(&env, unsafe { handler.raw() })?;
-        let registered = self.inner.core.borrow_mut().when(&channel.inner, readiness, handler);
+        let registered = self
+            .inner
+            .core
+            .borrow_mut()
+            .when(&channel.inner, readiness, handler);
         match registered {
             Ok(id) => {
                 self.inner.schedule();
@@ -131,7 +139,11 @@ impl Dispatcher {
     /// Drops a handler or alarm by id; unknown ids are ignored. Returns whether one was dropped.
     #[napi(catch_unwind)]
     pub fn cancel(&self, id: f64) -> bool {
-        let dropped = self.inner.core.borrow_mut().cancel(HandlerId::from_bits(id as u64));
+        let dropped = self
+            .inner
+            .core
+            .borrow_mut()
+            .cancel(HandlerId::from_bits(id as u64));
         let found = dropped.is_some();
         if let Some(handler) = dropped {
             release(self.inner.env, handler);
@@ -158,7 +170,11 @@ impl Dispatcher {
     pub fn watch(&self, env: Env, this: This<JsObject>) -> Result<JsObject> {
         self.inner.check_open(&env)?;
         if self.watching() {
-            return Err(throw(&env, "ERR_NEXUS_ALREADY_WATCHING", "this dispatcher is already watching"));
+            return Err(throw(
+                &env,
+                "ERR_NEXUS_ALREADY_WATCHING",
+                "this dispatcher is already watching",
+            ));
         }
         // Settled by hand in `finish`: napi-rs's deferred is made for threadsafe resolution.
         let mut raw_deferred = ptr::null_mut();
@@ -172,7 +188,11 @@ impl Dispatcher {
         let started = unsafe { uv::uv_poll_start(inner.poll.get(), uv::READABLE, on_poll) };
         if started != 0 {
             inner.finish();
-            return Err(throw(&env, "ERR_NEXUS_IO", &format!("watching the selector failed (libuv error {started})")));
+            return Err(throw(
+                &env,
+                "ERR_NEXUS_IO",
+                &format!("watching the selector failed (libuv error {started})"),
+            ));
         }
         inner.schedule();
         // SAFETY: napi_create_promise gave a valid promise value in this handle scope.
@@ -208,7 +228,9 @@ impl Drop for Dispatcher {
 }
 
 fn interval(seconds: f64) -> Option<Duration> {
-    (seconds.is_finite() && seconds >= 0.0 && seconds < 1e9).then(|| Duration::from_secs_f64(seconds))
+    (0.0..1e9)
+        .contains(&seconds)
+        .then(|| Duration::from_secs_f64(seconds))
 }
 
 fn check(status: sys::napi_status) -> Result<()> {
@@ -234,7 +256,11 @@ fn release(env: sys::napi_env, handler: JsRef) {
 impl Inner {
     fn check_open(&self, env: &Env) -> Result<()> {
         if self.closed.get() {
-            return Err(throw(env, "ERR_NEXUS_DISPATCHER_CLOSED", "this dispatcher is closed"));
+            return Err(throw(
+                env,
+                "ERR_NEXUS_DISPATCHER_CLOSED",
+                "this dispatcher is closed",
+            ));
         }
         Ok(())
     }
@@ -258,7 +284,9 @@ impl Inner {
             [a, b, c]
         };
         if status != [0, 0, 0] {
-            return Err(fail(format!("libuv refused the dispatcher's handles ({status:?})")));
+            return Err(fail(format!(
+                "libuv refused the dispatcher's handles ({status:?})"
+            )));
         }
         // Each handle holds one strong count of Inner, given back in its close callback.
         for handle in [poll, timer, idle] {
@@ -278,10 +306,29 @@ impl Inner {
         // SAFETY: plain value creation in the current handle scope.
         unsafe {
             check(sys::napi_create_object(env.raw(), &mut resource))?;
-            check(sys::napi_create_string_utf8(env.raw(), c"pyre.nexus.Dispatcher".as_ptr(), usize::MAX, &mut name))?;
-            check(sys::napi_async_init(env.raw(), resource, name, &mut context))?;
-            check(sys::napi_create_reference(env.raw(), resource, 1, &mut resource_ref))?;
-            check(sys::napi_add_env_cleanup_hook(env.raw(), Some(on_env_cleanup), Rc::as_ptr(self) as *mut c_void))?;
+            check(sys::napi_create_string_utf8(
+                env.raw(),
+                c"pyre.nexus.Dispatcher".as_ptr(),
+                usize::MAX,
+                &mut name,
+            ))?;
+            check(sys::napi_async_init(
+                env.raw(),
+                resource,
+                name,
+                &mut context,
+            ))?;
+            check(sys::napi_create_reference(
+                env.raw(),
+                resource,
+                1,
+                &mut resource_ref,
+            ))?;
+            check(sys::napi_add_env_cleanup_hook(
+                env.raw(),
+                Some(on_env_cleanup),
+                Rc::as_ptr(self) as *mut c_void,
+            ))?;
         }
         self.async_context.set(context);
         self.resource.set(resource_ref);
@@ -297,7 +344,11 @@ impl Inner {
         // SAFETY: we are on the JavaScript thread of `env` (finalizer, cleanup hook or a call);
         // every handle is closed exactly once and freed by its close callback.
         unsafe {
-            sys::napi_remove_env_cleanup_hook(env, Some(on_env_cleanup), self as *const Inner as *mut c_void);
+            sys::napi_remove_env_cleanup_hook(
+                env,
+                Some(on_env_cleanup),
+                self as *const Inner as *mut c_void,
+            );
             for handler in self.core.borrow_mut().clear() {
                 release(env, handler);
             }
@@ -369,7 +420,12 @@ impl Inner {
             let mut resource_value = ptr::null_mut();
             if !resource.is_null() && !self.in_turn.get() {
                 sys::napi_get_reference_value(env, resource, &mut resource_value);
-                sys::napi_open_callback_scope(env, resource_value, self.async_context.get(), &mut callback_scope);
+                sys::napi_open_callback_scope(
+                    env,
+                    resource_value,
+                    self.async_context.get(),
+                    &mut callback_scope,
+                );
             }
             let failure = self.failure.replace(ptr::null_mut());
             if failure.is_null() {
@@ -447,21 +503,33 @@ impl Inner {
             Call::Ready(id) => (id, false),
             Call::Alarm(id) => (id, true),
         };
-        let Some(handler) = self.core.borrow().handler(id).copied() else { return };
+        let Some(handler) = self.core.borrow().handler(id).copied() else {
+            return;
+        };
         let mut inner_scope = ptr::null_mut();
         sys::napi_open_handle_scope(env, &mut inner_scope);
         let mut function = ptr::null_mut();
         sys::napi_get_reference_value(env, handler.0, &mut function);
         let mut argv = [ptr::null_mut()];
         let argc = if alarm {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
             sys::napi_create_double(env, now, &mut argv[0]);
             1
         } else {
             0
         };
         let mut result = ptr::null_mut();
-        let status = sys::napi_make_callback(env, self.async_context.get(), receiver, function, argc, argv.as_ptr(), &mut result);
+        let status = sys::napi_make_callback(
+            env,
+            self.async_context.get(),
+            receiver,
+            function,
+            argc,
+            argv.as_ptr(),
+            &mut result,
+        );
         let dropped = if status == sys::Status::napi_ok {
             if alarm {
                 let mut seconds = f64::NAN;
@@ -500,7 +568,12 @@ impl Inner {
         unsafe {
             let mut scope = ptr::null_mut();
             sys::napi_open_handle_scope(env, &mut scope);
-            let (mut c, mut m, mut error, mut r) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+            let (mut c, mut m, mut error, mut r) = (
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            );
             sys::napi_create_string_utf8(env, code.as_ptr().cast(), code.len(), &mut c);
             sys::napi_create_string_utf8(env, message.as_ptr().cast(), message.len(), &mut m);
             sys::napi_create_error(env, c, m, &mut error);
@@ -523,7 +596,10 @@ unsafe fn turn_from(handle: *mut uv::Handle) {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.turn()));
     if outcome.is_err() {
         inner.in_turn.set(false);
-        inner.fail_with("internal error in the pyre-nexus dispatcher (a bug: please report it)", "ERR_NEXUS_INTERNAL");
+        inner.fail_with(
+            "internal error in the pyre-nexus dispatcher (a bug: please report it)",
+            "ERR_NEXUS_INTERNAL",
+        );
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.finish()));
     }
 }

@@ -7,11 +7,14 @@
 //! the native code surfaces as an error the user can see, never as a silent crash.
 
 #![allow(clippy::new_without_default)]
+// Under cfg(test) napi-derive does not register exports, so they would all look unused.
+#![cfg_attr(test, allow(dead_code))]
 
 #[cfg(unix)]
 mod channel;
 #[cfg(unix)]
 mod dispatcher;
+#[cfg(unix)]
 mod error;
 #[cfg(unix)]
 mod uv;

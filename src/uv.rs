@@ -36,7 +36,9 @@ pub fn alloc(kind: c_int, expect: &str) -> Result<*mut Handle, String> {
     // SAFETY: both functions only read a static table indexed by `kind`, which is in range.
     let name = unsafe { CStr::from_ptr(uv_handle_type_name(kind)) };
     if name.to_bytes() != expect.as_bytes() {
-        return Err(format!("libuv handle type {kind} is {name:?}, expected {expect:?}"));
+        return Err(format!(
+            "libuv handle type {kind} is {name:?}, expected {expect:?}"
+        ));
     }
     // SAFETY: as above; the result is a plain size.
     let size = unsafe { uv_handle_size(kind) };

@@ -14,122 +14,99 @@
 // Prints one line on stdout:
 //   {"impl":"child_process-ipc-json","transport":"ipc","roundTrips":100000,"seconds":0.123456789}
 
-import { fork } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 const PAYLOAD = 64;
-const TIMEOUT_MS = envInt("BENCH_TIMEOUT_MS", 120_000);
+const TIMEOUT_MS = envInt('BENCH_TIMEOUT_MS', 120_000);
 
 function envInt(name, fallback) {
-	const v = process.env[name];
-	const n = v === undefined || v === "" ? Number.NaN : Number(v);
-	return Number.isInteger(n) && n >= 0 ? n : fallback;
+  const v = process.env[name];
+  const n = v === undefined || v === '' ? Number.NaN : Number(v);
+  return Number.isInteger(n) && n >= 0 ? n : fallback;
 }
 
 function fail(message, code = 2) {
-	process.stderr.write(`ipc.js[${process.pid}]: ${message}\n`);
-	process.exit(code);
+  process.stderr.write(`ipc.js[${process.pid}]: ${message}\n`);
+  process.exit(code);
 }
 
 function runChild() {
-	setTimeout(() => fail("child timeout", 3), TIMEOUT_MS + 5_000).unref();
-	process.on("message", (msg) => process.send(msg));
-	process.on("disconnect", () => process.exit(0));
-	process.send("ready");
+  setTimeout(() => fail('child timeout', 3), TIMEOUT_MS + 5_000).unref();
+  process.on('message', (msg) => process.send(msg));
+  process.on('disconnect', () => process.exit(0));
+  process.send('ready');
 }
 
 function runParent(serialization, roundTrips, warmup) {
-	const self = fileURLToPath(import.meta.url);
-	const child = fork(self, ["--child"], {
-		serialization,
-		stdio: ["ignore", "ignore", "inherit", "ipc"],
-	});
-	const timer = setTimeout(() => {
-		child.kill("SIGKILL");
-		fail(`timeout after ${TIMEOUT_MS} ms`, 3);
-	}, TIMEOUT_MS);
-	timer.unref();
-	process.on("exit", () => {
-		if (child.exitCode === null && child.signalCode === null)
-			child.kill("SIGKILL");
-	});
+  const self = fileURLToPath(import.meta.url);
+  const child = fork(self, ['--child'], {
+    serialization,
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const timer = setTimeout(() => {
+    child.kill('SIGKILL');
+    fail(`timeout after ${TIMEOUT_MS} ms`, 3);
+  }, TIMEOUT_MS);
+  timer.unref();
+  process.on('exit', () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
 
-	const message =
-		serialization === "advanced"
-			? Buffer.alloc(PAYLOAD, 0x78)
-			: "x".repeat(PAYLOAD);
-	const valid =
-		serialization === "advanced"
-			? (m) => m instanceof Uint8Array && m.length === PAYLOAD
-			: (m) => typeof m === "string" && m.length === PAYLOAD;
+  const message = serialization === 'advanced' ? Buffer.alloc(PAYLOAD, 0x78) : 'x'.repeat(PAYLOAD);
+  const valid =
+    serialization === 'advanced'
+      ? (m) => m instanceof Uint8Array && m.length === PAYLOAD
+      : (m) => typeof m === 'string' && m.length === PAYLOAD;
 
-	const total = warmup + roundTrips;
-	let i = 0;
-	let t0 = 0n;
-	let started = false;
-	const sendPing = () => {
-		if (i === warmup) t0 = process.hrtime.bigint();
-		child.send(message);
-	};
+  const total = warmup + roundTrips;
+  let i = 0;
+  let t0 = 0n;
+  let started = false;
+  const sendPing = () => {
+    if (i === warmup) t0 = process.hrtime.bigint();
+    child.send(message);
+  };
 
-	child.on("message", (msg) => {
-		if (!started) {
-			if (msg !== "ready")
-				fail(`unexpected first message ${JSON.stringify(msg)}`);
-			started = true;
-			sendPing();
-			return;
-		}
-		if (!valid(msg)) fail(`bad echo at round trip ${i}`);
-		i += 1;
-		if (i < total) {
-			sendPing();
-			return;
-		}
-		const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-		const impl = `child_process-ipc-${serialization}`;
-		process.stdout.write(
-			`${JSON.stringify({ impl, transport: "ipc", roundTrips, seconds })}\n`,
-		);
-		child.disconnect(); // the child exits on 'disconnect'
-	});
-	child.on("error", (err) => fail(`child: ${err.message}`));
-	child.on("exit", (code, signal) => {
-		clearTimeout(timer);
-		if (i < total) fail(`child exited early (${signal ?? code})`);
-		if (code !== 0) fail(`child exited with ${signal ?? code}`);
-	});
+  child.on('message', (msg) => {
+    if (!started) {
+      if (msg !== 'ready') fail(`unexpected first message ${JSON.stringify(msg)}`);
+      started = true;
+      sendPing();
+      return;
+    }
+    if (!valid(msg)) fail(`bad echo at round trip ${i}`);
+    i += 1;
+    if (i < total) {
+      sendPing();
+      return;
+    }
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const impl = `child_process-ipc-${serialization}`;
+    process.stdout.write(`${JSON.stringify({ impl, transport: 'ipc', roundTrips, seconds })}\n`);
+    child.disconnect(); // the child exits on 'disconnect'
+  });
+  child.on('error', (err) => fail(`child: ${err.message}`));
+  child.on('exit', (code, signal) => {
+    clearTimeout(timer);
+    if (i < total) fail(`child exited early (${signal ?? code})`);
+    if (code !== 0) fail(`child exited with ${signal ?? code}`);
+  });
 }
 
 const args = process.argv.slice(2);
-if (args[0] === "--child") {
-	runChild();
+if (args[0] === '--child') {
+  runChild();
 } else {
-	const serialization = args[0];
-	if (serialization !== "json" && serialization !== "advanced") {
-		process.stderr.write(
-			"usage: node bench/peers/ipc.js <json|advanced> [roundTrips] [warmup]\n",
-		);
-		process.exit(64);
-	}
-	const roundTrips =
-		args[1] !== undefined
-			? Number(args[1])
-			: envInt("BENCH_ROUNDTRIPS", 100_000);
-	const warmup =
-		args[2] !== undefined
-			? Number(args[2])
-			: envInt("BENCH_WARMUP", Math.floor(roundTrips / 20));
-	if (
-		!Number.isInteger(roundTrips) ||
-		roundTrips <= 0 ||
-		!Number.isInteger(warmup) ||
-		warmup < 0
-	) {
-		fail(
-			"roundTrips must be a positive integer and warmup a non-negative integer",
-			64,
-		);
-	}
-	runParent(serialization, roundTrips, warmup);
+  const serialization = args[0];
+  if (serialization !== 'json' && serialization !== 'advanced') {
+    process.stderr.write('usage: node bench/peers/ipc.js <json|advanced> [roundTrips] [warmup]\n');
+    process.exit(64);
+  }
+  const roundTrips = args[1] !== undefined ? Number(args[1]) : envInt('BENCH_ROUNDTRIPS', 100_000);
+  const warmup = args[2] !== undefined ? Number(args[2]) : envInt('BENCH_WARMUP', Math.floor(roundTrips / 20));
+  if (!Number.isInteger(roundTrips) || roundTrips <= 0 || !Number.isInteger(warmup) || warmup < 0) {
+    fail('roundTrips must be a positive integer and warmup a non-negative integer', 64);
+  }
+  runParent(serialization, roundTrips, warmup);
 }

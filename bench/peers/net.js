@@ -14,190 +14,163 @@
 // Prints one line on stdout:
 //   {"impl":"node-net","transport":"tcp","roundTrips":100000,"seconds":0.123456789}
 
-import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { unlinkSync } from "node:fs";
-import net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const PAYLOAD = 64;
 const HEADER = 4;
 const MAX_PAYLOAD = 1024;
-const TIMEOUT_MS = envInt("BENCH_TIMEOUT_MS", 120_000);
+const TIMEOUT_MS = envInt('BENCH_TIMEOUT_MS', 120_000);
 
 function envInt(name, fallback) {
-	const v = process.env[name];
-	const n = v === undefined || v === "" ? Number.NaN : Number(v);
-	return Number.isInteger(n) && n >= 0 ? n : fallback;
+  const v = process.env[name];
+  const n = v === undefined || v === '' ? Number.NaN : Number(v);
+  return Number.isInteger(n) && n >= 0 ? n : fallback;
 }
 
 function fail(message, code = 2) {
-	process.stderr.write(`net.js[${process.pid}]: ${message}\n`);
-	process.exit(code);
+  process.stderr.write(`net.js[${process.pid}]: ${message}\n`);
+  process.exit(code);
 }
 
 /** Returns a function to feed stream chunks to; calls onFrame(frame) with each whole frame
  *  (header included, a view into the received data) as soon as it is complete. */
 function frameParser(onFrame) {
-	let pending = null;
-	return (chunk) => {
-		const buf = pending === null ? chunk : Buffer.concat([pending, chunk]);
-		let off = 0;
-		while (buf.length - off >= HEADER) {
-			const len = buf.readUInt32LE(off);
-			if (len > MAX_PAYLOAD) fail(`frame too large (${len})`);
-			const end = off + HEADER + len;
-			if (end > buf.length) break;
-			onFrame(buf.subarray(off, end));
-			off = end;
-		}
-		pending = off < buf.length ? buf.subarray(off) : null;
-	};
+  let pending = null;
+  return (chunk) => {
+    const buf = pending === null ? chunk : Buffer.concat([pending, chunk]);
+    let off = 0;
+    while (buf.length - off >= HEADER) {
+      const len = buf.readUInt32LE(off);
+      if (len > MAX_PAYLOAD) fail(`frame too large (${len})`);
+      const end = off + HEADER + len;
+      if (end > buf.length) break;
+      onFrame(buf.subarray(off, end));
+      off = end;
+    }
+    pending = off < buf.length ? buf.subarray(off) : null;
+  };
 }
 
 function runChild(transport, address) {
-	// Bounded on its own too; unref'd so it never keeps the process alive by itself.
-	setTimeout(() => fail("child timeout", 3), TIMEOUT_MS + 5_000).unref();
-	const sock =
-		transport === "tcp"
-			? net.connect({ host: "127.0.0.1", port: Number(address), noDelay: true })
-			: net.connect({ path: address });
-	// The frame is a view into the chunk we received; Node does not reuse that memory, so it can be
-	// written back as is.
-	sock.on(
-		"data",
-		frameParser((frame) => sock.write(frame)),
-	);
-	sock.on("end", () => sock.end());
-	sock.on("close", () => process.exit(0));
-	sock.on("error", (err) => fail(`child socket: ${err.message}`));
+  // Bounded on its own too; unref'd so it never keeps the process alive by itself.
+  setTimeout(() => fail('child timeout', 3), TIMEOUT_MS + 5_000).unref();
+  const sock =
+    transport === 'tcp'
+      ? net.connect({ host: '127.0.0.1', port: Number(address), noDelay: true })
+      : net.connect({ path: address });
+  // The frame is a view into the chunk we received; Node does not reuse that memory, so it can be
+  // written back as is.
+  sock.on(
+    'data',
+    frameParser((frame) => sock.write(frame)),
+  );
+  sock.on('end', () => sock.end());
+  sock.on('close', () => process.exit(0));
+  sock.on('error', (err) => fail(`child socket: ${err.message}`));
 }
 
 function runParent(transport, roundTrips, warmup) {
-	const self = fileURLToPath(import.meta.url);
-	const server = net.createServer({ noDelay: true });
-	let sockPath = null;
-	let child = null;
+  const self = fileURLToPath(import.meta.url);
+  const server = net.createServer({ noDelay: true });
+  let sockPath = null;
+  let child = null;
 
-	const timer = setTimeout(() => {
-		if (child !== null) child.kill("SIGKILL");
-		cleanupPath();
-		fail(`timeout after ${TIMEOUT_MS} ms`, 3);
-	}, TIMEOUT_MS);
-	timer.unref();
+  const timer = setTimeout(() => {
+    if (child !== null) child.kill('SIGKILL');
+    cleanupPath();
+    fail(`timeout after ${TIMEOUT_MS} ms`, 3);
+  }, TIMEOUT_MS);
+  timer.unref();
 
-	function cleanupPath() {
-		if (sockPath === null) return;
-		try {
-			unlinkSync(sockPath);
-		} catch {}
-		sockPath = null;
-	}
+  function cleanupPath() {
+    if (sockPath === null) return;
+    try {
+      unlinkSync(sockPath);
+    } catch {}
+    sockPath = null;
+  }
 
-	server.on("error", (err) => fail(`server: ${err.message}`));
-	server.once("connection", (sock) => {
-		server.close(); // one peer only; also stops listening (and removes the Unix socket file)
-		sock.setNoDelay(true);
-		sock.on("error", (err) => fail(`parent socket: ${err.message}`));
+  server.on('error', (err) => fail(`server: ${err.message}`));
+  server.once('connection', (sock) => {
+    server.close(); // one peer only; also stops listening (and removes the Unix socket file)
+    sock.setNoDelay(true);
+    sock.on('error', (err) => fail(`parent socket: ${err.message}`));
 
-		const total = warmup + roundTrips;
-		let i = 0;
-		let t0 = 0n;
-		const sendPing = () => {
-			if (i === warmup) t0 = process.hrtime.bigint();
-			const frame = Buffer.allocUnsafe(HEADER + PAYLOAD);
-			frame.writeUInt32LE(PAYLOAD, 0);
-			frame.fill(0x78, HEADER); // 'x'
-			frame.writeUInt32LE(i, HEADER); // sequence number, checked on the way back
-			sock.write(frame);
-		};
-		sock.on(
-			"data",
-			frameParser((frame) => {
-				if (
-					frame.length !== HEADER + PAYLOAD ||
-					frame.readUInt32LE(HEADER) !== i
-				)
-					fail(`bad echo at round trip ${i}`);
-				i += 1;
-				if (i < total) {
-					sendPing();
-					return;
-				}
-				const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-				process.stdout.write(
-					`${JSON.stringify({ impl: "node-net", transport, roundTrips, seconds })}\n`,
-				);
-				sock.end(); // the child ends its side and exits
-			}),
-		);
-		sock.on("close", () => {
-			if (i < total) fail("peer closed early");
-		});
-		sendPing();
-	});
+    const total = warmup + roundTrips;
+    let i = 0;
+    let t0 = 0n;
+    const sendPing = () => {
+      if (i === warmup) t0 = process.hrtime.bigint();
+      const frame = Buffer.allocUnsafe(HEADER + PAYLOAD);
+      frame.writeUInt32LE(PAYLOAD, 0);
+      frame.fill(0x78, HEADER); // 'x'
+      frame.writeUInt32LE(i, HEADER); // sequence number, checked on the way back
+      sock.write(frame);
+    };
+    sock.on(
+      'data',
+      frameParser((frame) => {
+        if (frame.length !== HEADER + PAYLOAD || frame.readUInt32LE(HEADER) !== i) fail(`bad echo at round trip ${i}`);
+        i += 1;
+        if (i < total) {
+          sendPing();
+          return;
+        }
+        const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+        process.stdout.write(`${JSON.stringify({ impl: 'node-net', transport, roundTrips, seconds })}\n`);
+        sock.end(); // the child ends its side and exits
+      }),
+    );
+    sock.on('close', () => {
+      if (i < total) fail('peer closed early');
+    });
+    sendPing();
+  });
 
-	const onListening = () => {
-		const address =
-			transport === "tcp" ? String(server.address().port) : sockPath;
-		child = spawn(process.execPath, [self, "--child", transport, address], {
-			stdio: ["ignore", "ignore", "inherit"],
-		});
-		child.on("error", (err) => fail(`spawn: ${err.message}`));
-		child.on("exit", (code, signal) => {
-			clearTimeout(timer);
-			cleanupPath();
-			if (code !== 0) fail(`child exited with ${signal ?? code}`);
-		});
-	};
+  const onListening = () => {
+    const address = transport === 'tcp' ? String(server.address().port) : sockPath;
+    child = spawn(process.execPath, [self, '--child', transport, address], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    child.on('error', (err) => fail(`spawn: ${err.message}`));
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      cleanupPath();
+      if (code !== 0) fail(`child exited with ${signal ?? code}`);
+    });
+  };
 
-	if (transport === "tcp") {
-		server.listen({ host: "127.0.0.1", port: 0 }, onListening);
-	} else {
-		sockPath = join(
-			tmpdir(),
-			`pyre-nexus-bench-${process.pid}-${randomBytes(4).toString("hex")}.sock`,
-		);
-		server.listen({ path: sockPath }, onListening);
-	}
-	process.on("exit", () => {
-		if (child !== null && child.exitCode === null && child.signalCode === null)
-			child.kill("SIGKILL");
-		cleanupPath();
-	});
+  if (transport === 'tcp') {
+    server.listen({ host: '127.0.0.1', port: 0 }, onListening);
+  } else {
+    sockPath = join(tmpdir(), `pyre-nexus-bench-${process.pid}-${randomBytes(4).toString('hex')}.sock`);
+    server.listen({ path: sockPath }, onListening);
+  }
+  process.on('exit', () => {
+    if (child !== null && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    cleanupPath();
+  });
 }
 
 const args = process.argv.slice(2);
-if (args[0] === "--child") {
-	runChild(args[1], args[2]);
+if (args[0] === '--child') {
+  runChild(args[1], args[2]);
 } else {
-	const transport = args[0];
-	if (transport !== "tcp" && transport !== "unix") {
-		process.stderr.write(
-			"usage: node bench/peers/net.js <tcp|unix> [roundTrips] [warmup]\n",
-		);
-		process.exit(64);
-	}
-	const roundTrips =
-		args[1] !== undefined
-			? Number(args[1])
-			: envInt("BENCH_ROUNDTRIPS", 100_000);
-	const warmup =
-		args[2] !== undefined
-			? Number(args[2])
-			: envInt("BENCH_WARMUP", Math.floor(roundTrips / 20));
-	if (
-		!Number.isInteger(roundTrips) ||
-		roundTrips <= 0 ||
-		!Number.isInteger(warmup) ||
-		warmup < 0
-	) {
-		fail(
-			"roundTrips must be a positive integer and warmup a non-negative integer",
-			64,
-		);
-	}
-	runParent(transport, roundTrips, warmup);
+  const transport = args[0];
+  if (transport !== 'tcp' && transport !== 'unix') {
+    process.stderr.write('usage: node bench/peers/net.js <tcp|unix> [roundTrips] [warmup]\n');
+    process.exit(64);
+  }
+  const roundTrips = args[1] !== undefined ? Number(args[1]) : envInt('BENCH_ROUNDTRIPS', 100_000);
+  const warmup = args[2] !== undefined ? Number(args[2]) : envInt('BENCH_WARMUP', Math.floor(roundTrips / 20));
+  if (!Number.isInteger(roundTrips) || roundTrips <= 0 || !Number.isInteger(warmup) || warmup < 0) {
+    fail('roundTrips must be a positive integer and warmup a non-negative integer', 64);
+  }
+  runParent(transport, roundTrips, warmup);
 }

@@ -47,14 +47,20 @@ impl std::str::FromStr for Address {
             Some(("ip6" | "inet6", rest)) => (Family::V6, rest),
             Some(("inet" | "ip", rest)) => (Family::Any, rest),
             Some(_) => (Family::Any, text),
-            None => return Err(bad("no port: expected host:port, ip4:host:port, ip6:[host]:port or unix:/path")),
+            None => {
+                return Err(bad(
+                    "no port: expected host:port, ip4:host:port, ip6:[host]:port or unix:/path",
+                ))
+            }
         };
         let (host, port) = rest
             .rsplit_once(':')
             .ok_or_else(|| bad("no port: expected host:port"))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| bad(&format!("the port {port:?} is not a number from 0 to 65535")))?;
+        let port: u16 = port.parse().map_err(|_| {
+            bad(&format!(
+                "the port {port:?} is not a number from 0 to 65535"
+            ))
+        })?;
         let host = host
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
@@ -73,12 +79,16 @@ impl std::str::FromStr for Address {
                 Family::V6 => ip.is_ipv6(),
             };
             if !fits {
-                return Err(bad(&format!("the host {host:?} is not of the family the prefix asks for")));
+                return Err(bad(&format!(
+                    "the host {host:?} is not of the family the prefix asks for"
+                )));
             }
             return Ok(Address::Inet(SocketAddr::new(ip, port)));
         }
         if host.contains(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == '/') {
-            return Err(bad(&format!("the host {host:?} is neither an IP address nor a host name")));
+            return Err(bad(&format!(
+                "the host {host:?} is neither an IP address nor a host name"
+            )));
         }
         // Name resolution blocks; it happens once, when a port or connection is set up.
         let found = (host, port)
@@ -92,7 +102,11 @@ impl std::str::FromStr for Address {
                 Family::V6 => a.is_ipv6(),
             })
             .map(Address::Inet)
-            .ok_or_else(|| bad(&format!("the host {host:?} has no address of the family the prefix asks for")))
+            .ok_or_else(|| {
+                bad(&format!(
+                    "the host {host:?} has no address of the family the prefix asks for"
+                ))
+            })
     }
 }
 
@@ -116,8 +130,14 @@ mod tests {
 
     #[test]
     fn plain_and_prefixed_inet_addresses_parse() {
-        assert_eq!(parse("127.0.0.1:80").unwrap().to_string(), "ip4:127.0.0.1:80");
-        assert_eq!(parse("ip4:10.1.2.3:0").unwrap().to_string(), "ip4:10.1.2.3:0");
+        assert_eq!(
+            parse("127.0.0.1:80").unwrap().to_string(),
+            "ip4:127.0.0.1:80"
+        );
+        assert_eq!(
+            parse("ip4:10.1.2.3:0").unwrap().to_string(),
+            "ip4:10.1.2.3:0"
+        );
         assert_eq!(parse("ip6:[::1]:9").unwrap().to_string(), "ip6:[::1]:9");
         assert_eq!(parse(":5000").unwrap().to_string(), "ip4:0.0.0.0:5000");
         assert_eq!(parse("ip6::5000").unwrap().to_string(), "ip6:[::]:5000");
@@ -126,8 +146,14 @@ mod tests {
 
     #[test]
     fn unix_paths_parse() {
-        assert_eq!(parse("unix:/tmp/x.sock").unwrap(), Address::Unix("/tmp/x.sock".into()));
-        assert_eq!(parse("local:rel.sock").unwrap().to_string(), "unix:rel.sock");
+        assert_eq!(
+            parse("unix:/tmp/x.sock").unwrap(),
+            Address::Unix("/tmp/x.sock".into())
+        );
+        assert_eq!(
+            parse("local:rel.sock").unwrap().to_string(),
+            "unix:rel.sock"
+        );
     }
 
     #[test]

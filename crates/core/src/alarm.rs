@@ -14,7 +14,10 @@ pub(crate) struct Alarms<K> {
 
 impl<K: Ord + Copy> Alarms<K> {
     pub fn new() -> Alarms<K> {
-        Alarms { heap: BinaryHeap::new(), seq: 0 }
+        Alarms {
+            heap: BinaryHeap::new(),
+            seq: 0,
+        }
     }
 
     pub fn set(&mut self, deadline: Instant, key: K) {

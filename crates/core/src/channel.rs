@@ -89,13 +89,15 @@ pub struct Channel {
 /// use pyre_nexus_core::{pipe, Recv};
 /// let (mut parent, mut child) = pipe().unwrap();
 /// parent.send_frame(b"ping").unwrap();
-/// # std::thread::sleep(std::time::Duration::from_millis(1));
-/// // Nothing is watched here, so say the socket is readable by hand.
-/// # let _ = &mut child;
+/// // An unwatched channel reads what is there without waiting.
+/// assert_eq!(child.recv_frame().unwrap(), Recv::Frame(b"ping"));
 /// ```
 pub fn pipe() -> Result<(Channel, Channel)> {
     let (a, b) = UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
-    Ok((Channel::new(Io::Unix(a), None, None), Channel::new(Io::Unix(b), None, None)))
+    Ok((
+        Channel::new(Io::Unix(a), None, None),
+        Channel::new(Io::Unix(b), None, None),
+    ))
 }
 
 /// Takes over an inherited stream socket, such as the channel a worker process finds on fd 3.
@@ -105,7 +107,10 @@ pub fn adopt(fd: RawFd) -> Result<Channel> {
     // SAFETY: fstat writes into the zeroed struct we own; a bad fd is reported, not undefined.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
     if unsafe { libc::fstat(fd, &mut stat) } != 0 {
-        return Err(Error::io("adopting a descriptor", io::Error::last_os_error()));
+        return Err(Error::io(
+            "adopting a descriptor",
+            io::Error::last_os_error(),
+        ));
     }
     if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
         return Err(Error::NotASocket { fd });
@@ -118,7 +123,11 @@ pub fn adopt(fd: RawFd) -> Result<Channel> {
     }
     // SAFETY: the caller hands the descriptor over; from here the channel alone closes it.
     let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
-    Ok(Channel::new(Io::Unix(UnixStream::from_std(stream)), None, None))
+    Ok(Channel::new(
+        Io::Unix(UnixStream::from_std(stream)),
+        None,
+        None,
+    ))
 }
 
 /// A listening port at `address`. An Internet address that is taken falls back to an ephemeral
@@ -135,15 +144,27 @@ pub fn port(address: &Address) -> Result<Channel> {
                 }
                 Err(e) => return Err(Error::io("bind", e)),
             };
-            let local = listener.local_addr().map_err(|e| Error::io("getsockname", e))?;
-            Ok(Channel::new(Io::TcpListener(listener), Some(Address::Inet(local)), None))
+            let local = listener
+                .local_addr()
+                .map_err(|e| Error::io("getsockname", e))?;
+            Ok(Channel::new(
+                Io::TcpListener(listener),
+                Some(Address::Inet(local)),
+                None,
+            ))
         }
         Address::Unix(path) => {
             let listener = UnixListener::bind(path).map_err(|e| match e.kind() {
-                io::ErrorKind::AddrInUse => Error::AddressInUse { address: address.to_string() },
+                io::ErrorKind::AddrInUse => Error::AddressInUse {
+                    address: address.to_string(),
+                },
                 _ => Error::io("bind", e),
             })?;
-            Ok(Channel::new(Io::UnixListener(listener), Some(address.clone()), None))
+            Ok(Channel::new(
+                Io::UnixListener(listener),
+                Some(address.clone()),
+                None,
+            ))
         }
     }
 }
@@ -152,8 +173,12 @@ pub fn port(address: &Address) -> Result<Channel> {
 /// connected, and a refused connection shows up as an error on the first read or write.
 pub fn connect(address: &Address) -> Result<Channel> {
     let io = match address {
-        Address::Inet(addr) => Io::Tcp(TcpStream::connect(*addr).map_err(|e| Error::io("connect", e))?),
-        Address::Unix(path) => Io::Unix(UnixStream::connect(path).map_err(|e| Error::io("connect", e))?),
+        Address::Inet(addr) => {
+            Io::Tcp(TcpStream::connect(*addr).map_err(|e| Error::io("connect", e))?)
+        }
+        Address::Unix(path) => {
+            Io::Unix(UnixStream::connect(path).map_err(|e| Error::io("connect", e))?)
+        }
     };
     if let Io::Tcp(stream) = &io {
         // Framed request/response traffic wants every frame out at once.
@@ -282,7 +307,9 @@ impl Channel {
     /// Whether a write handler may write: the kernel last took everything, and the output
     /// buffer is under its bound.
     pub(crate) fn write_due(&self) -> bool {
-        self.ready & ready::WRITABLE != 0 && self.pending_output() < self.out_bound && !self.is_closed()
+        self.ready & ready::WRITABLE != 0
+            && self.pending_output() < self.out_bound
+            && !self.is_closed()
     }
 
     /// Whether an exception handler is due, clearing the condition: it is reported once per event.
@@ -344,7 +371,10 @@ impl Channel {
     fn check_stream(&self, op: &'static str) -> Result<()> {
         match self.io {
             Io::Unix(_) | Io::Tcp(_) => Ok(()),
-            _ => Err(Error::WrongKind { op, kind: self.kind() }),
+            _ => Err(Error::WrongKind {
+                op,
+                kind: self.kind(),
+            }),
         }
     }
 
@@ -447,11 +477,17 @@ impl Channel {
         self.check_open()?;
         self.check_stream("send")?;
         if payload.len() > u32::MAX as usize {
-            return Err(Error::FrameTooLarge { length: payload.len() as u64, max: u32::MAX });
+            return Err(Error::FrameTooLarge {
+                length: payload.len() as u64,
+                max: u32::MAX,
+            });
         }
         let pending = self.pending_output();
         if pending >= self.out_bound {
-            return Err(Error::ChannelFull { pending, bound: self.out_bound });
+            return Err(Error::ChannelFull {
+                pending,
+                bound: self.out_bound,
+            });
         }
         let head = frame::header(payload.len());
         let mut taken = 0;
@@ -462,7 +498,8 @@ impl Channel {
             self.out.extend_from_slice(&head[taken..]);
             self.out.extend_from_slice(payload);
         } else {
-            self.out.extend_from_slice(&payload[taken - frame::HEADER..]);
+            self.out
+                .extend_from_slice(&payload[taken - frame::HEADER..]);
         }
         Ok(())
     }
@@ -532,7 +569,12 @@ impl Channel {
                 let path = a.as_pathname().map(|p| p.to_path_buf()).unwrap_or_default();
                 (Io::Unix(s), Address::Unix(path))
             }),
-            _ => return Err(Error::WrongKind { op: "accept", kind: self.kind() }),
+            _ => {
+                return Err(Error::WrongKind {
+                    op: "accept",
+                    kind: self.kind(),
+                })
+            }
         };
         match accepted {
             Ok((io, peer)) => Ok(Some(Channel::new(io, self.local.clone(), Some(peer)))),
@@ -541,7 +583,14 @@ impl Channel {
                 Ok(None)
             }
             // The peer gave up before we took it; the next one may be fine.
-            Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted) => Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(Error::io("accept", e)),
         }
     }

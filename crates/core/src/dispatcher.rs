@@ -41,7 +41,10 @@ impl HandlerId {
 
     /// The id back from [`to_bits`](Self::to_bits).
     pub fn from_bits(bits: u64) -> HandlerId {
-        HandlerId { key: bits as u32, generation: (bits >> 32) as u32 }
+        HandlerId {
+            key: bits as u32,
+            generation: (bits >> 32) as u32,
+        }
     }
 }
 
@@ -137,8 +140,15 @@ impl<H: Clone> Dispatcher<H> {
     fn insert(&mut self, kind: Kind, handler: H) -> HandlerId {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
-        let key = self.handlers.insert(Slot { generation, kind, handler });
-        HandlerId { key: key as u32, generation }
+        let key = self.handlers.insert(Slot {
+            generation,
+            kind,
+            handler,
+        });
+        HandlerId {
+            key: key as u32,
+            generation,
+        }
     }
 
     fn slot(&self, id: HandlerId) -> Option<&Slot<H>> {
@@ -148,7 +158,12 @@ impl<H: Clone> Dispatcher<H> {
     }
 
     /// Calls `handler` whenever `channel` is ready for `readiness`, until its outcome says not to.
-    pub fn when(&mut self, channel: &SharedChannel, readiness: Readiness, handler: H) -> Result<HandlerId> {
+    pub fn when(
+        &mut self,
+        channel: &SharedChannel,
+        readiness: Readiness,
+        handler: H,
+    ) -> Result<HandlerId> {
         let token = {
             let mut ch = channel.borrow_mut();
             if ch.is_closed() {
@@ -161,7 +176,10 @@ impl<H: Clone> Dispatcher<H> {
                     let entry = self.sources.vacant_entry();
                     let token = Token(entry.key());
                     ch.register(self.poll.registry(), token)?;
-                    ch.link = Some(Link { token, closed: self.closed.clone() });
+                    ch.link = Some(Link {
+                        token,
+                        closed: self.closed.clone(),
+                    });
                     entry.insert(Source {
                         channel: channel.clone(),
                         read: Vec::new(),
@@ -247,7 +265,9 @@ impl<H: Clone> Dispatcher<H> {
         }
         for event in self.events.iter() {
             let token = event.token();
-            let Some(source) = self.sources.get_mut(token.0) else { continue };
+            let Some(source) = self.sources.get_mut(token.0) else {
+                continue;
+            };
             source.channel.borrow_mut().on_event(event);
             if !source.queued {
                 source.queued = true;
@@ -257,7 +277,9 @@ impl<H: Clone> Dispatcher<H> {
         if !self.draining.is_empty() {
             let sources = &mut self.sources;
             self.draining.retain(|token| {
-                let done = sources.get(token.0).is_none_or(|s| !s.channel.borrow().is_draining());
+                let done = sources
+                    .get(token.0)
+                    .is_none_or(|s| !s.channel.borrow().is_draining());
                 if done && sources.contains(token.0) {
                     sources.remove(token.0);
                 }
@@ -279,7 +301,9 @@ impl<H: Clone> Dispatcher<H> {
         }
         let ready = std::mem::take(&mut self.ready);
         for &token in &ready {
-            let Some(source) = self.sources.get_mut(token.0) else { continue };
+            let Some(source) = self.sources.get_mut(token.0) else {
+                continue;
+            };
             source.queued = false;
             let mut channel = source.channel.borrow_mut();
             if channel.read_due() {
@@ -340,7 +364,9 @@ impl<H: Clone> Dispatcher<H> {
     fn reap(&mut self, dropped: &mut Vec<H>) {
         let closed = std::mem::take(&mut *self.closed.borrow_mut());
         for token in closed {
-            let Some(source) = self.sources.get_mut(token.0) else { continue };
+            let Some(source) = self.sources.get_mut(token.0) else {
+                continue;
+            };
             if !source.channel.borrow().is_closed() {
                 continue;
             }

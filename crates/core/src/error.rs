@@ -28,7 +28,10 @@ pub enum Error {
     /// A descriptor handed over as a channel is not a socket.
     NotASocket { fd: i32 },
     /// The operation does not apply to this kind of channel (reading from a listener, say).
-    WrongKind { op: &'static str, kind: &'static str },
+    WrongKind {
+        op: &'static str,
+        kind: &'static str,
+    },
     /// Any other failure of the operating system, with the operation that met it.
     Io { op: &'static str, source: io::Error },
 }

@@ -42,7 +42,12 @@ pub struct FrameReader {
 impl FrameReader {
     /// A reader that refuses frames longer than `max` bytes.
     pub fn new(max: u32) -> FrameReader {
-        FrameReader { buf: Vec::new(), start: 0, end: 0, max }
+        FrameReader {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            max,
+        }
     }
 
     /// The largest payload accepted.
@@ -77,7 +82,9 @@ impl FrameReader {
     /// Room to read into: enough for the pending frame when its length is known, a chunk otherwise.
     pub fn spare(&mut self) -> &mut [u8] {
         let want = match self.announced() {
-            Some(len) if len <= self.max as usize => (HEADER + len).saturating_sub(self.buffered()).max(1),
+            Some(len) if len <= self.max as usize => {
+                (HEADER + len).saturating_sub(self.buffered()).max(1)
+            }
             _ => READ_CHUNK,
         };
         if self.start == self.end {
@@ -90,7 +97,10 @@ impl FrameReader {
             self.start = 0;
         }
         if self.buf.len() - self.end < want {
-            self.buf.resize(self.end + want.max(READ_CHUNK.min(self.max as usize + HEADER)), 0);
+            self.buf.resize(
+                self.end + want.max(READ_CHUNK.min(self.max as usize + HEADER)),
+                0,
+            );
         }
         let end = self.end;
         &mut self.buf[end..]
@@ -106,9 +116,14 @@ impl FrameReader {
     /// has not arrived yet. A header announcing more than the maximum is an error, and the stream
     /// cannot be resynchronised after it.
     pub fn next_frame(&mut self) -> Result<Option<Range<usize>>> {
-        let Some(len) = self.announced() else { return Ok(None) };
+        let Some(len) = self.announced() else {
+            return Ok(None);
+        };
         if len > self.max as usize {
-            return Err(Error::FrameTooLarge { length: len as u64, max: self.max });
+            return Err(Error::FrameTooLarge {
+                length: len as u64,
+                max: self.max,
+            });
         }
         if self.buffered() < HEADER + len {
             return Ok(None);
@@ -129,7 +144,10 @@ impl FrameReader {
             return None;
         }
         let expected = self.announced().map_or(HEADER, |len| HEADER + len);
-        Some(Error::Truncated { received: self.buffered(), expected })
+        Some(Error::Truncated {
+            received: self.buffered(),
+            expected,
+        })
     }
 
     /// Hands buffered bytes out as they are, for a reader that switches from frames to raw reads.
@@ -166,7 +184,10 @@ mod tests {
         let mut wire = header(5).to_vec();
         wire.extend_from_slice(b"hello");
         for (i, byte) in wire.iter().enumerate() {
-            assert!(reader.next_frame().unwrap().is_none(), "frame complete too early at {i}");
+            assert!(
+                reader.next_frame().unwrap().is_none(),
+                "frame complete too early at {i}"
+            );
             feed(&mut reader, &[*byte]);
         }
         let range = reader.next_frame().unwrap().unwrap();
@@ -194,7 +215,10 @@ mod tests {
     fn a_header_split_across_reads_is_not_read_from_stale_bytes() {
         // Fill the buffer with bytes that would announce a huge frame, then consume them.
         let mut reader = FrameReader::new(1 << 10);
-        feed(&mut reader, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        feed(
+            &mut reader,
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        );
         reader.take_raw(&mut [0u8; 8]);
         // ...and a new header arriving one byte at a time over the stale ones.
         for byte in header(1) {
@@ -222,6 +246,9 @@ mod tests {
         feed(&mut reader, &header(10));
         feed(&mut reader, b"abc");
         assert!(reader.next_frame().unwrap().is_none());
-        assert_eq!(reader.truncation().unwrap().to_string(), "the peer closed the channel in the middle of a frame (7 of 14 bytes)");
+        assert_eq!(
+            reader.truncation().unwrap().to_string(),
+            "the peer closed the channel in the middle of a frame (7 of 14 bytes)"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! readiness semantics on top of mio, non-blocking channels, and pyre's framing.
 //!
 //! ```
+//! # #[cfg(unix)] {
 //! use pyre_nexus_core::{pipe, Dispatcher, Readiness, Call, Recv};
 //! use std::time::{Duration, Instant};
 //!
@@ -21,16 +22,24 @@
 //! }
 //! assert_eq!(calls, [Call::Ready(id)]);
 //! assert_eq!(child.borrow_mut().recv_frame().unwrap(), Recv::Frame(b"hello"));
+//! # }
 //! ```
 
 pub mod address;
+#[cfg(unix)]
 mod alarm;
+// Channels and the dispatcher need Unix sockets and a pollable selector; on Windows the crate
+// offers addresses, framing and errors only, and the binding reports the platform unsupported.
+#[cfg(unix)]
 pub mod channel;
+#[cfg(unix)]
 pub mod dispatcher;
 pub mod error;
 pub mod frame;
 
 pub use address::Address;
+#[cfg(unix)]
 pub use channel::{adopt, connect, pipe, port, Channel, ReadOutcome, Recv, SharedChannel};
+#[cfg(unix)]
 pub use dispatcher::{Call, Dispatcher, HandlerId, Readiness};
 pub use error::{Error, Result};

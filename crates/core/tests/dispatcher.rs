@@ -6,7 +6,10 @@ use std::rc::Rc;
 use std::time::Duration;
 use util::{Loop, LIMIT};
 
-fn pair() -> (pyre_nexus_core::SharedChannel, pyre_nexus_core::SharedChannel) {
+fn pair() -> (
+    pyre_nexus_core::SharedChannel,
+    pyre_nexus_core::SharedChannel,
+) {
     let (a, b) = pipe().unwrap();
     (a.shared(), b.shared())
 }
@@ -69,12 +72,14 @@ fn read_and_write_handlers_share_one_channel() {
     let nexus = Loop::new();
     let got = Rc::new(RefCell::new(Vec::new()));
     let (g, reader) = (got.clone(), b.clone());
-    nexus.when(&b, Readiness::Read, move |_| match reader.borrow_mut().recv_frame().unwrap() {
-        Recv::Frame(f) => {
-            g.borrow_mut().push(f.to_vec());
-            g.borrow().len() < 2
+    nexus.when(&b, Readiness::Read, move |_| {
+        match reader.borrow_mut().recv_frame().unwrap() {
+            Recv::Frame(f) => {
+                g.borrow_mut().push(f.to_vec());
+                g.borrow().len() < 2
+            }
+            _ => true,
         }
-        _ => true,
     });
     let writer = b.clone();
     nexus.when(&b, Readiness::Write, move |_| {
@@ -104,15 +109,17 @@ fn end_of_file_reaches_the_read_handler() {
     let nexus = Loop::new();
     let frames = Rc::new(RefCell::new(Vec::new()));
     let (f, ch) = (frames.clone(), b.clone());
-    nexus.when(&b, Readiness::Read, move |_| match ch.borrow_mut().recv_frame().unwrap() {
-        Recv::Frame(x) => {
-            f.borrow_mut().push(String::from_utf8(x.to_vec()).unwrap());
-            true
-        }
-        Recv::Pending => true,
-        Recv::Eof => {
-            f.borrow_mut().push("EOF".into());
-            false
+    nexus.when(&b, Readiness::Read, move |_| {
+        match ch.borrow_mut().recv_frame().unwrap() {
+            Recv::Frame(x) => {
+                f.borrow_mut().push(String::from_utf8(x.to_vec()).unwrap());
+                true
+            }
+            Recv::Pending => true,
+            Recv::Eof => {
+                f.borrow_mut().push("EOF".into());
+                false
+            }
         }
     });
     nexus.watch(LIMIT);
@@ -129,21 +136,25 @@ fn a_peer_dying_in_the_middle_of_a_frame_is_an_error_for_that_channel_only() {
     let nexus = Loop::new();
     let errors = Rc::new(RefCell::new(Vec::new()));
     let (e, ch) = (errors.clone(), b.clone());
-    nexus.when(&b, Readiness::Read, move |_| match ch.borrow_mut().recv_frame() {
-        Err(err) => {
-            e.borrow_mut().push(err.code());
-            false
+    nexus.when(&b, Readiness::Read, move |_| {
+        match ch.borrow_mut().recv_frame() {
+            Err(err) => {
+                e.borrow_mut().push(err.code());
+                false
+            }
+            Ok(_) => true,
         }
-        Ok(_) => true,
     });
     let other = Rc::new(RefCell::new(None));
     let (o, ch) = (other.clone(), d.clone());
-    nexus.when(&d, Readiness::Read, move |_| match ch.borrow_mut().recv_frame().unwrap() {
-        Recv::Frame(x) => {
-            *o.borrow_mut() = Some(x.to_vec());
-            false
+    nexus.when(&d, Readiness::Read, move |_| {
+        match ch.borrow_mut().recv_frame().unwrap() {
+            Recv::Frame(x) => {
+                *o.borrow_mut() = Some(x.to_vec());
+                false
+            }
+            _ => true,
         }
-        _ => true,
     });
     nexus.watch(LIMIT);
     assert_eq!(*errors.borrow(), ["ERR_NEXUS_TRUNCATED"]);
@@ -160,8 +171,12 @@ fn a_handler_closing_its_own_channel_drops_the_channels_other_handlers() {
         ch.borrow_mut().close();
         true
     });
-    nexus.when(&b, Readiness::Read, |_| panic!("a handler of a closed channel ran"));
-    nexus.when(&b, Readiness::Exception, |_| panic!("a handler of a closed channel ran"));
+    nexus.when(&b, Readiness::Read, |_| {
+        panic!("a handler of a closed channel ran")
+    });
+    nexus.when(&b, Readiness::Exception, |_| {
+        panic!("a handler of a closed channel ran")
+    });
     nexus.watch(LIMIT);
     assert_eq!(nexus.dispatcher.borrow().handler_count(), 0);
 }
@@ -171,22 +186,29 @@ fn a_reused_descriptor_number_does_not_inherit_old_handlers() {
     let nexus = Loop::new();
     let (a, b) = pair();
     let old_fd = b.borrow().fd().unwrap();
-    nexus.when(&b, Readiness::Read, |_| panic!("the closed channel's handler ran"));
+    nexus.when(&b, Readiness::Read, |_| {
+        panic!("the closed channel's handler ran")
+    });
     b.borrow_mut().close();
     a.borrow_mut().close();
     let (c, d) = pair();
-    assert!([c.borrow().fd(), d.borrow().fd()].contains(&Some(old_fd)), "the kernel did not reuse the descriptor");
+    assert!(
+        [c.borrow().fd(), d.borrow().fd()].contains(&Some(old_fd)),
+        "the kernel did not reuse the descriptor"
+    );
     c.borrow_mut().send_frame(b"new").unwrap();
     d.borrow_mut().send_frame(b"new").unwrap();
     let hits = Rc::new(Cell::new(0));
     for ch in [c.clone(), d.clone()] {
         let (h, ch2) = (hits.clone(), ch.clone());
-        nexus.when(&ch, Readiness::Read, move |_| match ch2.borrow_mut().recv_frame().unwrap() {
-            Recv::Frame(_) => {
-                h.set(h.get() + 1);
-                false
+        nexus.when(&ch, Readiness::Read, move |_| {
+            match ch2.borrow_mut().recv_frame().unwrap() {
+                Recv::Frame(_) => {
+                    h.set(h.get() + 1);
+                    false
+                }
+                _ => true,
             }
-            _ => true,
         });
     }
     nexus.watch(LIMIT);
@@ -238,7 +260,11 @@ fn idle_dispatcher_waits_instead_of_spinning() {
     });
     nexus.watch(LIMIT);
     // One turn for the alarm, one for the data (and perhaps a spurious one): not thousands.
-    assert!(nexus.turns.get() <= 4, "{} turns for two events", nexus.turns.get());
+    assert!(
+        nexus.turns.get() <= 4,
+        "{} turns for two events",
+        nexus.turns.get()
+    );
 }
 
 #[test]

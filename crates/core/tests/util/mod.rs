@@ -6,10 +6,13 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+/// An alarm says how long until it runs again, or `None` to be dropped.
+pub type AlarmFn = dyn Fn(&Loop) -> Option<Duration>;
+
 #[derive(Clone)]
 pub enum Handler {
     Ready(Rc<dyn Fn(&Loop) -> bool>),
-    Alarm(Rc<dyn Fn(&Loop) -> Option<Duration>>),
+    Alarm(Rc<AlarmFn>),
 }
 
 pub struct Loop {
@@ -20,15 +23,33 @@ pub struct Loop {
 
 impl Loop {
     pub fn new() -> Loop {
-        Loop { dispatcher: RefCell::new(Dispatcher::new().unwrap()), stopped: Cell::new(false), turns: Cell::new(0) }
+        Loop {
+            dispatcher: RefCell::new(Dispatcher::new().unwrap()),
+            stopped: Cell::new(false),
+            turns: Cell::new(0),
+        }
     }
 
-    pub fn when(&self, channel: &SharedChannel, readiness: Readiness, f: impl Fn(&Loop) -> bool + 'static) -> HandlerId {
-        self.dispatcher.borrow_mut().when(channel, readiness, Handler::Ready(Rc::new(f))).unwrap()
+    pub fn when(
+        &self,
+        channel: &SharedChannel,
+        readiness: Readiness,
+        f: impl Fn(&Loop) -> bool + 'static,
+    ) -> HandlerId {
+        self.dispatcher
+            .borrow_mut()
+            .when(channel, readiness, Handler::Ready(Rc::new(f)))
+            .unwrap()
     }
 
-    pub fn alarm(&self, after: Duration, f: impl Fn(&Loop) -> Option<Duration> + 'static) -> HandlerId {
-        self.dispatcher.borrow_mut().alarm(after, Handler::Alarm(Rc::new(f)))
+    pub fn alarm(
+        &self,
+        after: Duration,
+        f: impl Fn(&Loop) -> Option<Duration> + 'static,
+    ) -> HandlerId {
+        self.dispatcher
+            .borrow_mut()
+            .alarm(after, Handler::Alarm(Rc::new(f)))
     }
 
     pub fn stop(&self) {
@@ -41,23 +62,41 @@ impl Loop {
         let (mut calls, mut dropped) = (Vec::new(), Vec::new());
         self.stopped.set(false);
         while !self.stopped.get() && !self.dispatcher.borrow().is_idle() {
-            assert!(Instant::now() < give_up, "the loop did not finish within {limit:?}");
+            assert!(
+                Instant::now() < give_up,
+                "the loop did not finish within {limit:?}"
+            );
             let timeout = {
                 let mut d = self.dispatcher.borrow_mut();
-                let until_alarm = d.next_deadline().map(|t| t.saturating_duration_since(Instant::now()));
-                let wait = if d.has_due() { Some(Duration::ZERO) } else { until_alarm };
-                Some(wait.unwrap_or(Duration::from_millis(100)).min(give_up.saturating_duration_since(Instant::now())))
+                let until_alarm = d
+                    .next_deadline()
+                    .map(|t| t.saturating_duration_since(Instant::now()));
+                let wait = if d.has_due() {
+                    Some(Duration::ZERO)
+                } else {
+                    until_alarm
+                };
+                Some(
+                    wait.unwrap_or(Duration::from_millis(100))
+                        .min(give_up.saturating_duration_since(Instant::now())),
+                )
             };
             self.dispatcher.borrow_mut().poll(timeout).unwrap();
-            self.dispatcher.borrow_mut().collect(Instant::now(), &mut calls, &mut dropped);
+            self.dispatcher
+                .borrow_mut()
+                .collect(Instant::now(), &mut calls, &mut dropped);
             dropped.clear();
             self.turns.set(self.turns.get() + 1);
             for call in calls.drain(..) {
                 if self.stopped.get() {
                     break;
                 }
-                let id = match call { Call::Ready(id) | Call::Alarm(id) => id };
-                let Some(handler) = self.dispatcher.borrow().handler(id).cloned() else { continue };
+                let id = match call {
+                    Call::Ready(id) | Call::Alarm(id) => id,
+                };
+                let Some(handler) = self.dispatcher.borrow().handler(id).cloned() else {
+                    continue;
+                };
                 match handler {
                     Handler::Ready(f) => {
                         let keep = f(self);

@@ -1,0 +1,71 @@
+// pyre-nexus ping-pong: two processes, 64-byte framed messages, JS handlers on both sides.
+// Usage: node bench/pingpong/nexus.js <socketpair|tcp> <roundTrips> <warmup>
+// The child end runs this file with `child <transport> [address]`.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { adopt, Dispatcher, pipe, port, tcp } from '../../dist/index.js';
+
+const [role, transport, ...rest] = process.argv.slice(2);
+
+if (role === 'child') {
+  // Echo every frame back until the parent closes.
+  const channel = transport === 'tcp' ? tcp(rest[0]) : adopt(3);
+  const dispatcher = new Dispatcher();
+  dispatcher.whenReadReady(channel, (ch) => {
+    for (let frame = ch.recvFrame(); frame !== null; frame = ch.recvFrame()) ch.sendFrame(frame);
+    if (ch.atEnd) ch.close();
+    return !ch.atEnd;
+  });
+  await dispatcher.watch();
+} else {
+  const mode = role;
+  const roundTrips = Number(transport ?? 100000);
+  const warmup = Number(rest[0] ?? 5000);
+  const self = fileURLToPath(import.meta.url);
+  let channel;
+  let child;
+  if (mode === 'tcp') {
+    const listener = port('ip4:127.0.0.1:0');
+    child = spawn(process.execPath, [self, 'child', 'tcp', listener.address], { stdio: 'inherit' });
+    const accepting = new Dispatcher();
+    accepting.whenReadReady(listener, (l) => {
+      channel = l.accept();
+      return channel === null;
+    });
+    await accepting.watch();
+    listener.close();
+  } else {
+    const [parent, childEnd] = pipe();
+    child = spawn(process.execPath, [self, 'child', 'socketpair'], {
+      stdio: ['inherit', 'inherit', 'inherit', childEnd.fd],
+    });
+    childEnd.close();
+    channel = parent;
+  }
+  const exited = once(child, 'exit');
+  const payload = Buffer.alloc(64, 7);
+  const dispatcher = new Dispatcher();
+  let done = 0;
+  let started = 0n;
+  let seconds = 0;
+  dispatcher.whenReadReady(channel, (ch) => {
+    for (let frame = ch.recvFrame(); frame !== null; frame = ch.recvFrame()) {
+      done += 1;
+      if (done === warmup) started = process.hrtime.bigint();
+      if (done === warmup + roundTrips) {
+        seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        ch.close();
+        return false;
+      }
+      ch.sendFrame(payload);
+    }
+    if (ch.atEnd) throw new Error('the echo process went away');
+    return true;
+  });
+  channel.sendFrame(payload);
+  if (warmup === 0) started = process.hrtime.bigint();
+  await dispatcher.watch();
+  await exited;
+  console.log(JSON.stringify({ impl: 'pyre-nexus', transport: mode, roundTrips, seconds }));
+}
