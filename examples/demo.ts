@@ -76,16 +76,14 @@ async function main(): Promise<void> {
       else marshaler.send(job, ch);
     };
     dispatcher.whenReadReady(mine, (ch) => {
-      for (
-        let a = marshaler.recv(ch) as Answer | undefined;
-        a !== undefined;
-        a = marshaler.recv(ch) as Answer | undefined
-      ) {
+      while (!ch.closed) {
+        const a = marshaler.recv(ch) as Answer | undefined;
+        if (a === undefined) break;
         primes += a.primes;
         answered += 1;
         console.log(`${name}: [${a.from}, ${a.to}) has ${a.primes} primes   (${answered}/${total})`);
         if (answered === total) dispatcher.cancel(ticker);
-        assign(ch);
+        assign(ch); // the next range, or close when none is left
       }
       return !ch.closed;
     });
