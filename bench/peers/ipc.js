@@ -16,19 +16,13 @@
 
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { envInt, fail as failWith } from './common.js';
 
 const PAYLOAD = 64;
 const TIMEOUT_MS = envInt('BENCH_TIMEOUT_MS', 120_000);
 
-function envInt(name, fallback) {
-  const v = process.env[name];
-  const n = v === undefined || v === '' ? Number.NaN : Number(v);
-  return Number.isInteger(n) && n >= 0 ? n : fallback;
-}
-
 function fail(message, code = 2) {
-  process.stderr.write(`ipc.js[${process.pid}]: ${message}\n`);
-  process.exit(code);
+  failWith('ipc.js', message, code);
 }
 
 function runChild() {

@@ -21,21 +21,15 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { envInt, fail as failWith } from './common.js';
 
 const PAYLOAD = 64;
 const HEADER = 4;
 const MAX_PAYLOAD = 1024;
 const TIMEOUT_MS = envInt('BENCH_TIMEOUT_MS', 120_000);
 
-function envInt(name, fallback) {
-  const v = process.env[name];
-  const n = v === undefined || v === '' ? Number.NaN : Number(v);
-  return Number.isInteger(n) && n >= 0 ? n : fallback;
-}
-
 function fail(message, code = 2) {
-  process.stderr.write(`net.js[${process.pid}]: ${message}\n`);
-  process.exit(code);
+  failWith('net.js', message, code);
 }
 
 /** Returns a function to feed stream chunks to; calls onFrame(frame) with each whole frame
