@@ -23,6 +23,8 @@ import {
 } from '../dist/index.js';
 
 const marshaler = new V8Marshaler();
+/** Accepted connections, kept referenced so the collector does not close them mid-test. */
+const servers: Channel[] = [];
 
 /** Accepts one connection on `listener` and exchanges a greeting both ways with `client`. */
 async function converse(listener: Channel, client: Channel): Promise<unknown[]> {
@@ -31,7 +33,7 @@ async function converse(listener: Channel, client: Channel): Promise<unknown[]> 
   dispatcher.whenReadReady(listener, (l) => {
     const server = l.accept();
     if (server === null) return true;
-    t_peer(server);
+    servers.push(server);
     dispatcher.whenReadReady(server, (s) => {
       const item = marshaler.recv(s);
       if (item === undefined) return !s.atEnd;
@@ -52,10 +54,6 @@ async function converse(listener: Channel, client: Channel): Promise<unknown[]> 
   });
   await dispatcher.watch();
   return got;
-}
-const servers: Channel[] = [];
-function t_peer(server: Channel): void {
-  servers.push(server);
 }
 
 test('addresses parse in pyre notation and bad ones name the bad part', (t) => {
