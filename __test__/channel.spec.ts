@@ -200,6 +200,10 @@ test('using a closed channel, or a listener as a stream, is a clear error', (t) 
     code: 'ERR_NEXUS_WRONG_KIND',
     message: 'cannot read on a listener channel',
   });
+  t.throws(() => new Dispatcher().whenWriteReady(listener, () => true), {
+    code: 'ERR_NEXUS_WRONG_KIND',
+    message: 'cannot watch for writing on a listener channel',
+  });
   listener.close();
   t.throws(() => (a.maxFrame = 0), { instanceOf: RangeError, message: /maxFrame must be a whole number/ });
 });

@@ -57,6 +57,24 @@ enum Io {
     Closed,
 }
 
+impl Io {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Io::Unix(s) => s.read(buf),
+            Io::Tcp(s) => s.read(buf),
+            _ => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
+    fn write(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Io::Unix(s) => s.write_vectored(bufs),
+            Io::Tcp(s) => s.write_vectored(bufs),
+            _ => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+}
+
 /// Where a watched channel reports its closing, so the dispatcher can drop its handlers.
 #[derive(Debug, Clone)]
 pub(crate) struct Link {
@@ -231,6 +249,11 @@ impl Channel {
         }
     }
 
+    /// Whether this is a listening channel (readable when a connection waits, never writable).
+    pub fn is_listener(&self) -> bool {
+        matches!(self.io, Io::TcpListener(_) | Io::UnixListener(_))
+    }
+
     /// Whether this side closed the channel (output may still be flushing).
     pub fn is_closed(&self) -> bool {
         self.closing || matches!(self.io, Io::Closed)
@@ -352,22 +375,6 @@ impl Channel {
         Ok(())
     }
 
-    fn raw_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &mut self.io {
-            Io::Unix(s) => s.read(buf),
-            Io::Tcp(s) => s.read(buf),
-            _ => Err(io::ErrorKind::Unsupported.into()),
-        }
-    }
-
-    fn raw_write(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match &mut self.io {
-            Io::Unix(s) => s.write_vectored(bufs),
-            Io::Tcp(s) => s.write_vectored(bufs),
-            _ => Err(io::ErrorKind::Unsupported.into()),
-        }
-    }
-
     fn check_stream(&self, op: &'static str) -> Result<()> {
         match self.io {
             Io::Unix(_) | Io::Tcp(_) => Ok(()),
@@ -391,7 +398,7 @@ impl Channel {
             let n = self.frames.take_raw(buf);
             return Ok(ReadOutcome::Data(n));
         }
-        match self.raw_read(buf) {
+        match self.io.read(buf) {
             Ok(0) => {
                 self.eof = true;
                 Ok(ReadOutcome::Eof)
@@ -432,12 +439,7 @@ impl Channel {
             }
             let spare = self.frames.spare();
             let room = spare.len();
-            let got = match &mut self.io {
-                Io::Unix(s) => s.read(spare),
-                Io::Tcp(s) => s.read(spare),
-                _ => unreachable!("checked to be a stream"),
-            };
-            match got {
+            match self.io.read(spare) {
                 Ok(0) => self.eof = true,
                 Ok(n) => {
                     self.frames.commit(n);
@@ -477,9 +479,8 @@ impl Channel {
         self.check_open()?;
         self.check_stream("send")?;
         if payload.len() > u32::MAX as usize {
-            return Err(Error::FrameTooLarge {
-                length: payload.len() as u64,
-                max: u32::MAX,
+            return Err(Error::PayloadTooLarge {
+                length: payload.len(),
             });
         }
         let pending = self.pending_output();
@@ -506,34 +507,15 @@ impl Channel {
 
     /// One write attempt; a full socket is not an error, only a reason to buffer.
     fn try_write(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize> {
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
-        loop {
-            return match self.raw_write(bufs) {
-                Ok(n) => {
-                    if n < total {
-                        self.ready &= !ready::WRITABLE;
-                    }
-                    Ok(n)
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.ready &= !ready::WRITABLE;
-                    Ok(0)
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Err(Error::io("write", e)),
-            };
-        }
+        write_once(&mut self.io, &mut self.ready, bufs)
     }
 
     /// Hands buffered output to the kernel while it takes it. Errors are kept for the next
     /// operation; a channel closing after its output is flushed closes now.
     pub(crate) fn flush(&mut self) {
         while self.pending_output() > 0 {
-            let start = self.out_start;
-            let pending = std::mem::take(&mut self.out);
-            let result = self.try_write(&[IoSlice::new(&pending[start..])]);
-            self.out = pending;
-            match result {
+            let pending = [IoSlice::new(&self.out[self.out_start..])];
+            match write_once(&mut self.io, &mut self.ready, &pending) {
                 Ok(0) => break,
                 Ok(n) => self.out_start += n,
                 Err(e) => {
@@ -623,6 +605,27 @@ impl Channel {
         self.closing = true;
         self.out = Vec::new();
         self.out_start = 0;
+    }
+}
+
+/// One write attempt on `io`; a socket that takes less than offered is no longer writable.
+fn write_once(io: &mut Io, ready: &mut u8, bufs: &[IoSlice<'_>]) -> Result<usize> {
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    loop {
+        return match io.write(bufs) {
+            Ok(n) => {
+                if n < total {
+                    *ready &= !ready::WRITABLE;
+                }
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                *ready &= !ready::WRITABLE;
+                Ok(0)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(Error::io("write", e)),
+        };
     }
 }
 

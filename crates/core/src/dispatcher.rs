@@ -169,6 +169,12 @@ impl<H: Clone> Dispatcher<H> {
             if ch.is_closed() {
                 return Err(Error::ChannelClosed);
             }
+            if readiness == Readiness::Write && ch.is_listener() {
+                return Err(Error::WrongKind {
+                    op: "watch for writing",
+                    kind: "listener",
+                });
+            }
             match &ch.link {
                 Some(link) if Rc::ptr_eq(&link.closed, &self.closed) => link.token,
                 Some(_) => return Err(Error::AlreadyWatched),

@@ -17,6 +17,8 @@ pub enum Error {
     PeerReset,
     /// The peer announced a frame longer than the channel accepts.
     FrameTooLarge { length: u64, max: u32 },
+    /// A payload to send is longer than pyre's 4-byte length can announce.
+    PayloadTooLarge { length: usize },
     /// The peer closed the channel in the middle of a frame.
     Truncated { received: usize, expected: usize },
     /// The channel was closed by this side.
@@ -43,7 +45,9 @@ impl Error {
             Error::BadAddress { .. } => "ERR_NEXUS_BAD_ADDRESS",
             Error::AddressInUse { .. } => "ERR_NEXUS_ADDRESS_IN_USE",
             Error::PeerReset => "ERR_NEXUS_PEER_RESET",
-            Error::FrameTooLarge { .. } => "ERR_NEXUS_FRAME_TOO_LARGE",
+            Error::FrameTooLarge { .. } | Error::PayloadTooLarge { .. } => {
+                "ERR_NEXUS_FRAME_TOO_LARGE"
+            }
             Error::Truncated { .. } => "ERR_NEXUS_TRUNCATED",
             Error::ChannelClosed => "ERR_NEXUS_CHANNEL_CLOSED",
             Error::ChannelFull { .. } => "ERR_NEXUS_CHANNEL_FULL",
@@ -72,6 +76,10 @@ impl fmt::Display for Error {
             Error::FrameTooLarge { length, max } => write!(
                 f,
                 "the peer announced a frame of {length} bytes, more than the maximum of {max}"
+            ),
+            Error::PayloadTooLarge { length } => write!(
+                f,
+                "cannot send a payload of {length} bytes: a frame holds at most 4294967295"
             ),
             Error::Truncated { received, expected } => write!(
                 f,

@@ -276,3 +276,19 @@ fn an_unwatched_channel_reads_what_is_there_and_says_when_nothing_is() {
     assert_eq!(b.recv_frame().unwrap(), Recv::Frame(b"direct"));
     assert_eq!(b.recv_frame().unwrap(), Recv::Pending);
 }
+
+#[test]
+fn watching_a_listener_for_writing_is_refused_instead_of_never_firing() {
+    let listener = pyre_nexus_core::port(&"127.0.0.1:0".parse().unwrap())
+        .unwrap()
+        .shared();
+    let mut dispatcher = pyre_nexus_core::Dispatcher::<()>::new().unwrap();
+    let err = dispatcher
+        .when(&listener, Readiness::Write, ())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot watch for writing on a listener channel"
+    );
+    assert!(dispatcher.when(&listener, Readiness::Read, ()).is_ok());
+}
