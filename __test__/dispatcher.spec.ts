@@ -399,3 +399,19 @@ test('the addon runs in two worker threads at once and survives their teardown w
   await dispatcher.watch();
   t.deepEqual(got, ['after']);
 });
+
+test('close() from inside a handler settles watch and releases the dispatcher', async (t) => {
+  t.timeout(10_000);
+  const dispatcher = new Dispatcher();
+  const [a, b] = pipe();
+  dispatcher.whenReadReady(b, () => {
+    dispatcher.close();
+    return true;
+  });
+  dispatcher.whenReadReady(b, () => t.fail('a handler ran after close'));
+  a.write('x');
+  await dispatcher.watch();
+  t.false(dispatcher.watching);
+  t.is(dispatcher.handlerCount, 0);
+  t.throws(() => dispatcher.whenReadReady(b, () => true), { code: 'ERR_NEXUS_DISPATCHER_CLOSED' });
+});

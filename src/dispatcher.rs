@@ -43,6 +43,8 @@ struct Inner {
     /// A handler threw: the exception that the watch promise rejects with.
     failure: Cell<sys::napi_ref>,
     in_turn: Cell<bool>,
+    /// `close()` was called by a handler: done once the turn ends, after the watch settles.
+    close_requested: Cell<bool>,
     closed: Cell<bool>,
 }
 
@@ -82,6 +84,7 @@ impl Dispatcher {
             stop_requested: Cell::new(false),
             failure: Cell::new(ptr::null_mut()),
             in_turn: Cell::new(false),
+            close_requested: Cell::new(false),
             closed: Cell::new(false),
         });
         inner.open(&env)?;
@@ -214,10 +217,11 @@ impl Dispatcher {
     #[napi(catch_unwind)]
     pub fn close(&self) {
         self.inner.stop_requested.set(true);
+        self.inner.close_requested.set(true);
+        // Inside a turn the handles are still in use: the turn's end closes them (see schedule).
         if !self.inner.in_turn.get() {
-            self.inner.finish();
+            self.inner.schedule();
         }
-        self.inner.close();
     }
 }
 
@@ -255,7 +259,7 @@ fn release(env: sys::napi_env, handler: JsRef) {
 
 impl Inner {
     fn check_open(&self, env: &Env) -> Result<()> {
-        if self.closed.get() {
+        if self.closed.get() || self.close_requested.get() {
             return Err(throw(
                 env,
                 "ERR_NEXUS_DISPATCHER_CLOSED",
@@ -349,9 +353,7 @@ impl Inner {
                 Some(on_env_cleanup),
                 self as *const Inner as *mut c_void,
             );
-            for handler in self.core.borrow_mut().clear() {
-                release(env, handler);
-            }
+            self.release_handlers();
             for handle in [&self.poll, &self.timer, &self.idle] {
                 let h = handle.replace(ptr::null_mut());
                 if !h.is_null() {
@@ -366,9 +368,28 @@ impl Inner {
         }
     }
 
+    /// Drops every handler and alarm, releasing their function references.
+    fn release_handlers(&self) {
+        let dropped = self.core.borrow_mut().clear();
+        for handler in dropped {
+            release(self.env, handler);
+        }
+    }
+
     /// Arms libuv for what the core waits for next, or ends the watch when nothing is left.
     fn schedule(&self) {
-        if self.deferred.get().is_null() || self.in_turn.get() || self.closed.get() {
+        if self.in_turn.get() {
+            return;
+        }
+        if self.close_requested.get() {
+            // Handlers go first: settling the watch runs the awaiting code at once, and it must
+            // find the dispatcher already closed.
+            self.release_handlers();
+            self.finish();
+            self.close();
+            return;
+        }
+        if self.deferred.get().is_null() || self.closed.get() {
             return;
         }
         let mut core = self.core.borrow_mut();

@@ -5,8 +5,11 @@ import { Channel } from './channel.js';
 /** A channel handler: called with the ready channel; a truthy return keeps it registered. */
 export type Handler = (channel: Channel) => unknown;
 
-/** An alarm handler: called with the time (seconds since the epoch); a number re-arms it. */
-export type AlarmHandler = (timestamp: number) => number | undefined | null | void;
+/**
+ * An alarm handler: called with the time (seconds since the epoch). Returning a number re-arms it
+ * that many seconds later; anything else (including no return) drops it.
+ */
+export type AlarmHandler = (timestamp: number) => unknown;
 
 /** Names a registration, for {@link Dispatcher.cancel}. */
 export type HandlerId = number;
