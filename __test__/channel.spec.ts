@@ -205,6 +205,12 @@ test('using a closed channel, or a listener as a stream, is a clear error', (t) 
     message: 'cannot watch for writing on a listener channel',
   });
   listener.close();
+  const [c] = pipe();
+  t.throws(() => c.read(Buffer.alloc(0)), { instanceOf: TypeError, message: /got an empty Buffer/ });
+  t.throws(() => c.read('x' as never), {
+    instanceOf: TypeError,
+    message: /expected a non-empty Buffer to read into, got string/,
+  });
   t.throws(() => (a.maxFrame = 0), { instanceOf: RangeError, message: /maxFrame must be a whole number/ });
 });
 

@@ -70,6 +70,10 @@ export class Channel {
    * file, or null when nothing is there (readiness can be spurious; that is not an error).
    */
   read(buffer: Buffer): number | null {
+    if (!Buffer.isBuffer(buffer) || buffer.length === 0) {
+      // 0 means end of file, so an empty buffer would read as one.
+      throw new TypeError(`read: expected a non-empty Buffer to read into, got ${describeBuffer(buffer)}`);
+    }
     try {
       return this.native.read(buffer);
     } catch (e) {
@@ -131,6 +135,11 @@ function toBuffer(data: Buffer | Uint8Array | string): Buffer {
   if (typeof data === 'string') return Buffer.from(data);
   if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   throw new TypeError(`expected a Buffer, Uint8Array or string, got ${typeof data}`);
+}
+
+function describeBuffer(value: unknown): string {
+  if (Buffer.isBuffer(value)) return 'an empty Buffer';
+  return value === null ? 'null' : typeof value;
 }
 
 function checkSize(name: string, bytes: number): void {
