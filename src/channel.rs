@@ -131,6 +131,12 @@ impl Channel {
     pub fn close(&self) {
         self.inner.borrow_mut().close();
     }
+
+    /// Closes the channel at once, dropping output the peer has not taken yet.
+    #[napi(catch_unwind)]
+    pub fn abort(&self) {
+        self.inner.borrow_mut().abort();
+    }
 }
 
 /// A connected pair of channels `[parent, child]`.

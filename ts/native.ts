@@ -19,6 +19,7 @@ export interface NativeChannel {
   recvFrame(): Buffer | null;
   accept(): NativeChannel | null;
   close(): void;
+  abort(): void;
 }
 
 /** The native dispatcher. */

@@ -128,6 +128,14 @@ export class Channel {
   close(): void {
     this.native.close();
   }
+
+  /**
+   * Closes the channel at once, dropping the output the peer has not taken: for a peer that
+   * stopped reading, whose output {@link close} would otherwise keep waiting to deliver.
+   */
+  abort(): void {
+    this.native.abort();
+  }
 }
 
 function toBuffer(data: Buffer | Uint8Array | string): Buffer {

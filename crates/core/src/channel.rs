@@ -594,6 +594,19 @@ impl Channel {
         }
     }
 
+    /// Closes the channel at once and drops the output the kernel has not taken, also when an
+    /// earlier [`close`](Self::close) left it flushing. For peers that stopped reading, whose
+    /// output would otherwise wait forever.
+    pub fn abort(&mut self) {
+        self.out.clear();
+        self.out_start = 0;
+        if self.is_closed() {
+            self.shut();
+        } else {
+            self.close();
+        }
+    }
+
     fn shut(&mut self) {
         if let Io::UnixListener(_) = self.io {
             if let Some(Address::Unix(path)) = &self.local {

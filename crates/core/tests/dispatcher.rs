@@ -292,3 +292,39 @@ fn watching_a_listener_for_writing_is_refused_instead_of_never_firing() {
     );
     assert!(dispatcher.when(&listener, Readiness::Read, ()).is_ok());
 }
+
+#[test]
+fn abort_drops_output_a_peer_never_reads_where_close_would_keep_it() {
+    // Fills the output of a watched channel whose peer never reads, then ends it with `end`;
+    // says whether the dispatcher is left with nothing to do.
+    let idle_after = |end: fn(&mut pyre_nexus_core::Channel)| {
+        let nexus = Loop::new();
+        let (a, _reader) = pair();
+        nexus.when(&a, Readiness::Write, |_| false);
+        nexus.watch(LIMIT);
+        let chunk = vec![7u8; 64 * 1024];
+        while a.borrow().pending_output() == 0 {
+            a.borrow_mut().write(&chunk).unwrap();
+        }
+        end(&mut a.borrow_mut());
+        let mut d = nexus.dispatcher.borrow_mut();
+        d.poll(Some(Duration::ZERO)).unwrap();
+        d.collect(std::time::Instant::now(), &mut Vec::new(), &mut Vec::new());
+        d.is_idle()
+    };
+    assert!(
+        !idle_after(pyre_nexus_core::Channel::close),
+        "a closed channel with unread output should still be flushing"
+    );
+    assert!(
+        idle_after(pyre_nexus_core::Channel::abort),
+        "an aborted channel should be gone at once"
+    );
+    assert!(
+        idle_after(|ch| {
+            ch.close();
+            ch.abort();
+        }),
+        "aborting a channel still flushing after close should end it"
+    );
+}
