@@ -1,6 +1,8 @@
 /**
- * pyre-nexus: pyre.nexus for Node. The ipc layer: a dispatcher running inside Node's event loop,
- * non-blocking channels owned by a Rust core, and marshalers speaking pyre's framing.
+ * pyre-nexus: pyre.nexus for Node.
+ * - ipc: a dispatcher running inside Node's event loop, non-blocking channels owned by a Rust
+ *   core, and marshalers speaking pyre's framing;
+ * - nexus, the service side: Peer, Node, Service and Server, with a signal-driven life cycle.
  */
 
 export {
@@ -25,3 +27,20 @@ export {
   type HandlerId,
 } from './ipc/dispatcher.js';
 export { JsonMarshaler, type Marshaler, V8Marshaler } from './ipc/marshaler.js';
+export type { NodeConfig, ServiceSpec } from './nexus/config.js';
+export { journal, type LogChannel, type LogDevice, type LogEntry, type Severity } from './nexus/journal.js';
+// pyre's lowercase names, for code that reads like pyre's.
+export {
+  Nexus,
+  Nexus as nexus,
+  Node,
+  Node as node,
+  type NodeOptions,
+  type ReloadReport,
+  type SignalHandler,
+} from './nexus/node.js';
+export { Asynchronous, Asynchronous as asynchronous, Peer, type PeerOptions, peer } from './nexus/peer.js';
+export type { Implementation, Protocol } from './nexus/protocol.js';
+export { Server, Server as server, type ServerOptions } from './nexus/server.js';
+export { Service, Service as service } from './nexus/service.js';
+export { Timer } from './nexus/timer.js';

@@ -1,0 +1,23 @@
+// An echo service: every byte a peer sends comes back to it. Written against Server, which
+// brings the connection limit, idle timeout, backpressure and graceful stop.
+import { type Channel, Server } from 'pyre-nexus';
+
+export class EchoServer extends Server {
+  /** One read buffer for every conversation: the loop serves one peer at a time. */
+  readonly #buffer = Buffer.allocUnsafe(64 * 1024);
+
+  override process(channel: Channel): boolean {
+    // Read until the socket is empty, unless the peer is not taking its echoes: then the
+    // server pauses this conversation until they have gone out.
+    while (channel.pendingOutput < this.highWater) {
+      const length = channel.read(this.#buffer);
+      if (length === null) return true;
+      if (length === 0) {
+        channel.close();
+        return false;
+      }
+      this.reply(channel, this.#buffer.subarray(0, length));
+    }
+    return true;
+  }
+}
