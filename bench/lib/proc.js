@@ -1,0 +1,143 @@
+// Child processes for the benchmarks. Every process is started in its own process group so that a
+// timeout, a failure or a Ctrl-C of the harness can take down whatever it spawned in turn: nothing
+// of a run may outlive it.
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+
+const live = new Set();
+
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    for (const child of live) killGroup(child);
+    process.exit(130);
+  });
+}
+
+function killGroup(child) {
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {} // already gone
+}
+
+const tail = (text) => text.trim().split('\n').slice(-3).join(' | ');
+
+// 'node' as the first word means the Node running the harness, so every Node process measured
+// is the same Node; any other first word is a path relative to the repo root.
+function start(root, command, env) {
+  const [cmd, ...args] = command;
+  const file = cmd === 'node' ? process.execPath : resolve(root, cmd);
+  const child = spawn(file, args, { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stderrText = '';
+  child.stderr.on('data', (d) => {
+    child.stderrText += d;
+  });
+  return child;
+}
+
+/**
+ * Runs a command to its end and resolves with { stdout } when it exits 0, or { error } (exit
+ * status or signal and the last lines of stderr, or the timeout) otherwise.
+ */
+export function runToEnd(root, command, { env = process.env, timeoutMs }) {
+  return new Promise((done) => {
+    const child = start(root, command, env);
+    let stdout = '';
+    let timedOut = false;
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(child);
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      live.delete(child);
+      done({ error: `cannot start: ${err.message}` });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      killGroup(child);
+      live.delete(child);
+      const why = tail(child.stderrText);
+      if (timedOut) return done({ error: `timed out after ${timeoutMs} ms` });
+      if (code !== 0) return done({ error: `exited with ${signal ?? code}${why ? `: ${why}` : ''}` });
+      done({ stdout });
+    });
+  });
+}
+
+/**
+ * Starts a server that prints its TCP port as the first line on stdout. Resolves with
+ * { port, stop } once that line is read, or { error } if the server exits, prints something else
+ * or says nothing within `timeoutMs` (the process group is killed in every such case).
+ * stop() sends SIGTERM and resolves once the server is gone, with { error } if it did not exit
+ * cleanly (status 0 or by the SIGTERM itself) within `stopMs`; it is then killed.
+ */
+export function startServer(root, command, { env = process.env, timeoutMs, stopMs = 10_000 }) {
+  return new Promise((done) => {
+    const child = start(root, command, env);
+    let exited = null; // { code, signal } once the process is gone
+    const exit = new Promise((settle) =>
+      child.on('exit', (code, signal) => {
+        exited = { code, signal };
+        killGroup(child);
+        live.delete(child);
+        settle();
+      }),
+    );
+    let first = '';
+    let ready = false;
+    const fail = (error) => {
+      clearTimeout(timer);
+      killGroup(child);
+      done({ error, stderr: () => tail(child.stderrText) });
+    };
+    const timer = setTimeout(() => fail(`printed no port within ${timeoutMs} ms`), timeoutMs);
+    child.on('error', (err) => fail(`cannot start: ${err.message}`));
+    child.on('exit', (code, signal) => {
+      if (ready) return;
+      const why = tail(child.stderrText);
+      fail(`exited with ${signal ?? code} before printing its port${why ? `: ${why}` : ''}`);
+    });
+    child.stdout.on('data', (d) => {
+      if (ready) return; // anything after the port line is ignored, but still read off the pipe
+      first += d;
+      const nl = first.indexOf('\n');
+      if (nl < 0) return;
+      ready = true;
+      clearTimeout(timer);
+      const port = Number(first.slice(0, nl).trim());
+      if (!Number.isInteger(port) || port < 1 || port > 65535) {
+        return fail(`first line on stdout is not a port: ${JSON.stringify(first.slice(0, nl))}`);
+      }
+      done({ port, stderr: () => tail(child.stderrText), stop });
+    });
+
+    async function stop() {
+      const early = exited !== null;
+      let hung = false;
+      if (!early) {
+        try {
+          child.kill('SIGTERM'); // the server itself, not its group: its own shutdown is part of the contract
+        } catch {}
+        const killer = setTimeout(() => {
+          hung = true;
+          killGroup(child);
+        }, stopMs);
+        await exit;
+        clearTimeout(killer);
+      }
+      const { code, signal } = exited;
+      const why = tail(child.stderrText);
+      const says = why ? `: ${why}` : '';
+      if (hung) return { error: `server did not exit within ${stopMs} ms of SIGTERM and was killed${says}` };
+      if (early) return { error: `server had already exited with ${signal ?? code}${says}` };
+      if (code === 0 || signal === 'SIGTERM') return {};
+      return { error: `server ended with ${signal ?? code} after SIGTERM${says}` };
+    }
+  });
+}
