@@ -1,9 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { type Channel, pipe } from '../dist/index.js';
+import { type Channel, type Dispatcher, pipe, V8Marshaler } from '../dist/index.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
+const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** A Node process running a fixture, which finds its channel on fd 3. */
 export interface Peer {
@@ -34,4 +39,91 @@ export async function runScript(source: string): Promise<{ code: number | null; 
   proc.stderr.on('data', (d) => (stderr += d));
   const [code] = await once(proc, 'exit');
   return { code, stdout, stderr };
+}
+
+/** The next item `channel` brings, through `dispatcher`; rejects if the peer closes first. */
+export async function receive(
+  dispatcher: Dispatcher,
+  channel: Channel,
+  marshaler = new V8Marshaler(),
+): Promise<unknown> {
+  let item: unknown;
+  dispatcher.whenReadReady(channel, (ch) => {
+    item = marshaler.recv(ch);
+    return item === undefined && !ch.atEnd;
+  });
+  await dispatcher.watch();
+  if (item === undefined) throw new Error('the peer closed its channel before sending anything');
+  return item;
+}
+
+/** A node run by the `nexus serve` command, in its own process. */
+export interface ServedNode {
+  child: ChildProcess;
+  /** A service's address, as the command printed it. */
+  address(service: string): string;
+  /** Resolves when a line of the node's stderr matches. */
+  logged(pattern: RegExp): Promise<string>;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Everything the node printed. */
+  output(): string;
+}
+
+/**
+ * Runs `nexus serve` on a configuration written to a temporary file; `services` maps names to
+ * specs whose `module` is a path relative to the repository. Resolves once every service listens.
+ */
+export async function serveNode(
+  services: Record<string, Record<string, unknown>>,
+  ...args: string[]
+): Promise<ServedNode> {
+  const dir = await mkdtemp(join(tmpdir(), 'nexus-node-'));
+  const config = join(dir, 'node.json');
+  const absolute = Object.fromEntries(
+    Object.entries(services).map(([name, spec]) => [name, { ...spec, module: join(root, spec.module as string) }]),
+  );
+  await writeFile(config, JSON.stringify({ services: absolute }));
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'dist/cli.js'), 'serve', config, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exit = once(child, 'exit').then(([code, signal]) => ({ code, signal }));
+  let output = '';
+  const waiting: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    output += `${line}\n`;
+    for (const w of waiting.filter((w) => w.pattern.test(line))) {
+      waiting.splice(waiting.indexOf(w), 1);
+      w.resolve(line);
+    }
+  });
+  const addresses: Record<string, string> = {};
+  const lines = createInterface({ input: child.stdout });
+  const ready = new Promise<void>((resolve, reject) => {
+    lines.on('line', (line) => {
+      output += `${line}\n`;
+      const match = /^(\S+) listening at (\S+)$/.exec(line);
+      if (match) addresses[match[1] as string] = match[2] as string;
+      if (Object.keys(addresses).length === Object.keys(services).length) resolve();
+    });
+    void exit.then(({ code }) => reject(new Error(`the node exited with ${code} before it was ready:\n${output}`)));
+  });
+  await ready;
+  return {
+    child,
+    address: (service) => {
+      const address = addresses[service];
+      if (address === undefined) throw new Error(`the node has no service "${service}"`);
+      return address;
+    },
+    exit,
+    output: () => output,
+    logged: (pattern) => new Promise((resolve) => waiting.push({ pattern, resolve })),
+  };
+}
+
+/** The port of an `ip4:host:port` address. */
+export function portOf(address: string | undefined): number {
+  const port = Number(address?.split(':').at(-1));
+  if (!Number.isInteger(port)) throw new Error(`no port in address ${address}`);
+  return port;
 }

@@ -1,0 +1,187 @@
+import test from 'ava';
+import { type Channel, journal, type LogEntry, Node, Server, type Service } from '../dist/index.js';
+import { EchoServer } from '../examples/services/echo.ts';
+import { KeyValueServer } from '../examples/services/kv.ts';
+import { Client } from './clients.js';
+
+// Log entries, by channel name: each spec names its server, and waits on what it logs.
+const waiting: { channel: string; pattern: RegExp; resolve: (entry: LogEntry) => void }[] = [];
+journal.device = (entry) => {
+  for (const w of waiting.filter((w) => w.channel === entry.channel && w.pattern.test(entry.message))) {
+    waiting.splice(waiting.indexOf(w), 1);
+    w.resolve(entry);
+  }
+};
+function logged(channel: string, pattern: RegExp): Promise<LogEntry> {
+  journal.activate(channel);
+  return new Promise((resolve) => waiting.push({ channel, pattern, resolve }));
+}
+
+/** Runs a node with `services` for the length of `body`. */
+async function serving<T extends Record<string, Service>>(services: T, body: (services: T) => Promise<void>) {
+  const node = new Node({ services });
+  await node.prepare();
+  const watching = node.watch();
+  try {
+    await body(services);
+  } finally {
+    node.stop();
+    await watching;
+    await node.shutdown();
+  }
+}
+
+test('validate() refusing an address closes that connection and the server keeps accepting', async (t) => {
+  let calls = 0;
+  class Picky extends EchoServer {
+    override validate(_channel: Channel, address: string): boolean {
+      t.regex(address, /^ip4:127\.0\.0\.1:\d+$/);
+      return ++calls !== 1; // the first peer is refused
+    }
+  }
+  await serving({ picky: new Picky({ name: 'picky' }) }, async ({ picky }) => {
+    const refused = await Client.connect(picky.address);
+    await refused.closed;
+    const welcome = await Client.connect(picky.address);
+    welcome.send('still here');
+    t.is(await welcome.take(10), 'still here');
+    t.is(picky.connections, 1);
+  });
+});
+
+test('a validate() that throws refuses the peer, logs, and the server keeps accepting', async (t) => {
+  class Broken extends EchoServer {
+    override validate(): boolean {
+      throw new Error('bug in validate');
+    }
+  }
+  const error = logged('broken', /validate\(.*\) threw/);
+  await serving({ broken: new Broken({ name: 'broken' }) }, async ({ broken }) => {
+    const first = await Client.connect(broken.address);
+    await first.closed;
+    t.regex((await error).message, /bug in validate/);
+    const second = await Client.connect(broken.address);
+    await second.closed;
+  });
+});
+
+test('the connection limit makes further peers wait until a conversation ends', async (t) => {
+  await serving({ limited: new EchoServer({ name: 'limited', maxConnections: 2 }) }, async ({ limited }) => {
+    const full = logged('limited', /at its limit of 2 connections/);
+    const [a, b] = [await Client.connect(limited.address), await Client.connect(limited.address)];
+    a.send('a');
+    b.send('b');
+    t.is(await a.take(1), 'a');
+    t.is(await b.take(1), 'b');
+    await full;
+    const waiting = await Client.connect(limited.address); // the kernel queues it
+    waiting.send('c');
+    t.is(limited.connections, 2);
+    a.end();
+    t.is(await waiting.take(1), 'c', 'served once a slot is free');
+    b.end();
+  });
+});
+
+test('an idle conversation is closed after the idle timeout; active ones stay', async (t) => {
+  await serving({ sleepy: new EchoServer({ name: 'sleepy', idleTimeout: 0.2 }) }, async ({ sleepy }) => {
+    const idle = await Client.connect(sleepy.address);
+    idle.send('x');
+    t.is(await idle.take(1), 'x');
+    const closedByTimeout = logged('sleepy', /idle for 0.2 s, closing/);
+    await idle.closed;
+    await closedByTimeout;
+    t.is(sleepy.connections, 0);
+    const fresh = await Client.connect(sleepy.address);
+    fresh.send('y');
+    t.is(await fresh.take(1), 'y', 'the server still accepts after closing idle peers');
+    fresh.end();
+  });
+});
+
+test('process() throwing ends that conversation only, and is logged as an error', async (t) => {
+  class Fragile extends EchoServer {
+    override process(channel: Channel): boolean {
+      const keep = super.process(channel);
+      if (this.connections === 2) throw new Error('cannot cope with two');
+      return keep;
+    }
+  }
+  const error = logged('fragile', /process\(\) threw/);
+  await serving({ fragile: new Fragile({ name: 'fragile' }) }, async ({ fragile }) => {
+    const first = await Client.connect(fragile.address);
+    first.send('1');
+    t.is(await first.take(1), '1');
+    const second = await Client.connect(fragile.address);
+    second.send('2');
+    t.is(await second.take(1), '2', 'the echo went out before the throw');
+    await second.closed;
+    t.regex((await error).message, /cannot cope with two/);
+    first.send('3');
+    t.is(await first.take(1), '3');
+    first.end();
+  });
+});
+
+test('a peer resetting in the middle of a request ends its conversation only', async (t) => {
+  await serving({ store: new KeyValueServer({ name: 'store' }) }, async ({ store }) => {
+    const steady = await Client.connect(store.address);
+    t.is(await steady.ask('SET a 1'), 'OK');
+    const rude = await Client.connect(store.address);
+    // A whole request and half of the next in one segment: once the answer is back, the
+    // server holds the half when the reset comes.
+    rude.send('SET b 2\nSET half-a-requ');
+    t.is(await rude.line(), 'OK');
+    const reset = logged('store', /reset the connection/);
+    rude.socket.resetAndDestroy();
+    await reset;
+    t.is(store.connections, 1);
+    t.is(await steady.ask('GET b'), 'VALUE 2', 'the whole request before the reset was served');
+    t.is(await steady.ask('GET half-a-requ'), 'NONE');
+    steady.end();
+  });
+});
+
+test('a peer that does not read its replies is paused, and nothing is lost when it reads again', async (t) => {
+  const highWater = 64 * 1024;
+  await serving({ echo: new EchoServer({ name: 'stubborn', highWater }) }, async ({ echo }) => {
+    const peer = await Client.connect(echo.address);
+    peer.socket.pause(); // stop reading the echoes
+    const paused = logged('stubborn', /not reading; pausing/);
+    const chunk = Buffer.alloc(64 * 1024);
+    const total = 8 * 1024 * 1024;
+    for (let sent = 0; sent < total; sent += chunk.length) {
+      chunk.fill(String.fromCharCode(97 + ((sent / chunk.length) % 26)));
+      peer.send(Buffer.from(chunk));
+    }
+    await paused;
+    const other = await Client.connect(echo.address);
+    other.send('others are served meanwhile');
+    t.is(await other.take(27), 'others are served meanwhile');
+    other.end();
+    peer.socket.resume();
+    const echoed = await peer.take(total);
+    for (let at = 0; at < total; at += chunk.length) {
+      t.is(echoed[at], String.fromCharCode(97 + ((at / chunk.length) % 26)));
+      if (echoed[at] !== echoed[at + chunk.length - 1]) t.fail(`chunk at ${at} is mixed`);
+    }
+    peer.end();
+  });
+});
+
+test('bad server options get messages that name the option', (t) => {
+  t.throws(() => new Server({ maxConnections: 0 }), { instanceOf: RangeError, message: /maxConnections/ });
+  t.throws(() => new Server({ idleTimeout: -1 }), { instanceOf: RangeError, message: /idleTimeout/ });
+  t.throws(() => new Server({ highWater: 4 * 1024 * 1024 }), { instanceOf: RangeError, message: /highWater/ });
+  t.throws(() => new Server({ address: 5 as unknown as string }), { instanceOf: TypeError, message: /address/ });
+  t.throws(() => new Server(null as unknown as object), { instanceOf: TypeError, message: /ServerOptions/ });
+});
+
+test('a server activated twice, or used before activate, says so', async (t) => {
+  const server = new Server();
+  const node = new Node({ services: { s: server } });
+  await node.prepare();
+  t.throws(() => server.activate(null, node.dispatcher), { message: /already active/ });
+  await node.shutdown();
+  t.throws(() => new Server().connect({} as Channel, 'x'), { message: /not active: call activate\(\) first/ });
+});

@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+/**
+ * The `nexus` command.
+ *
+ *   nexus serve <config> [--grace=<seconds>] [--log=<pattern>[:<severity>]]...
+ *
+ * `serve` runs a node with the services its configuration names (see `NodeConfig`), prints
+ * each service's address once it listens, reloads the configuration on SIGHUP and stops
+ * gracefully on SIGTERM or SIGINT. Options may also be given in pyre's style (`--node.grace=2`).
+ */
+import { journal, type Severity } from './nexus/journal.js';
+import { Node } from './nexus/node.js';
+
+const USAGE = 'usage: nexus serve <config.json|module> [--grace=<seconds>] [--log=<pattern>[:<severity>]]';
+
+interface Command {
+  name: string;
+  operands: string[];
+  options: Map<string, string[]>;
+}
+
+/** Splits the command line: `--a=b`, `--a b` and pyre's `--node.a=b` are the same option. */
+function parse(argv: string[]): Command {
+  const operands: string[] = [];
+  const options = new Map<string, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith('--')) {
+      operands.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const key = (eq === -1 ? arg.slice(2) : arg.slice(2, eq)).replace(/^node\./, '');
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new UsageError(`--${key} needs a value`);
+    options.set(key, [...(options.get(key) ?? []), value]);
+  }
+  const [name = '', ...rest] = operands;
+  return { name, operands: rest, options };
+}
+
+class UsageError extends Error {}
+
+async function serve({ operands, options }: Command): Promise<void> {
+  const [config, ...extra] = operands;
+  if (config === undefined || extra.length > 0) throw new UsageError('serve takes exactly one configuration file');
+  for (const key of options.keys()) {
+    if (key !== 'grace' && key !== 'log') throw new UsageError(`unknown option --${key}`);
+  }
+  for (const spec of options.get('log') ?? []) {
+    const [pattern = '', severity] = spec.split(':');
+    journal.activate(pattern, severity === undefined ? undefined : [severity as Severity]);
+  }
+  const grace = options.get('grace')?.at(-1);
+  const node = new Node({ config, ...(grace === undefined ? {} : { grace: Number(grace) }) });
+  node.registerSignalHandlers();
+  // SIGINT is the application's in pyre; here the application is this command, and it stops.
+  const interrupt = () => node.stop();
+  process.on('SIGINT', interrupt);
+  try {
+    await node.prepare();
+    for (const [name, service] of node.services) {
+      const address = (service as { address?: unknown }).address;
+      process.stdout.write(`${name} listening at ${typeof address === 'string' ? address : '(no address)'}\n`);
+    }
+    await node.watch();
+  } finally {
+    await node.shutdown();
+    process.removeListener('SIGINT', interrupt);
+  }
+  process.stdout.write('stopped\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    const command = parse(argv);
+    if (command.name === 'serve') {
+      await serve(command);
+      return 0;
+    }
+    throw new UsageError(command.name === '' ? 'no command given' : `unknown command "${command.name}"`);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`nexus: ${error.message}\n${USAGE}\n`);
+      return 64;
+    }
+    process.stderr.write(`nexus: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
