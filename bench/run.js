@@ -87,6 +87,13 @@ const settings = {
   selected: (key) => ONLY.length === 0 || ONLY.some((s) => key.includes(s)),
   compile,
   machine: {
+    // The command that reproduces this run: the BENCH_* settings it was given, then npm run bench.
+    reproduce: [
+      ...['BENCH_ROUNDTRIPS', 'BENCH_WARMUP', 'BENCH_REPEATS', 'BENCH_ECHO_CONNECTIONS']
+        .filter((name) => process.env[name])
+        .map((name) => `${name}=${process.env[name]}`),
+      'npm run bench',
+    ].join(' '),
     date: new Date().toISOString(),
     node: process.version,
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,

@@ -205,7 +205,7 @@ export function markdown({ meta, results }) {
     ),
     '',
     '- **load generator** (every row): `bench/native/echo-load.c`, C with epoll, `TCP_NODELAY`, every echo ' +
-      'checked byte for byte; it takes one CPU and the server the other.',
+      "checked byte for byte; it and the server share the machine's CPUs.",
     '- **native**: `bench/native/echo-server.c`, C, `gcc -O2`, one thread, level-triggered epoll, one `read` ' +
       'and one `write` per wakeup — the practical limit.',
     "- **node-net**: `bench/echo/net.js`, Node's `net` server (`noDelay`), `socket.pipe(socket)`.",
@@ -217,7 +217,8 @@ export function markdown({ meta, results }) {
     `Machine: ${meta.cpu}, ${meta.cpus} CPUs, ${meta.platform}; Node ${meta.node}` +
       `${meta.compiler ? `; ${meta.compiler}` : ''}. Measured ${meta.date.slice(0, 10)}.`,
     '',
-    `Reproduce: \`npm run bench\` (or \`BENCH_ONLY=echo node bench/run.js\`; \`BENCH_ROUNDTRIPS=${meta.roundTrips}\` sets the size).`,
+    `Reproduce: \`${meta.reproduce ?? 'npm run bench'}\` (\`BENCH_ONLY=echo node bench/run.js\` for this ` +
+      'benchmark alone; `BENCH_ROUNDTRIPS` sets the size).',
   ];
   const other = results.filter((r) => r.status !== 'ok');
   if (other.length > 0) {

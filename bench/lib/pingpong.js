@@ -209,7 +209,8 @@ export function markdown({ meta, results }) {
     'Both processes of a pair are busy, so on a 2-CPU machine the pair has the CPUs to itself and numbers ' +
       'vary with scheduling: compare ratios within one run rather than absolute numbers across machines.',
     '',
-    `Reproduce: \`npm run bench\` (or \`BENCH_ONLY=pingpong node bench/run.js\`; \`BENCH_ROUNDTRIPS=${meta.roundTrips}\` sets the size).`,
+    `Reproduce: \`${meta.reproduce ?? 'npm run bench'}\` (\`BENCH_ONLY=pingpong node bench/run.js\` for this ` +
+      'benchmark alone; `BENCH_ROUNDTRIPS` sets the size).',
   ];
   const other = results.filter((e) => e.status !== 'ok');
   if (other.length > 0) {
