@@ -162,6 +162,7 @@ pub fn port(address: &Address) -> Result<Channel> {
                 }
                 Err(e) => return Err(Error::io("bind", e)),
             };
+            deepen_backlog(listener.as_raw_fd())?;
             let local = listener
                 .local_addr()
                 .map_err(|e| Error::io("getsockname", e))?;
@@ -178,6 +179,7 @@ pub fn port(address: &Address) -> Result<Channel> {
                 },
                 _ => Error::io("bind", e),
             })?;
+            deepen_backlog(listener.as_raw_fd())?;
             Ok(Channel::new(
                 Io::UnixListener(listener),
                 Some(address.clone()),
@@ -185,6 +187,21 @@ pub fn port(address: &Address) -> Result<Channel> {
             ))
         }
     }
+}
+
+/// Connections the kernel may queue before they are accepted. mio listens with 128; a burst of
+/// a thousand clients overflows that, and the overflow waits on SYN retransmissions (or, with
+/// SYN cookies, until the client sends). The kernel caps the value at its own limit
+/// (`net.core.somaxconn`).
+const BACKLOG: libc::c_int = 4096;
+
+/// Listens again with [`BACKLOG`]: calling `listen` on a listening socket only changes its queue.
+fn deepen_backlog(fd: RawFd) -> Result<()> {
+    // SAFETY: `fd` is the open listening socket of a listener the caller owns.
+    if unsafe { libc::listen(fd, BACKLOG) } == -1 {
+        return Err(Error::io("listen", io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// A connection to `address`, begun without blocking: the channel becomes write-ready once
