@@ -57,6 +57,8 @@ export class Server implements Service {
   #drained: { promise: Promise<void>; resolve: () => void } | null = null;
   /** Channels closed while draining, which may still be flushing; shutdown ends them. */
   readonly #closing = new Set<Channel>();
+  /** Conversations whose peer is not reading its replies: their requests wait. */
+  readonly #paused = new Set<Channel>();
 
   constructor(options: ServerOptions = {}) {
     checkOptions(options, 'ServerOptions');
@@ -93,6 +95,11 @@ export class Server implements Service {
   /** How many conversations are open. */
   get connections(): number {
     return this.#conversations.size;
+  }
+
+  /** How many conversations are paused because their peer is not reading its replies. */
+  get paused(): number {
+    return this.#paused.size;
   }
 
   /** Grabs a port at {@link address} and waits for connections on `dispatcher`. */
@@ -207,6 +214,7 @@ export class Server implements Service {
     for (const channel of [...this.#conversations.keys(), ...this.#closing]) channel.abort();
     this.#conversations.clear();
     this.#closing.clear();
+    this.#paused.clear();
     this.#drained?.resolve();
     this.#drained = null;
   }
@@ -243,8 +251,10 @@ export class Server implements Service {
   /** Stops reading from a peer that does not read its replies, until half of them have gone. */
   #pause(channel: Channel): void {
     this.debug.log(() => `${channel.peer} is not reading; pausing its requests`);
+    this.#paused.add(channel);
     this.#loop().whenWriteReady(channel, () => {
       if (channel.pendingOutput > this.highWater / 2) return true;
+      this.#paused.delete(channel);
       // What the peer sent meanwhile may already be buffered: serve it now, not at its next send.
       if (this.#serve(channel)) this.#loop().whenReadReady(channel, this.#serve);
       return false;
@@ -272,6 +282,7 @@ export class Server implements Service {
   }
 
   #forget(channel: Channel): void {
+    this.#paused.delete(channel);
     if (!this.#conversations.delete(channel)) return;
     if (this.#drained !== null) {
       this.#settleDrain();
