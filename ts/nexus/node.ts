@@ -36,6 +36,9 @@ export interface ReloadReport {
   failed: { name: string; error: unknown }[];
 }
 
+/** Seconds between the wake-ups of the alarm that keeps a watching node's loop from ending. */
+const HOLD = 3600;
+
 /** A signal handler of a node; see {@link Node.newSignalIndex}. */
 export type SignalHandler = (signal: NodeJS.Signals) => unknown;
 
@@ -110,9 +113,18 @@ export class Node extends Peer implements Nexus {
     }
   }
 
-  /** Runs the loop; a node already asked to stop does not start it. */
-  override watch(): Promise<unknown> {
-    return this.#stopping ? Promise.resolve(undefined) : super.watch();
+  /**
+   * Runs the loop until the node is stopped, even while it has no service: a reload may shut
+   * the last one down before it starts its replacement. A node already asked to stop returns.
+   */
+  override async watch(): Promise<unknown> {
+    if (this.#stopping) return undefined;
+    const hold = this.dispatcher.alarm(HOLD, () => HOLD);
+    try {
+      return await super.watch();
+    } finally {
+      this.dispatcher.cancel(hold);
+    }
   }
 
   /**
