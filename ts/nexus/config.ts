@@ -76,13 +76,12 @@ export async function build(entry: ServiceEntry): Promise<Service> {
   try {
     namespace = await import(url);
   } catch (cause) {
-    throw new NexusError(
-      `service "${name}": cannot load ${spec.module}: ${(cause as Error).message}`,
-      'ERR_NEXUS_CONFIG',
-      {
-        cause,
-      },
-    );
+    const hint =
+      (cause as NodeJS.ErrnoException).code === 'ERR_UNKNOWN_FILE_EXTENSION'
+        ? ' (run Node with a TypeScript loader, such as node --import tsx)'
+        : '';
+    const message = `service "${name}": cannot load ${spec.module}: ${(cause as Error).message}${hint}`;
+    throw new NexusError(message, 'ERR_NEXUS_CONFIG', { cause });
   }
   const Class = namespace[exportName];
   if (typeof Class !== 'function') {
