@@ -60,6 +60,14 @@ test('run() shuts down even when watch rejects, and rejects with its error', asy
   t.true(shutdown);
 });
 
+test.serial('a node whose prepare fails still shuts down and lets go of its signal handlers', async (t) => {
+  const before = process.listenerCount('SIGTERM');
+  const node = new Node({ services: { broken: new EchoServer({ address: 'nonsense' }) } });
+  node.registerSignalHandlers();
+  await t.throwsAsync(node.run(), { message: /service "broken" failed to start/ });
+  t.is(process.listenerCount('SIGTERM'), before);
+});
+
 test('stop() ends the loop of a peer', async (t) => {
   const p = new Peer();
   p.dispatcher.alarm(3600, () => undefined);
@@ -158,7 +166,8 @@ test('a config naming a service that the options name too is refused', async (t)
   await t.throwsAsync(node.prepare(), { message: /service "echo" is named twice/ });
 });
 
-test('signal() dispatches through the index; signal handlers are released at shutdown', async (t) => {
+// Serial: these two count the process's signal listeners.
+test.serial('signal() dispatches through the index; signal handlers are released at shutdown', async (t) => {
   const node = new Node();
   let reloads = 0;
   node.reload = async () => {

@@ -76,10 +76,11 @@ export class Peer implements Asynchronous {
     this.error = journal.channel(name, 'error');
   }
 
+  /** Shuts down also when {@link prepare} fails, so that what it started is released. */
   async run(): Promise<unknown> {
     this.timer.start();
-    await this.prepare();
     try {
+      await this.prepare();
       return await this.watch();
     } finally {
       await this.shutdown();
