@@ -185,3 +185,14 @@ test('a server activated twice, or used before activate, says so', async (t) => 
   await node.shutdown();
   t.throws(() => new Server().connect({} as Channel, 'x'), { message: /not active: call activate\(\) first/ });
 });
+
+test('a server whose port is taken listens on another and warns, naming both', async (t) => {
+  const warned = logged('second', /was taken; listening at/);
+  await serving({ first: new EchoServer({ name: 'first' }) }, async ({ first }) => {
+    const second = new EchoServer({ name: 'second', address: first.address });
+    await serving({ second }, async () => {
+      t.not(second.address, first.address);
+      t.regex((await warned).message, new RegExp(`^${first.address} was taken; listening at ${second.address}`));
+    });
+  });
+});

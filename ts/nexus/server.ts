@@ -111,7 +111,9 @@ export class Server implements Service {
     this.#port = listener;
     const requested = this.address;
     this.address = listener.address ?? requested;
-    if (!requested.endsWith(':0') && this.address !== requested && !requested.startsWith('unix:')) {
+    // Compare ports, not text: `localhost:7000` is bound as `ip4:127.0.0.1:7000`.
+    const wanted = requested.startsWith('unix:') ? '' : requested.split(':').at(-1);
+    if (wanted && wanted !== '0' && wanted !== this.address.split(':').at(-1)) {
       this.warning.log(`${requested} was taken; listening at ${this.address} instead`);
     }
     this.info.log(() => `listening at ${this.address}`);
