@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #define PAYLOAD 64
 
 typedef struct {
@@ -59,20 +61,6 @@ static void on_alarm(int sig) {
     ssize_t ignored = write(2, msg, sizeof msg - 1);
     (void)ignored;
     _exit(3);
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static long env_long(const char *name, long fallback) {
-    const char *v = getenv(name);
-    if (!v || !*v) return fallback;
-    char *end;
-    long n = strtol(v, &end, 10);
-    return (*end == '\0' && n > 0) ? n : fallback;
 }
 
 static long arg_long(const char *s, long min, const char *name) {
@@ -146,7 +134,7 @@ int main(int argc, char **argv) {
 
     signal(SIGPIPE, SIG_IGN); /* a server that died shows as a failed write, with a message */
     signal(SIGALRM, on_alarm);
-    alarm((unsigned)((env_long("BENCH_TIMEOUT_MS", 120000) + 999) / 1000));
+    alarm((unsigned)((env_long("BENCH_TIMEOUT_MS", 120000, 1) + 999) / 1000));
 
     int ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) fail("epoll_create1", 1);

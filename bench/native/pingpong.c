@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #define PAYLOAD 64
 #define HEADER 4
 #define MAX_PAYLOAD 1024
@@ -57,20 +59,6 @@ static void on_alarm(int sig) {
     ssize_t ignored = write(2, msg, sizeof msg - 1);
     (void)ignored;
     _exit(3);
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static long env_long(const char *name, long fallback) {
-    const char *v = getenv(name);
-    if (!v || !*v) return fallback;
-    char *end;
-    long n = strtol(v, &end, 10);
-    return (*end == '\0' && n >= 0) ? n : fallback;
 }
 
 static void put_le32(unsigned char *p, uint32_t v) {
@@ -201,9 +189,9 @@ int main(int argc, char **argv) {
         return 64;
     }
     const char *transport = argv[1];
-    long round_trips = argc > 2 ? atol(argv[2]) : env_long("BENCH_ROUNDTRIPS", 100000);
-    long warmup = argc > 3 ? atol(argv[3]) : env_long("BENCH_WARMUP", round_trips / 20);
-    long timeout_ms = env_long("BENCH_TIMEOUT_MS", 120000);
+    long round_trips = argc > 2 ? atol(argv[2]) : env_long("BENCH_ROUNDTRIPS", 100000, 0);
+    long warmup = argc > 3 ? atol(argv[3]) : env_long("BENCH_WARMUP", round_trips / 20, 0);
+    long timeout_ms = env_long("BENCH_TIMEOUT_MS", 120000, 0);
     if (round_trips <= 0 || warmup < 0) {
         fprintf(stderr, "pingpong: roundTrips must be > 0 and warmup >= 0\n");
         return 64;
