@@ -66,21 +66,24 @@ test('a validate() that throws refuses the peer, logs, and the server keeps acce
 });
 
 test('the connection limit makes further peers wait until a conversation ends', async (t) => {
-  await serving({ limited: new EchoServer({ name: 'limited', maxConnections: 2 }) }, async ({ limited }) => {
-    const full = logged('limited', /at its limit of 2 connections/);
-    const [a, b] = [await Client.connect(limited.address), await Client.connect(limited.address)];
-    a.send('a');
-    b.send('b');
-    t.is(await a.take(1), 'a');
-    t.is(await b.take(1), 'b');
-    await full;
-    const waiting = await Client.connect(limited.address); // the kernel queues it
-    waiting.send('c');
-    t.is(limited.connections, 2);
-    a.end();
-    t.is(await waiting.take(1), 'c', 'served once a slot is free');
-    b.end();
-  });
+  await serving(
+    { limited: new EchoServer({ name: 'limited', maxConnections: 2, idleTimeout: 0 }) },
+    async ({ limited }) => {
+      const full = logged('limited', /at its limit of 2 connections/);
+      const [a, b] = [await Client.connect(limited.address), await Client.connect(limited.address)];
+      a.send('a');
+      b.send('b');
+      t.is(await a.take(1), 'a');
+      t.is(await b.take(1), 'b');
+      await full;
+      const waiting = await Client.connect(limited.address); // the kernel queues it
+      waiting.send('c');
+      t.is(limited.connections, 2);
+      a.end();
+      t.is(await waiting.take(1), 'c', 'served once a slot is free');
+      b.end();
+    },
+  );
 });
 
 test('an idle conversation is closed after the idle timeout; active ones stay', async (t) => {

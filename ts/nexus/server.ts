@@ -223,10 +223,13 @@ export class Server implements Service {
 
   #serve = (channel: Channel): boolean => {
     const conversations = this.#conversations;
-    if (!conversations.has(channel)) return false;
-    // Oldest input first: moving the channel to the end keeps the idle sweep O(expired).
-    conversations.delete(channel);
-    conversations.set(channel, performance.now());
+    if (this.idleTimeout === 0) {
+      if (!conversations.has(channel)) return false;
+    } else {
+      // Oldest input first: moving the channel to the end keeps the idle sweep O(expired).
+      if (!conversations.delete(channel)) return false;
+      conversations.set(channel, performance.now());
+    }
     let keep: unknown;
     try {
       keep = this.process(channel);
