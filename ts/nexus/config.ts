@@ -90,7 +90,12 @@ export async function build(entry: ServiceEntry): Promise<Service> {
       'ERR_NEXUS_CONFIG',
     );
   }
-  const service: unknown = new (Class as new (options: object) => unknown)({ name, ...options });
+  let service: unknown;
+  try {
+    service = new (Class as new (options: object) => unknown)({ name, ...options });
+  } catch (cause) {
+    throw new NexusError(`service "${name}": ${(cause as Error).message}`, 'ERR_NEXUS_CONFIG', { cause });
+  }
   if (!Service.isImplementedBy(service)) {
     const missing = Service.methods.filter((m) => typeof (service as Record<string, unknown>)[m] !== 'function');
     throw new NexusError(

@@ -5,7 +5,10 @@ import { journal, type LogChannel } from './journal.js';
 import { checkOptions } from './peer.js';
 import type { Service } from './service.js';
 
-/** Options of a {@link Server}. */
+/**
+ * Options of a {@link Server}. Unknown keys are refused, so a subclass with options of its own
+ * takes them out before passing the rest to `super`.
+ */
 export interface ServerOptions {
   /** Where to listen, in pyre's notation (default `ip4:127.0.0.1:0`, an ephemeral port). */
   address?: string;
@@ -21,6 +24,8 @@ export interface ServerOptions {
    */
   highWater?: number;
 }
+
+const SERVER_OPTIONS = ['address', 'name', 'maxConnections', 'idleTimeout', 'highWater'];
 
 /**
  * The base class of network services (pyre's `server`). `activate` opens a port at
@@ -62,6 +67,15 @@ export class Server implements Service {
 
   constructor(options: ServerOptions = {}) {
     checkOptions(options, 'ServerOptions');
+    // A typo in a configuration file would otherwise be silently ignored. Subclasses take their
+    // own options out before passing the rest here.
+    const unknown = Object.keys(options).filter((key) => !SERVER_OPTIONS.includes(key));
+    if (unknown.length > 0) {
+      throw new TypeError(
+        `${new.target.name}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; ` +
+          `a Server takes ${SERVER_OPTIONS.join(', ')}`,
+      );
+    }
     const {
       address = 'ip4:127.0.0.1:0',
       name = new.target.name.toLowerCase(),
