@@ -13,7 +13,7 @@ pub struct Channel {
 }
 
 impl Channel {
-    fn wrap(channel: core::Channel) -> Channel {
+    pub(crate) fn wrap(channel: core::Channel) -> Channel {
         Channel {
             inner: channel.shared(),
         }

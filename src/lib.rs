@@ -17,6 +17,8 @@ mod dispatcher;
 #[cfg(unix)]
 mod error;
 #[cfg(unix)]
+mod recruit;
+#[cfg(unix)]
 mod uv;
 
 use napi_derive::napi;

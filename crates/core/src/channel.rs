@@ -49,7 +49,7 @@ pub enum Recv<'a> {
 }
 
 #[derive(Debug)]
-enum Io {
+pub(crate) enum Io {
     Unix(UnixStream),
     Tcp(TcpStream),
     TcpListener(TcpListener),
@@ -223,7 +223,7 @@ pub fn connect(address: &Address) -> Result<Channel> {
 }
 
 impl Channel {
-    fn new(io: Io, local: Option<Address>, peer: Option<Address>) -> Channel {
+    pub(crate) fn new(io: Io, local: Option<Address>, peer: Option<Address>) -> Channel {
         Channel {
             io,
             ready: 0,

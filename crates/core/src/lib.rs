@@ -36,6 +36,8 @@ pub mod channel;
 pub mod dispatcher;
 pub mod error;
 pub mod frame;
+#[cfg(unix)]
+pub mod recruit;
 
 pub use address::Address;
 #[cfg(unix)]
@@ -43,3 +45,5 @@ pub use channel::{adopt, connect, pipe, port, Channel, ReadOutcome, Recv, Shared
 #[cfg(unix)]
 pub use dispatcher::{Call, Dispatcher, HandlerId, Readiness};
 pub use error::{Error, Result};
+#[cfg(unix)]
+pub use recruit::{Exit, Recruit};

@@ -1,0 +1,54 @@
+//! Recruiting: `spawn` a worker process joined by a socket pair on its fd 3, `pair` for a worker
+//! thread, `reap` and `kill` by pid.
+
+use crate::channel::Channel;
+use crate::error::OrThrow;
+use napi::bindgen_prelude::*;
+use napi::{Env, JsObject};
+use napi_derive::napi;
+use pyre_nexus_core::recruit::{self, Exit};
+
+/// Starts `program` with `args`, its channel on fd 3: `{ pid, channel }`.
+#[napi(catch_unwind, ts_return_type = "{ pid: number; channel: Channel }")]
+pub fn spawn(env: Env, program: String, args: Vec<String>) -> Result<JsObject> {
+    let recruit = recruit::spawn(&program, &args).or_throw(&env)?;
+    let mut result = env.create_object()?;
+    result.set("pid", recruit.pid)?;
+    result.set(
+        "channel",
+        Channel::wrap(recruit.channel).into_instance(env)?,
+    )?;
+    Ok(result)
+}
+
+/// A socket pair for a worker thread: `{ fd, channel }`; the thread adopts `fd`.
+#[napi(catch_unwind, ts_return_type = "{ fd: number; channel: Channel }")]
+pub fn pair(env: Env) -> Result<JsObject> {
+    let (channel, fd) = recruit::pair().or_throw(&env)?;
+    let mut result = env.create_object()?;
+    result.set("fd", fd)?;
+    result.set("channel", Channel::wrap(channel).into_instance(env)?)?;
+    Ok(result)
+}
+
+/// How a reaped child ended: `{ code }` or `{ signal }`; null while it still runs.
+#[napi(object)]
+pub struct ExitStatus {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+/// Collects the exit status of child `pid`, if it has ended (never touches other children).
+#[napi(catch_unwind)]
+pub fn reap(env: Env, pid: u32) -> Result<Option<ExitStatus>> {
+    Ok(recruit::reap(pid).or_throw(&env)?.map(|exit| match exit {
+        Exit::Code(code) => ExitStatus {
+            code: Some(code),
+            signal: None,
+        },
+        Exit::Signal(signal) => ExitStatus {
+            code: None,
+            signal: Some(signal),
+        },
+    }))
+}
