@@ -2,7 +2,8 @@
  * pyre-nexus: pyre.nexus for Node.
  * - ipc: a dispatcher running inside Node's event loop, non-blocking channels owned by a Rust
  *   core, and marshalers speaking pyre's framing;
- * - nexus, the service side: Peer, Node, Service and Server, with a signal-driven life cycle.
+ * - nexus, the service side: Peer, Node, Service and Server, with a signal-driven life cycle;
+ * - nexus, the process side: Task, Pool, Crew and the Fork and Threads recruiters.
  */
 
 export {
@@ -28,6 +29,8 @@ export {
 } from './ipc/dispatcher.js';
 export { JsonMarshaler, type Marshaler, V8Marshaler } from './ipc/marshaler.js';
 export type { NodeConfig, ServiceSpec } from './nexus/config.js';
+export { Crew, type Enlistment } from './nexus/crew.js';
+export { Fork, fork } from './nexus/fork.js';
 export { journal, type LogChannel, type LogDevice, type LogEntry, type Severity } from './nexus/journal.js';
 // pyre's lowercase names, for code that reads like pyre's.
 export {
@@ -40,7 +43,30 @@ export {
   type SignalHandler,
 } from './nexus/node.js';
 export { Asynchronous, Asynchronous as asynchronous, Peer, type PeerOptions, peer } from './nexus/peer.js';
+export {
+  type Counts,
+  type Outcome,
+  Pool,
+  type PoolOptions,
+  pool,
+  type RunOptions,
+  Workplan,
+  type WorkplanReport,
+} from './nexus/pool.js';
 export type { Implementation, Protocol } from './nexus/protocol.js';
+export type { RecruiterOptions } from './nexus/recruiting.js';
 export { Server, Server as server, type ServerOptions } from './nexus/server.js';
 export { Service, Service as service } from './nexus/service.js';
+export {
+  CrewStatus,
+  CrewStatus as crewcodes,
+  Task,
+  Task as task,
+  TaskStatus,
+  TaskStatus as taskcodes,
+  TaskTimeoutError,
+  WorkerLostError,
+} from './nexus/task.js';
+export { Recruiter, Recruiter as recruiter, Team, Team as team } from './nexus/team.js';
+export { Threads, threads } from './nexus/threads.js';
 export { Timer } from './nexus/timer.js';

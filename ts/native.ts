@@ -42,6 +42,9 @@ interface Binding {
   connect(address: string): NativeChannel;
   adopt(fd: number): NativeChannel;
   parseAddress(address: string): string;
+  spawn(program: string, args: string[]): { pid: number; channel: NativeChannel };
+  pair(): { fd: number; channel: NativeChannel };
+  reap(pid: number): { code?: number; signal?: number } | null;
 }
 
 function load(): Binding {

@@ -1,0 +1,163 @@
+/**
+ * The crew (pyre's `crew`): twins joined by a channel. The team side sends tasks and reads
+ * reports; the worker side ({@link work}) runs the tasks it receives, one at a time, in order.
+ *
+ * The protocol, one V8-serialized array per frame:
+ * - worker → team `[READY, id]` once at start-up (the member is healthy);
+ * - team → worker `[TASKS, [[taskId, module, name, state], …]]`, several tasks per frame;
+ * - team → worker `[CANCEL, taskId]`: skip that task if it has not started;
+ * - worker → team `[REPORTS, [[taskId, crewStatus, taskStatus, value, ms], …]]`, where value is
+ *   the result, or an {@link ErrorRecord} when the task did not complete.
+ * The team closing its end ends the worker.
+ */
+
+import type { Channel } from '../ipc/channel.js';
+import { Dispatcher } from '../ipc/dispatcher.js';
+import { V8Marshaler } from '../ipc/marshaler.js';
+import { CrewStatus, type ErrorRecord, isTaskClass, recordError, revive, type Task, TaskStatus } from './task.js';
+
+export const READY = 0;
+export const TASKS = 1;
+export const CANCEL = 2;
+export const REPORTS = 3;
+
+/** A task as the worker receives it. */
+export type Assignment = [id: number, module: string, name: string, state: Record<string, unknown>];
+/** What the worker says of one task. */
+export type Report = [id: number, crew: CrewStatus, status: TaskStatus, value: unknown, ms: number];
+
+/** How the team ends a member: gently (close, then reap) or at once (kill, then reap). */
+export interface Enlistment {
+  /** Ends the member now (SIGKILL, or terminating the thread). */
+  kill(): void;
+  /** How it ended, once it has (for a process: after reaping it); null while it runs. */
+  exited(): { code?: number | null; signal?: number | string | null } | null;
+}
+
+/** The team side of a crew member: its channel, and the tasks it holds, in the order sent. */
+export class Crew {
+  /** Where the member is in its life: registered (starting), active, or retired. */
+  state: 'registered' | 'active' | 'retired' = 'registered';
+  /** Ids of the tasks sent and not yet reported, oldest (the one running) first. */
+  readonly jobs: number[] = [];
+  /** When the oldest task began (ms, performance.now()). */
+  headStart = 0;
+
+  constructor(
+    /** The member's pid, or thread id. */
+    readonly id: number,
+    readonly channel: Channel,
+    readonly enlistment: Enlistment,
+  ) {}
+}
+
+const marshaler = new V8Marshaler();
+
+/**
+ * The worker side: says it is ready, then runs the tasks it receives until the team closes the
+ * channel. Resolves when the channel has ended.
+ */
+export async function work(channel: Channel, id: number): Promise<void> {
+  const dispatcher = new Dispatcher();
+  const queue: Assignment[] = [];
+  const cancelled = new Set<number>();
+  let reports: Report[] = [];
+  let running = false;
+  let lastFlush = performance.now();
+
+  const flush = () => {
+    lastFlush = performance.now();
+    if (reports.length === 0) return;
+    const batch = reports;
+    reports = [];
+    send(channel, batch);
+  };
+
+  const run = async () => {
+    running = true;
+    for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+      if (cancelled.delete(next[0])) continue;
+      reports.push(await execute(next));
+      // One frame for what finished together; a slow task's report goes out at once.
+      if (queue.length === 0 || performance.now() - lastFlush > 1) flush();
+    }
+    running = false;
+  };
+
+  dispatcher.whenReadReady(channel, () => {
+    for (let message = marshaler.recv(channel); message !== undefined; message = marshaler.recv(channel)) {
+      const [kind, body] = message as [number, unknown];
+      if (kind === TASKS) queue.push(...(body as Assignment[]));
+      else if (kind === CANCEL) cancelled.add(body as number);
+    }
+    if (channel.atEnd) {
+      dispatcher.stop();
+      return false;
+    }
+    if (!running && queue.length > 0) void run();
+    return true;
+  });
+  marshaler.send([READY, id], channel);
+  await dispatcher.watch();
+}
+
+/** Sends reports; one that cannot be serialized is replaced by an abort that says why. */
+function send(channel: Channel, batch: Report[]): void {
+  try {
+    marshaler.send([REPORTS, batch], channel);
+  } catch {
+    marshaler.send([REPORTS, batch.map(sendable)], channel);
+  }
+}
+
+function sendable(report: Report): Report {
+  try {
+    marshaler.encode(report);
+    return report;
+  } catch (error) {
+    const record = recordError(error);
+    record.message = `the task's result cannot be sent back to the team: ${record.message}`;
+    return [report[0], CrewStatus.healthy, TaskStatus.aborted, record, report[4]];
+  }
+}
+
+async function execute([id, module, name, state]: Assignment): Promise<Report> {
+  const start = performance.now();
+  try {
+    const task = revive(await load(module, name), state);
+    const result = await task.execute();
+    return [id, CrewStatus.healthy, TaskStatus.completed, result, performance.now() - start];
+  } catch (error) {
+    const record: ErrorRecord = recordError(error);
+    const status = record.recoverable ? TaskStatus.failed : TaskStatus.aborted;
+    return [id, CrewStatus.healthy, status, record, performance.now() - start];
+  }
+}
+
+const classes = new Map<string, abstract new () => Task>();
+let typescript: Promise<unknown> | null = null;
+
+/** The task class `name` of `module`, imported once per worker. */
+async function load(module: string, name: string): Promise<abstract new () => Task> {
+  const key = `${name}@${module}`;
+  const known = classes.get(key);
+  if (known !== undefined) return known;
+  if (/\.[cm]?tsx?$/.test(new URL(module).pathname)) {
+    // TypeScript task files work without a build step: tsx is registered on first need, so a
+    // worker that runs JavaScript tasks does not pay for it at start-up.
+    typescript ??= import('tsx/esm/api').then((tsx) => tsx.register());
+    await typescript;
+  }
+  let namespace: Record<string, unknown>;
+  try {
+    namespace = await import(module);
+  } catch (cause) {
+    throw new Error(`cannot import task module ${module}: ${(cause as Error).message}`, { cause });
+  }
+  const Class = namespace[name];
+  if (!isTaskClass(Class)) {
+    throw new TypeError(`task module ${module} exports no task class named ${name}`);
+  }
+  classes.set(key, Class);
+  return Class;
+}

@@ -1,0 +1,45 @@
+/**
+ * The fork recruiter (pyre's `fork`, the default): each member is a fresh Node process running
+ * the worker entry, joined to the team by a socket pair on its fd 3. Node cannot clone itself
+ * (V8 and libuv run threads), so "fork" starts a new process, as Python's spawn method does.
+ */
+import { Channel } from '../ipc/channel.js';
+import { native } from '../native.js';
+import { Crew } from './crew.js';
+import { Recruiting } from './recruiting.js';
+import type { Team } from './team.js';
+
+/** The worker entry, next to this module (dist/nexus/worker.js). */
+export const workerEntry = new URL('./worker.js', import.meta.url);
+
+export class Fork extends Recruiting {
+  deploy(_team: Team): Crew {
+    const { pid, channel } = native.spawn(process.execPath, [...this.execArgv, workerPath()]);
+    let exit: { code: number | null; signal: number | null } | null = null;
+    return new Crew(pid, new Channel(channel), {
+      kill: () => {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Already gone: nothing to do.
+        }
+      },
+      exited: () => {
+        if (exit === null) {
+          const status = native.reap(pid);
+          if (status !== null) exit = { code: status.code ?? null, signal: status.signal ?? null };
+        }
+        return exit;
+      },
+    });
+  }
+}
+
+function workerPath(): string {
+  return decodeURIComponent(workerEntry.pathname);
+}
+
+/** pyre's `fork()`: the fork recruiter's class. */
+export function fork(): typeof Fork {
+  return Fork;
+}

@@ -1,0 +1,840 @@
+/**
+ * The pool (pyre's `pool`, the default team): crew members in three sets (registered, active,
+ * retired) working through a queue of tasks.
+ *
+ * Beyond pyre: every outcome reaches the caller; `failed` tasks are retried up to a limit;
+ * a member that crashes, exits, is killed or sends garbage is `damaged` and its task runs
+ * elsewhere while a replacement is recruited; tasks time out and can be cancelled; a workplan
+ * is read lazily, under a bound on pending tasks; and a member holds several tasks at once, so
+ * that round trips overlap with work.
+ */
+import { EventEmitter } from 'node:events';
+import { availableParallelism } from 'node:os';
+import { NexusError } from '../errors.js';
+import { Dispatcher, type HandlerId } from '../ipc/dispatcher.js';
+import { V8Marshaler } from '../ipc/marshaler.js';
+import { CANCEL, type Crew, READY, REPORTS, type Report, TASKS } from './crew.js';
+import { Fork } from './fork.js';
+import {
+  CrewStatus,
+  describe,
+  type ErrorRecord,
+  restoreError,
+  type Task,
+  type TaskDescription,
+  TaskStatus,
+  TaskTimeoutError,
+  WorkerLostError,
+} from './task.js';
+import type { Recruiter, Team } from './team.js';
+
+/** Options of a {@link Pool}. */
+export interface PoolOptions {
+  /** Members at full strength (the number of cores). */
+  size?: number;
+  /** How members are made ({@link Fork}: one Node process each). */
+  recruiter?: Recruiter;
+  /** How often a task is run again after a RecoverableError, or after its worker died (3). */
+  retries?: number;
+  /** Seconds a task may run, from the start of its execution; 0 for no limit (0). */
+  timeout?: number;
+  /** The most tasks a member holds at once, running one and queueing the rest (32). */
+  pipeline?: number;
+  /** The most tasks of one workplan read ahead of their outcomes (1024). */
+  pending?: number;
+  /** Seconds idle members wait for more work before they are dismissed (1). */
+  linger?: number;
+  /** The dispatcher to run on (a new one); the pool watches it while it has members. */
+  dispatcher?: Dispatcher;
+}
+
+/** Per-task options of {@link Pool.submit} and {@link Pool.assemble}. */
+export interface RunOptions {
+  /** Cancels the task (or every task of the workplan) when aborted. */
+  signal?: AbortSignal;
+  /** Overrides the pool's timeout for these tasks (seconds; 0 for none). */
+  timeout?: number;
+}
+
+/** How one task ended. */
+export interface Outcome<R = unknown> {
+  /** Its place in the workplan (submission order), or -1 for a task given to `submit`. */
+  index: number;
+  task: Task<R>;
+  status: TaskStatus.completed | TaskStatus.aborted;
+  /** The result, when completed. */
+  result?: R;
+  /** Why it was aborted. */
+  error?: Error;
+  /** How many times it was started. */
+  attempts: number;
+}
+
+/** Running counts of the pool's tasks, for a progress display. */
+export interface Counts {
+  /** Waiting for a member. */
+  queued: number;
+  /** Held by a member. */
+  running: number;
+  completed: number;
+  /** Attempts that raised a RecoverableError (each is retried, or aborted past the limit). */
+  failed: number;
+  aborted: number;
+}
+
+/** A workplan's outcomes, in submission order. */
+export interface WorkplanReport<R = unknown> {
+  outcomes: Outcome<R>[];
+  completed: number;
+  aborted: number;
+  /** Seconds from assembly to the last outcome. */
+  seconds: number;
+}
+
+const marshaler = new V8Marshaler();
+
+interface Job {
+  id: number;
+  task: Task;
+  description: TaskDescription;
+  state: 'queued' | 'running' | 'done';
+  attempts: number;
+  /** Milliseconds from the start of execution; 0 for no limit. */
+  timeout: number;
+  member: Crew | null;
+  index: number;
+  plan: Workplan | null;
+  signal: AbortSignal | null;
+  onAbort: (() => void) | null;
+  resolve: ((value: unknown) => void) | null;
+  reject: ((error: unknown) => void) | null;
+}
+
+/** Events: `queued`, `started`, `completed`, `failed`, `aborted` (each with the task's details and
+ * the {@link Counts}), `recruited` and `retired` (with the member). */
+export class Pool extends EventEmitter implements Team {
+  readonly size: number;
+  readonly recruiter: Recruiter;
+  readonly retries: number;
+  readonly timeout: number;
+  readonly pipeline: number;
+  readonly pending: number;
+  readonly linger: number;
+  readonly dispatcher: Dispatcher;
+  /** Members starting up. */
+  readonly registered = new Set<Crew>();
+  /** Members ready for work. */
+  readonly active = new Set<Crew>();
+  /** Members dismissed and not yet reaped. */
+  readonly retired = new Set<Crew>();
+  readonly counts: Counts = { queued: 0, running: 0, completed: 0, failed: 0, aborted: 0 };
+
+  readonly #jobs = new Map<number, Job>();
+  #queue: Job[] = [];
+  #head = 0;
+  #front: Job[] = [];
+  #nextId = 1;
+  /** Tasks sent to a member at once: grows when tasks are short, to hide the round trip. */
+  #depth = 2;
+  #taskMs = 1;
+  #sweep: HandlerId | null = null;
+  #sweepAt = Number.POSITIVE_INFINITY;
+  #linger: HandlerId | null = null;
+  #idleSince = 0;
+  #startFailures = 0;
+  #closing = false;
+  #closed: Promise<void> | null = null;
+  #drained: (() => void) | null = null;
+  readonly #dismissals = new Set<Promise<void>>();
+  readonly #ownsDispatcher: boolean;
+
+  constructor(options: PoolOptions = {}) {
+    super();
+    check(options);
+    this.size = options.size ?? availableParallelism();
+    this.recruiter = options.recruiter ?? new Fork();
+    this.retries = options.retries ?? 3;
+    this.timeout = options.timeout ?? 0;
+    this.pipeline = options.pipeline ?? 32;
+    this.pending = options.pending ?? 1024;
+    this.linger = options.linger ?? 1;
+    this.#ownsDispatcher = options.dispatcher === undefined;
+    this.dispatcher = options.dispatcher ?? new Dispatcher();
+    this.#depth = Math.min(2, this.pipeline);
+  }
+
+  /** Runs one task; resolves to its result, or rejects with its error once it is aborted. */
+  submit<R>(task: Task<R>, options: RunOptions = {}): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.#open('submit');
+      const job = this.#enqueue(task, options, null, -1);
+      job.resolve = resolve as (value: unknown) => void;
+      job.reject = reject;
+      this.#schedule();
+    });
+  }
+
+  /**
+   * Recruits a team for `workplan` and runs it: the returned {@link Workplan} is awaitable (its
+   * report) and async-iterable (outcomes in completion order). The workplan is read lazily, at
+   * most {@link PoolOptions.pending} tasks ahead.
+   */
+  assemble<R>(workplan: Iterable<Task<R>> | AsyncIterable<Task<R>>, options: RunOptions = {}): Workplan<R> {
+    this.#open('assemble');
+    const plan = new Workplan<R>(workplan, options);
+    if (options.signal !== undefined) {
+      const cancelAll = () => {
+        plan.stopReading();
+        for (const job of [...plan.jobs]) this.#cancel(job, options.signal?.reason);
+        this.#schedule();
+      };
+      if (options.signal.aborted) cancelAll();
+      else options.signal.addEventListener('abort', cancelAll, { once: true });
+      void plan.report.finally(() => options.signal?.removeEventListener('abort', cancelAll)).catch(() => {});
+    }
+    this.#feed(plan as Workplan);
+    this.#schedule();
+    return plan;
+  }
+
+  /** How many recruits would take the team to full strength for the work at hand. */
+  vacancies(): number {
+    if (this.#closing && this.counts.queued === 0) return 0;
+    const work = this.counts.queued + this.counts.running;
+    return Math.max(0, Math.min(work, this.size) - (this.registered.size + this.active.size));
+  }
+
+  /**
+   * Finishes the work at hand, then dismisses every member; resolves once all are reaped. With
+   * `force`, aborts the tasks not yet done instead, and kills the members.
+   */
+  close(options: { force?: boolean } = {}): Promise<void> {
+    this.#closing = true;
+    if (options.force) {
+      const closed = new NexusError('the pool was closed before this task finished', 'ERR_NEXUS_POOL_CLOSED');
+      for (const job of [...this.#jobs.values()]) this.#settle(job, TaskStatus.aborted, closed);
+      for (const member of [...this.registered, ...this.active]) this.#dismiss(member, true);
+    }
+    this.#closed ??= new Promise<void>((resolve) => {
+      this.#drained = resolve;
+    }).then(async () => {
+      while (this.#dismissals.size > 0) await Promise.all(this.#dismissals);
+      this.#cancelAlarms();
+      if (this.#ownsDispatcher) this.dispatcher.close();
+    });
+    this.#schedule();
+    return this.#closed;
+  }
+
+  /** Closes the pool: `await using pool = new Pool()`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #open(method: string): void {
+    if (this.#closing) throw new NexusError(`${method}: the pool is closed`, 'ERR_NEXUS_POOL_CLOSED');
+  }
+
+  #enqueue(task: Task, options: RunOptions, plan: Workplan | null, index: number): Job {
+    const timeout = options.timeout ?? this.timeout;
+    if (typeof timeout !== 'number' || !(timeout >= 0)) {
+      throw new RangeError(`timeout must be a non-negative number of seconds, got ${String(timeout)}`);
+    }
+    const job: Job = {
+      id: this.#nextId++,
+      task,
+      description: undefined as unknown as TaskDescription,
+      state: 'queued',
+      attempts: 0,
+      timeout: timeout * 1000,
+      member: null,
+      index,
+      plan,
+      signal: null,
+      onAbort: null,
+      resolve: null,
+      reject: null,
+    };
+    plan?.jobs.add(job);
+    this.#jobs.set(job.id, job);
+    this.counts.queued++;
+    try {
+      job.description = describe(task);
+    } catch (error) {
+      if (plan === null) {
+        this.#jobs.delete(job.id);
+        this.counts.queued--;
+        throw error;
+      }
+      this.#settle(job, TaskStatus.aborted, error);
+      return job;
+    }
+    if (plan === null && options.signal !== undefined) {
+      const signal = options.signal;
+      job.signal = signal;
+      job.onAbort = () => {
+        this.#cancel(job, signal.reason);
+        this.#schedule();
+      };
+      if (signal.aborted) {
+        this.#settle(job, TaskStatus.aborted, signal.reason);
+        return job;
+      }
+      signal.addEventListener('abort', job.onAbort, { once: true });
+    }
+    this.#queue.push(job);
+    this.#emit('queued', job);
+    return job;
+  }
+
+  /** Reads more of a workplan, while it is under the pending bound. */
+  #feed(plan: Workplan): void {
+    const source = plan.source;
+    if (source === null || plan.reading) return;
+    if (plan.isAsync) {
+      if (plan.jobs.size < this.pending) void this.#feedAsync(plan);
+      return;
+    }
+    plan.reading = true;
+    try {
+      while (plan.jobs.size < this.pending) {
+        const step = (source as Iterator<Task>).next();
+        if (step.done) {
+          plan.stopReading();
+          break;
+        }
+        this.#enqueue(step.value, plan.options, plan, plan.submitted++);
+      }
+    } catch (error) {
+      plan.stopReading(error);
+    } finally {
+      plan.reading = false;
+    }
+    plan.settleIfDone();
+  }
+
+  async #feedAsync(plan: Workplan): Promise<void> {
+    plan.reading = true;
+    try {
+      while (plan.source !== null && plan.jobs.size < this.pending) {
+        const step = await (plan.source as AsyncIterator<Task>).next();
+        if (plan.source === null) break;
+        if (step.done) {
+          plan.stopReading();
+          break;
+        }
+        this.#open('assemble');
+        this.#enqueue(step.value, plan.options, plan, plan.submitted++);
+        this.#schedule();
+      }
+    } catch (error) {
+      plan.stopReading(error);
+    } finally {
+      plan.reading = false;
+    }
+    plan.settleIfDone();
+  }
+
+  /** Deals queued tasks to members with room, and recruits for the rest. */
+  #schedule(): void {
+    if (this.counts.queued > 0 && this.active.size > 0) {
+      const share = Math.ceil(this.counts.queued / this.active.size);
+      for (const member of this.active) {
+        const room = Math.min(this.#depth - member.jobs.length, share);
+        if (room > 0 && !this.#assign(member, room)) break;
+      }
+    }
+    if (this.vacancies() > 0) this.#recruit();
+    this.#armSweep();
+    this.#checkIdle();
+  }
+
+  /** Sends up to `room` queued tasks to `member`, in one frame; false when the queue is empty. */
+  #assign(member: Crew, room: number): boolean {
+    const batch: Job[] = [];
+    while (batch.length < room) {
+      const job = this.#next();
+      if (job === undefined) break;
+      batch.push(job);
+    }
+    if (batch.length === 0) return false;
+    const assignments = batch.map((job) => [
+      job.id,
+      job.description.module,
+      job.description.name,
+      job.description.state,
+    ]);
+    try {
+      marshaler.send([TASKS, assignments], member.channel);
+    } catch (error) {
+      this.#front.unshift(...batch);
+      this.#lose(member, `could not be sent its tasks (${(error as Error).message})`, false);
+      return true;
+    }
+    if (member.jobs.length === 0) member.headStart = performance.now();
+    for (const job of batch) {
+      job.state = 'running';
+      job.member = member;
+      job.attempts++;
+      member.jobs.push(job.id);
+      this.counts.queued--;
+      this.counts.running++;
+      this.#emit('started', job);
+    }
+    return true;
+  }
+
+  #next(): Job | undefined {
+    for (;;) {
+      let job = this.#front.shift();
+      if (job === undefined && this.#head < this.#queue.length) {
+        job = this.#queue[this.#head++];
+        if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+          this.#queue = this.#queue.slice(this.#head);
+          this.#head = 0;
+        }
+      }
+      if (job === undefined || job.state === 'queued') return job;
+    }
+  }
+
+  #recruit(): void {
+    let recruits: Crew[];
+    try {
+      recruits = this.recruiter.recruit(this);
+    } catch (cause) {
+      this.#fail(
+        new NexusError(`cannot recruit a crew member: ${(cause as Error).message}`, 'ERR_NEXUS_RECRUIT', { cause }),
+      );
+      return;
+    }
+    for (const member of recruits) {
+      this.registered.add(member);
+      this.dispatcher.whenReadReady(member.channel, () => this.#read(member));
+    }
+    this.#watch();
+  }
+
+  #read(member: Crew): boolean {
+    if (member.state === 'retired') return false;
+    try {
+      for (
+        let message = marshaler.recv(member.channel);
+        message !== undefined;
+        message = marshaler.recv(member.channel)
+      ) {
+        this.#receive(member, message);
+      }
+    } catch (error) {
+      this.#lose(member, `broke the crew protocol (${(error as Error).message})`, true);
+      this.#schedule();
+      return false;
+    }
+    if (member.channel.atEnd) this.#lose(member, 'ended', true);
+    this.#schedule();
+    return this.active.has(member) || this.registered.has(member);
+  }
+
+  #receive(member: Crew, message: unknown): void {
+    const [kind, body] = Array.isArray(message) ? message : [];
+    if (kind === REPORTS && Array.isArray(body)) {
+      for (const report of body) this.#report(member, report as Report);
+    } else if (kind === READY && member.state === 'registered') {
+      this.registered.delete(member);
+      this.active.add(member);
+      member.state = 'active';
+      this.#startFailures = 0;
+      this.#tell('recruited', member);
+    } else {
+      throw new Error(`an unexpected message: ${String(kind)}`);
+    }
+  }
+
+  #report(member: Crew, report: Report): void {
+    if (!Array.isArray(report) || report.length !== 5) throw new Error('a malformed report');
+    const [id, crew, status, value, ms] = report;
+    const at = member.jobs.indexOf(id);
+    const job = this.#jobs.get(id);
+    // A task cancelled after it was sent: its report is no longer wanted.
+    if (at === -1 || job === undefined) return;
+    member.jobs.splice(at, 1);
+    member.headStart = performance.now();
+    this.#observe(ms);
+    if (status === TaskStatus.completed) {
+      this.#settle(job, TaskStatus.completed, value);
+    } else if (status === TaskStatus.failed) {
+      this.counts.failed++;
+      this.#emit('failed', job, restoreError(value as ErrorRecord));
+      if (job.attempts > this.retries) this.#settle(job, TaskStatus.aborted, restoreError(value as ErrorRecord));
+      else this.#requeue(job);
+    } else {
+      this.#settle(job, TaskStatus.aborted, restoreError(value as ErrorRecord));
+    }
+    if (crew === CrewStatus.damaged) this.#lose(member, 'reported itself damaged', false);
+  }
+
+  /** Keeps about a millisecond of work queued at each member beyond the task it runs. */
+  #observe(ms: unknown): void {
+    if (typeof ms !== 'number' || !(ms >= 0)) return;
+    this.#taskMs = 0.8 * this.#taskMs + 0.2 * ms;
+    this.#depth = Math.min(this.pipeline, 1 + Math.ceil(1 / Math.max(this.#taskMs, 0.001)));
+  }
+
+  #requeue(job: Job): void {
+    job.state = 'queued';
+    job.member = null;
+    this.counts.running--;
+    this.counts.queued++;
+    this.#front.push(job);
+  }
+
+  /**
+   * Retires a member that can no longer be trusted (pyre's `damaged`): its tasks go back to the
+   * queue, the one it was running counting as an attempt when `started`, and it is killed.
+   */
+  #lose(member: Crew, what: string, started: boolean): void {
+    if (member.state === 'retired') return;
+    const starting = member.state === 'registered';
+    const ids = member.jobs.splice(0);
+    ids.forEach((id, i) => {
+      const job = this.#jobs.get(id);
+      if (job === undefined) return;
+      if (i === 0 && started && job.attempts > this.retries) {
+        const error = new WorkerLostError(
+          `crew member ${member.id} ${what} while running task ${label(job)}, ${job.attempts} times: given up`,
+          'ERR_NEXUS_WORKER_LOST',
+        );
+        this.#settle(job, TaskStatus.aborted, error);
+        return;
+      }
+      if (i > 0 || !started) job.attempts--;
+      this.#requeue(job);
+    });
+    this.#dismiss(member, true);
+    if (starting && ++this.#startFailures >= 3) {
+      this.#startFailures = 0;
+      this.#fail(
+        new WorkerLostError(
+          `crew members die before they are ready (3 in a row; the last ${what}): see their standard error`,
+          'ERR_NEXUS_WORKER_LOST',
+        ),
+      );
+    }
+  }
+
+  #dismiss(member: Crew, force: boolean): void {
+    this.registered.delete(member);
+    this.active.delete(member);
+    member.state = 'retired';
+    this.retired.add(member);
+    this.#tell('retired', member);
+    const dismissal = this.recruiter
+      .dismiss(this, member, force)
+      .catch(() => {})
+      .finally(() => {
+        this.retired.delete(member);
+        this.#dismissals.delete(dismissal);
+      });
+    this.#dismissals.add(dismissal);
+  }
+
+  /** Cancels a task: dropped if queued; its member replaced if it runs; skipped if it waits there. */
+  #cancel(job: Job, reason: unknown): void {
+    if (job.state === 'done') return;
+    const member = job.member;
+    if (job.state === 'running' && member !== null) {
+      const at = member.jobs.indexOf(job.id);
+      member.jobs.splice(at, 1);
+      this.#settle(job, TaskStatus.aborted, reason);
+      if (at === 0) this.#lose(member, 'was stopped for a cancelled task', false);
+      else {
+        try {
+          marshaler.send([CANCEL, job.id], member.channel);
+        } catch {
+          // The member is going away; its channel's end will retire it.
+        }
+      }
+      return;
+    }
+    this.#settle(job, TaskStatus.aborted, reason);
+  }
+
+  #settle(job: Job, status: TaskStatus.completed | TaskStatus.aborted, value: unknown): void {
+    if (job.state === 'done') return;
+    if (job.state === 'queued') this.counts.queued--;
+    else this.counts.running--;
+    job.state = 'done';
+    this.#jobs.delete(job.id);
+    if (job.onAbort !== null) job.signal?.removeEventListener('abort', job.onAbort);
+    const completed = status === TaskStatus.completed;
+    if (completed) this.counts.completed++;
+    else this.counts.aborted++;
+    const outcome: Outcome = completed
+      ? { index: job.index, task: job.task, status, result: value, attempts: job.attempts }
+      : { index: job.index, task: job.task, status, error: value as Error, attempts: job.attempts };
+    this.#tell(completed ? 'completed' : 'aborted', outcome);
+    if (job.plan !== null) {
+      job.plan.jobs.delete(job);
+      job.plan.record(outcome);
+      this.#feed(job.plan);
+    } else if (completed) job.resolve?.(value);
+    else job.reject?.(value);
+  }
+
+  #emit(event: 'queued' | 'started' | 'failed', job: Job, error?: Error): void {
+    if (this.listenerCount(event) === 0) return;
+    this.#tell(event, { index: job.index, task: job.task, attempts: job.attempts, error });
+  }
+
+  /**
+   * Emits an event; a listener that throws must not leave the pool half-way through an update,
+   * so its error is rethrown on its own, as Node does for a throwing callback.
+   */
+  #tell(event: string, detail: unknown): void {
+    try {
+      this.emit(event, detail, this.counts);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+
+  /** Aborts every queued task with `error` (a failure of the pool itself, not of a task). */
+  #fail(error: unknown): void {
+    for (const job of [...this.#jobs.values()])
+      if (job.state === 'queued') this.#settle(job, TaskStatus.aborted, error);
+  }
+
+  /** One alarm, at the earliest deadline of the tasks members are running. */
+  #armSweep(): void {
+    const next = this.#nextDeadline();
+    if (next >= this.#sweepAt) return;
+    if (this.#sweep !== null) this.dispatcher.cancel(this.#sweep);
+    this.#sweepAt = next;
+    this.#sweep = this.dispatcher.alarm(Math.max(0, (next - performance.now()) / 1000), () => {
+      const now = performance.now();
+      for (const member of [...this.active]) {
+        const job = this.#jobs.get(member.jobs[0] ?? 0);
+        if (job !== undefined && job.timeout > 0 && now >= member.headStart + job.timeout) {
+          member.jobs.shift();
+          const error = new TaskTimeoutError(
+            `task ${label(job)} ran longer than its timeout of ${job.timeout / 1000} s; crew member ${member.id} was replaced`,
+            'ERR_NEXUS_TASK_TIMEOUT',
+          );
+          this.#settle(job, TaskStatus.aborted, error);
+          this.#lose(member, 'timed out', false);
+        }
+      }
+      this.#sweep = null;
+      this.#sweepAt = Number.POSITIVE_INFINITY;
+      this.#schedule();
+      return undefined;
+    });
+    this.#watch();
+  }
+
+  #nextDeadline(): number {
+    let next = Number.POSITIVE_INFINITY;
+    for (const member of this.active) {
+      const job = this.#jobs.get(member.jobs[0] ?? 0);
+      if (job !== undefined && job.timeout > 0) next = Math.min(next, member.headStart + job.timeout);
+    }
+    return next;
+  }
+
+  /** With no work left: dismiss at once when closing, else after `linger` seconds. */
+  #checkIdle(): void {
+    if (this.counts.queued + this.counts.running > 0) {
+      this.#idleSince = 0;
+      return;
+    }
+    if (this.#closing) {
+      for (const member of [...this.registered, ...this.active]) this.#dismiss(member, false);
+      this.#drained?.();
+      return;
+    }
+    if (this.registered.size + this.active.size === 0 || this.#linger !== null) return;
+    this.#idleSince = performance.now();
+    this.#linger = this.dispatcher.alarm(this.linger, () => {
+      const idle = this.counts.queued + this.counts.running === 0 && this.#idleSince > 0;
+      const left = this.linger * 1000 - (performance.now() - this.#idleSince);
+      if (idle && left > 1) return left / 1000;
+      this.#linger = null;
+      if (idle) for (const member of [...this.registered, ...this.active]) this.#dismiss(member, false);
+      return undefined;
+    });
+    this.#watch();
+  }
+
+  #cancelAlarms(): void {
+    if (this.#sweep !== null) this.dispatcher.cancel(this.#sweep);
+    if (this.#linger !== null) this.dispatcher.cancel(this.#linger);
+    this.#sweep = this.#linger = null;
+    this.#sweepAt = Number.POSITIVE_INFINITY;
+  }
+
+  #watch(): void {
+    if (!this.dispatcher.watching) this.dispatcher.watch().catch((error) => this.#fail(error));
+  }
+}
+
+/**
+ * A workplan being carried out: await it for its {@link WorkplanReport}, or iterate it for the
+ * outcomes as they come (completion order).
+ */
+export class Workplan<R = unknown> implements PromiseLike<WorkplanReport<R>>, AsyncIterable<Outcome<R>> {
+  /** Settles once every task has an outcome; rejects if the workplan itself could not be read. */
+  readonly report: Promise<WorkplanReport<R>>;
+  /** @internal */ source: Iterator<Task<R>> | AsyncIterator<Task<R>> | null;
+  /** @internal */ readonly isAsync: boolean;
+  /** @internal */ readonly jobs = new Set<Job>();
+  /** @internal */ reading = false;
+  /** @internal */ submitted = 0;
+  /** @internal */ readonly options: RunOptions;
+  readonly #outcomes: Outcome<R>[] = [];
+  readonly #arrivals: Outcome<R>[] = [];
+  #wake: (() => void) | null = null;
+  #done = false;
+  #error: unknown = undefined;
+  #completed = 0;
+  readonly #start = performance.now();
+  #resolve!: (report: WorkplanReport<R>) => void;
+  #reject!: (error: unknown) => void;
+
+  /** @internal */
+  constructor(workplan: Iterable<Task<R>> | AsyncIterable<Task<R>>, options: RunOptions) {
+    const asyncIterator = (workplan as AsyncIterable<Task<R>>)?.[Symbol.asyncIterator];
+    const iterator = (workplan as Iterable<Task<R>>)?.[Symbol.iterator];
+    if (typeof asyncIterator !== 'function' && typeof iterator !== 'function') {
+      throw new TypeError('assemble: the workplan must be an iterable or async iterable of tasks');
+    }
+    this.isAsync = typeof asyncIterator === 'function';
+    this.source = this.isAsync ? asyncIterator.call(workplan) : (iterator as () => Iterator<Task<R>>).call(workplan);
+    this.options = options;
+    this.report = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.report.catch(() => {}); // the caller sees the rejection through then() or iteration
+  }
+
+  // biome-ignore lint/suspicious/noThenProperty: a workplan is awaitable on purpose
+  then<A = WorkplanReport<R>, B = never>(
+    onFulfilled?: ((report: WorkplanReport<R>) => A | PromiseLike<A>) | null,
+    onRejected?: ((error: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    return this.report.then(onFulfilled, onRejected);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Outcome<R>> {
+    let next = 0;
+    for (;;) {
+      if (next < this.#arrivals.length) {
+        yield this.#arrivals[next++] as Outcome<R>;
+        continue;
+      }
+      if (this.#done) break;
+      await new Promise<void>((wake) => {
+        this.#wake = wake;
+      });
+    }
+    if (this.#error !== undefined) await this.report;
+  }
+
+  /** @internal */
+  record(outcome: Outcome): void {
+    this.#outcomes[outcome.index] = outcome as Outcome<R>;
+    this.#arrivals.push(outcome as Outcome<R>);
+    if (outcome.status === TaskStatus.completed) this.#completed++;
+    this.#wakeReader();
+    this.settleIfDone();
+  }
+
+  /** @internal Stops reading the workplan (its end, an error, or cancellation). */
+  stopReading(error?: unknown): void {
+    if (this.source === null) return;
+    const source = this.source;
+    this.source = null;
+    if (error !== undefined) this.#error = error;
+    // Lets a generator run its finally blocks.
+    void Promise.resolve()
+      .then(() => source.return?.())
+      .catch(() => {});
+  }
+
+  /** @internal */
+  settleIfDone(): void {
+    if (this.#done || this.source !== null || this.reading || this.jobs.size > 0) return;
+    this.#done = true;
+    const report: WorkplanReport<R> = {
+      outcomes: this.#outcomes,
+      completed: this.#completed,
+      aborted: this.#outcomes.length - this.#completed,
+      seconds: (performance.now() - this.#start) / 1000,
+    };
+    if (this.#error === undefined) this.#resolve(report);
+    else {
+      const cause = this.#error as Error;
+      const error = new NexusError(
+        `the workplan could not be read: ${cause?.message ?? String(cause)}`,
+        'ERR_NEXUS_WORKPLAN',
+        { cause },
+      );
+      this.#reject(Object.assign(error, { report }));
+    }
+    this.#wakeReader();
+  }
+
+  #wakeReader(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+}
+
+function label(job: Job): string {
+  const name = job.description?.name ?? job.task?.constructor?.name ?? 'task';
+  return job.index >= 0 ? `#${job.index} (${name})` : name;
+}
+
+const known = new Set(['size', 'recruiter', 'retries', 'timeout', 'pipeline', 'pending', 'linger', 'dispatcher']);
+
+function check(options: PoolOptions): void {
+  if (options === null || typeof options !== 'object') throw new TypeError('Pool: options must be an object');
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) throw new TypeError(`Pool: unknown option ${key} (known: ${[...known].join(', ')})`);
+  }
+  const counts: [keyof PoolOptions, number][] = [
+    ['size', 1],
+    ['retries', 0],
+    ['pipeline', 1],
+    ['pending', 1],
+  ];
+  for (const [key, min] of counts) {
+    const value = options[key];
+    if (value !== undefined && !(Number.isInteger(value) && (value as number) >= min)) {
+      throw new RangeError(`Pool: ${key} must be an integer of at least ${min}, got ${String(value)}`);
+    }
+  }
+  for (const key of ['timeout', 'linger'] as const) {
+    const value = options[key];
+    if (value !== undefined && !(typeof value === 'number' && value >= 0 && Number.isFinite(value))) {
+      throw new RangeError(`Pool: ${key} must be a non-negative number of seconds, got ${String(value)}`);
+    }
+  }
+  if (options.recruiter !== undefined) {
+    const r = options.recruiter as unknown as Record<string, unknown>;
+    if (!['recruit', 'deploy', 'dismiss'].every((m) => typeof r?.[m] === 'function')) {
+      throw new TypeError('Pool: recruiter must implement recruit, deploy and dismiss (the Recruiter protocol)');
+    }
+  }
+  if (options.dispatcher !== undefined && !(options.dispatcher instanceof Dispatcher)) {
+    throw new TypeError('Pool: dispatcher must be a Dispatcher');
+  }
+}
+
+/** pyre's `pool()`: the pool's class. */
+export function pool(): typeof Pool {
+  return Pool;
+}

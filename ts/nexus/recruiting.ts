@@ -1,0 +1,90 @@
+/**
+ * What the fork and threads recruiters share: one deployment per vacancy, and a dismissal that
+ * ends a member without blocking the loop, so that dismissing N members takes as long as one.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Crew } from './crew.js';
+import type { Recruiter, Team } from './team.js';
+
+/** Options of the recruiters. */
+export interface RecruiterOptions {
+  /** Seconds a dismissed member has to exit after its channel closes, before it is killed (5). */
+  grace?: number;
+  /**
+   * Node options for the workers; by default the parent's (`process.execArgv`), without the
+   * ones that cannot be shared (`--eval`, `--inspect`…) and without tsx, which a worker
+   * registers itself when it meets a TypeScript task module.
+   */
+  execArgv?: string[];
+}
+
+export abstract class Recruiting implements Recruiter {
+  readonly grace: number;
+  readonly execArgv: string[];
+
+  constructor(options: RecruiterOptions = {}) {
+    const { grace = 5, execArgv = workerExecArgv(process.execArgv) } = options;
+    if (typeof grace !== 'number' || !(grace >= 0)) {
+      throw new RangeError(`${new.target.name}: grace must be a non-negative number of seconds, got ${String(grace)}`);
+    }
+    if (!Array.isArray(execArgv) || execArgv.some((a) => typeof a !== 'string')) {
+      throw new TypeError(`${new.target.name}: execArgv must be an array of strings`);
+    }
+    this.grace = grace;
+    this.execArgv = execArgv;
+  }
+
+  recruit(team: Team): Crew[] {
+    const recruits: Crew[] = [];
+    for (let n = team.vacancies(); n > 0; n--) recruits.push(this.deploy(team));
+    return recruits;
+  }
+
+  abstract deploy(team: Team): Crew;
+
+  async dismiss(_team: Team, member: Crew, force = false): Promise<void> {
+    if (force) {
+      member.enlistment.kill();
+      member.channel.abort();
+    } else {
+      // The end of file tells the worker to exit once its current task is done.
+      member.channel.close();
+    }
+    const deadline = performance.now() + this.grace * 1000;
+    // Polled with a short back-off: most members are gone within a millisecond or two.
+    for (let delay = 1; member.enlistment.exited() === null; delay = Math.min(2 * delay, 50)) {
+      if (!force && performance.now() >= deadline) {
+        member.enlistment.kill();
+        force = true;
+      }
+      await sleep(delay);
+    }
+  }
+}
+
+const unshareable = /^--(inspect|debug|eval|print|test|watch|env-file|prof|cpu-prof|heap-prof|diagnostic-dir)/;
+const withValue = new Set([
+  '-e',
+  '--eval',
+  '-p',
+  '--print',
+  '-r',
+  '--require',
+  '--import',
+  '--loader',
+  '--experimental-loader',
+]);
+
+/** The parent's Node options that a worker should have (see {@link RecruiterOptions.execArgv}). */
+export function workerExecArgv(argv: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const [flag, inline] = arg.split('=', 2) as [string, string | undefined];
+    const value = inline ?? (withValue.has(flag) ? argv[++i] : undefined);
+    if (flag === '-e' || flag === '-p' || unshareable.test(flag)) continue;
+    if (value !== undefined && /^tsx(\/|$)/.test(value)) continue;
+    kept.push(...(inline === undefined && value !== undefined ? [flag, value] : [arg]));
+  }
+  return kept;
+}

@@ -1,0 +1,167 @@
+/**
+ * Tasks (pyre's `task`) and the codes that say how they went (`taskcodes`, `crewcodes`).
+ *
+ * A task crosses to a worker as its class's module URL, export name and state (the instance's
+ * own enumerable properties, structured-cloned), and is revived there without running its
+ * constructor, as pickle does in pyre. Its result crosses back the same way; an error keeps its
+ * name, message, stack, code, and whether it was a {@link RecoverableError}.
+ */
+import { NexusError, RecoverableError } from '../errors.js';
+
+/** What happened to a task (pyre's `taskcodes`). */
+export enum TaskStatus {
+  /** It succeeded. */
+  completed = 0,
+  /** It failed for a reason that may pass (a RecoverableError): run it again. */
+  failed = 1,
+  /** It can never succeed: drop it and tell the user. */
+  aborted = 2,
+  /** Its worker was compromised: run it elsewhere and retire the worker. */
+  damaged = 3,
+}
+
+/** How a crew member is after its latest task (pyre's `crewcodes`). */
+export enum CrewStatus {
+  healthy = 0,
+  damaged = 1,
+}
+
+// A task instance is callable: `task()` runs `task.execute()`, as pyre's `__call__` does.
+export interface Task<R = unknown> {
+  // biome-ignore lint/style/useShorthandFunctionType: a call signature, so that it merges
+  (): R | Promise<R>;
+}
+
+/**
+ * The base class of tasks. Subclasses implement {@link execute} and say where workers find them
+ * with `static module = import.meta.url`; the class must be exported from that module under
+ * its own name (or under `static exportName`).
+ *
+ * ```ts
+ * export class Square extends Task<number> {
+ *   static module = import.meta.url;
+ *   constructor(readonly n: number) { super(); }
+ *   execute() { return this.n * this.n; }
+ * }
+ * ```
+ */
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the class's instances are callable
+export abstract class Task<R = unknown> {
+  /** The URL of the module that exports this class (`import.meta.url`). */
+  static module?: string;
+  /** The name the module exports this class under; the class's name when absent. */
+  static exportName?: string;
+
+  constructor() {
+    // A function object with this class's prototype: callable, and an instance of the class.
+    const self = (() => (self as unknown as Task<R>).execute()) as unknown as Task<R>;
+    Object.setPrototypeOf(self, new.target.prototype);
+    // biome-ignore lint/correctness/noConstructorReturn: that is how a class instance is callable
+    return self;
+  }
+
+  /** The body of the task; may be async. Throw a RecoverableError for a failure that may pass. */
+  abstract execute(): R | Promise<R>;
+}
+
+/** A task as it travels: where its class lives, under which name, and its state. */
+export interface TaskDescription {
+  module: string;
+  name: string;
+  state: Record<string, unknown>;
+}
+
+/** Says how a worker finds `task`, or throws naming what the task class lacks. */
+export function describe(task: unknown): TaskDescription {
+  if (!isTaskLike(task)) {
+    throw new TypeError(`a workplan holds Task instances, got ${kind(task)}`);
+  }
+  const Class = (task as object).constructor as typeof Task;
+  const module = Object.hasOwn(Class, 'module') ? Class.module : undefined;
+  if (typeof module !== 'string' || module === '') {
+    throw new TypeError(
+      `task class ${Class.name} has no module URL of its own: add \`static module = import.meta.url\` to it, so that workers can import it`,
+    );
+  }
+  const name = Object.hasOwn(Class, 'exportName') ? Class.exportName : Class.name;
+  if (typeof name !== 'string' || name === '') {
+    throw new TypeError(`task class in ${module} has no name: give it \`static exportName\``);
+  }
+  return { module, name, state: { ...(task as object) } };
+}
+
+/** Brings a task back to life from its class and state, without running its constructor. */
+export function revive(Class: abstract new () => Task, state: Record<string, unknown>): Task {
+  const self = (() => (self as unknown as Task).execute()) as unknown as Task;
+  Object.setPrototypeOf(self, Class.prototype);
+  return Object.assign(self, state);
+}
+
+/** Whether `value` is a class a worker can run: its prototype has an `execute` method. */
+export function isTaskClass(value: unknown): value is abstract new () => Task {
+  return typeof value === 'function' && typeof (value.prototype as Task | undefined)?.execute === 'function';
+}
+
+// A task made by a second copy of this module (another path to pyre-nexus) is still a task.
+function isTaskLike(value: unknown): boolean {
+  return typeof value === 'function' && typeof (value as Partial<Task>).execute === 'function';
+}
+
+function kind(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no class'})`;
+  return typeof value;
+}
+
+/** An error as it travels back from a worker. */
+export interface ErrorRecord {
+  name: string;
+  message: string;
+  stack: string | undefined;
+  code: unknown;
+  recoverable: boolean;
+}
+
+/** Flattens what a task threw, keeping what the caller needs to act on it. */
+export function recordError(error: unknown): ErrorRecord {
+  if (error instanceof Error) {
+    return {
+      name: error.name,
+      message: error.message,
+      stack: error.stack,
+      code: (error as { code?: unknown }).code,
+      recoverable: isRecoverable(error),
+    };
+  }
+  return {
+    name: 'Error',
+    message: `a task threw a non-error: ${String(error)}`,
+    stack: undefined,
+    code: undefined,
+    recoverable: false,
+  };
+}
+
+/** The error a caller sees: a RecoverableError when it was one, an Error otherwise. */
+export function restoreError(record: ErrorRecord): Error {
+  const error: Error = record.recoverable ? new RecoverableError(record.message) : new Error(record.message);
+  error.name = record.name;
+  if (record.stack !== undefined) error.stack = record.stack;
+  if (record.code !== undefined)
+    Object.defineProperty(error, 'code', { value: record.code, enumerable: true, writable: true, configurable: true });
+  return error;
+}
+
+// By class or by name along the prototype chain: a task module may hold its own copy of the class.
+function isRecoverable(error: Error): boolean {
+  if (error instanceof RecoverableError) return true;
+  for (let p = Object.getPrototypeOf(error); p !== null; p = Object.getPrototypeOf(p)) {
+    if (p.constructor?.name === 'RecoverableError') return true;
+  }
+  return false;
+}
+
+/** A task ran longer than the pool's `timeout`; its worker was replaced. */
+export class TaskTimeoutError extends NexusError {}
+/** A task's worker died, or was lost, more often than the pool's `retries` allow. */
+export class WorkerLostError extends NexusError {}

@@ -1,0 +1,38 @@
+/**
+ * pyre's `team` and `recruiter` protocols: a team carries out a workplan with members that a
+ * recruiter makes. Their defaults are {@link Pool} and {@link Fork}.
+ */
+import type { Crew } from './crew.js';
+import { Fork } from './fork.js';
+import { Pool } from './pool.js';
+import { protocol } from './protocol.js';
+import type { Task } from './task.js';
+
+/** A process collective that coöperates to carry out a workplan (pyre's `team`). */
+export interface Team {
+  /** The number of members to recruit. */
+  readonly size: number;
+  /** The strategy for recruiting members. */
+  readonly recruiter: Recruiter;
+  /** Recruits a team to carry out the tasks in `workplan`. */
+  assemble(workplan: Iterable<Task> | AsyncIterable<Task>): unknown;
+  /** How many recruits would take the team to full strength for the work it has. */
+  vacancies(): number;
+}
+
+export const Team = protocol<Team>('team', ['assemble', 'vacancies'], () => Pool);
+
+/** The protocol of resource allocation strategies (pyre's `recruiter`). */
+export interface Recruiter {
+  /** Deploys one member per vacancy of `team`. */
+  recruit(team: Team): Crew[];
+  /** Starts one member of `team`. */
+  deploy(team: Team): Crew;
+  /**
+   * `team` has dismissed `member`: end it (at once when `force`, else by closing its channel)
+   * and resolve once it is gone and reaped. Never blocks the event loop.
+   */
+  dismiss(team: Team, member: Crew, force?: boolean): Promise<void>;
+}
+
+export const Recruiter = protocol<Recruiter>('recruiter', ['recruit', 'deploy', 'dismiss'], () => Fork);

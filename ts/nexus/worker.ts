@@ -1,0 +1,13 @@
+/**
+ * The entry of a crew member: a process recruited by Fork finds its channel on fd 3, a thread
+ * recruited by Threads gets its descriptor in workerData. Kept small: it imports only the
+ * channel, the dispatcher, the marshaler and the task codes, so that members start fast.
+ */
+import { isMainThread, threadId, workerData } from 'node:worker_threads';
+import { adopt } from '../ipc/channel.js';
+import { work } from './crew.js';
+
+const fd: number = isMainThread ? 3 : (workerData as { nexusChannel: number }).nexusChannel;
+await work(adopt(fd), isMainThread ? process.pid : threadId);
+// The team closed the channel: leave, even if a task left timers or sockets behind.
+process.exit(0);
