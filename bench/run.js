@@ -1,7 +1,9 @@
 // Benchmark harness: every implementation measured in the same run and reported side by side, as
-// ratios. Two benchmarks, each with its own table of entries:
+// ratios. Three benchmarks, each with its own table of entries:
 //   bench/lib/pingpong.js  64-byte round trips between two processes (native, net, IPC, pyre-nexus)
 //   bench/lib/echo.js      an echo server under 1 and 64 connections (native, net, pyre-nexus)
+//   bench/lib/pool.js      worker pools: pyre-nexus's Pool against piscina, tinypool, workerpool and
+//                          two hand-written child-process round-robins
 //
 //   node bench/run.js            (from the repo root; `npm run bench` builds the library first)
 //
@@ -12,14 +14,14 @@
 //                     (default 3)
 //   BENCH_TIMEOUT_MS  hard limit per run (default 120000); the run's process group is killed
 //   BENCH_ONLY        comma-separated substrings; only entries whose key contains one of them are
-//                     run. Keys are "pingpong/<impl>/<transport>" and "echo/<server>", so
-//                     BENCH_ONLY=echo runs one benchmark and BENCH_ONLY=native,pyre-nexus some
-//                     entries of both.
+//                     run. Keys are "pingpong/<impl>/<transport>", "echo/<server>" and
+//                     "pool/<contender>/<scenario>", so BENCH_ONLY=echo runs one benchmark and
+//                     BENCH_ONLY=native,pyre-nexus some entries of all three.
 //   BENCH_ECHO_CONNECTIONS  comma-separated connection counts for the echo benchmark (default 1,64)
 //
-// Writes bench/results.json, bench/results.md (BENCHMARKS.md-ready), bench/pingpong.svg and
-// bench/echo.svg. A benchmark that measured nothing in this run (not selected, or every entry
-// failed) keeps its previous results, so a partial run never erases the other benchmark.
+// Writes bench/results.json, bench/results.md (BENCHMARKS.md-ready), bench/pingpong.svg,
+// bench/echo.svg and bench/pool.svg. A benchmark that measured nothing in this run (not selected,
+// or every entry failed) keeps its previous results, so a partial run never erases the others.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -28,10 +30,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as echo from './lib/echo.js';
 import * as pingpong from './lib/pingpong.js';
+import * as pool from './lib/pool.js';
 import { log } from './lib/report.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BENCHMARKS = { pingpong, echo };
+const BENCHMARKS = { pingpong, echo, pool };
 
 function envInt(name, fallback, min) {
   const v = process.env[name];
@@ -117,7 +120,7 @@ function formatWithBiome(file) {
 function previousResults() {
   try {
     const prev = JSON.parse(readFileSync(join(ROOT, 'bench/results.json'), 'utf8'));
-    return prev.pingpong || prev.echo
+    return prev.pingpong || prev.echo || prev.pool
       ? prev
       : { pingpong: prev.meta ? { meta: prev.meta, results: prev.results } : null };
   } catch {

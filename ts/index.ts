@@ -49,6 +49,7 @@ export {
   Pool,
   type PoolOptions,
   pool,
+  type ResultOf,
   type RunOptions,
   Workplan,
   type WorkplanReport,

@@ -45,6 +45,15 @@ export const COLORS = {
   'child_process-ipc-json': '#e08a2c',
   'child_process-ipc-advanced': '#c96a12',
   'pyre-nexus': '#d0342c',
+  // the pool benchmark
+  'pyre-nexus-fork': '#d0342c',
+  'pyre-nexus-threads': '#e8746d',
+  piscina: '#3b82c4',
+  tinypool: '#6aa5db',
+  workerpool: '#2f9e6e',
+  'fork-ipc': '#e08a2c',
+  'framed-rr': '#555555',
+  'node-e0': '#999999',
 };
 
 function esc(s) {
@@ -52,8 +61,9 @@ function esc(s) {
 }
 
 /**
- * A horizontal bar chart. groups: [{ heading?, bars: [{ label, value, text, impl }] }]; every bar
- * is on one scale so groups can be compared with each other, and pyre-nexus bars are in bold.
+ * A horizontal bar chart. groups: [{ heading?, ownScale?, bars: [{ label, value, text, impl }] }];
+ * every bar is on one scale so groups can be compared with each other, except in groups with
+ * `ownScale` (for groups measuring different things), and pyre-nexus bars are in bold.
  */
 export function barChart({ title, subtitle, footer, groups }) {
   const width = 860;
@@ -80,9 +90,10 @@ export function barChart({ title, subtitle, footer, groups }) {
       y += headH;
     }
     const y0 = y;
+    const scale = g.ownScale ? Math.max(Number.MIN_VALUE, ...g.bars.map((b) => b.value)) : max;
     for (const b of g.bars) {
-      const w = Math.max(1, (b.value / max) * barMax);
-      const weight = b.impl === 'pyre-nexus' ? ' font-weight="700"' : '';
+      const w = Math.max(1, (b.value / scale) * barMax);
+      const weight = b.impl.startsWith('pyre-nexus') ? ' font-weight="700"' : '';
       out.push(
         `<text x="${labelW - 10}" y="${y + 18}" font-size="13" text-anchor="end" fill="#222"${weight}>${esc(b.label)}</text>`,
         `<rect x="${labelW}" y="${y + 5}" width="${w.toFixed(1)}" height="${rowH - 10}" rx="2" fill="${COLORS[b.impl] ?? '#7a5cc4'}"/>`,

@@ -7,7 +7,9 @@
  * - team → worker `[TASKS, [[taskId, module, name, state], …]]`, several tasks per frame;
  * - team → worker `[CANCEL, taskId]`: skip that task if it has not started;
  * - worker → team `[REPORTS, [[taskId, crewStatus, taskStatus, value, ms], …]]`, where value is
- *   the result, or an {@link ErrorRecord} when the task did not complete.
+ *   the result, or an {@link ErrorRecord} when the task did not complete;
+ * - worker → team `[STARTED, taskId]` when a task begins after its module was imported, so that
+ *   importing does not count against the task's timeout.
  * The team closing its end ends the worker.
  */
 
@@ -20,6 +22,7 @@ export const READY = 0;
 export const TASKS = 1;
 export const CANCEL = 2;
 export const REPORTS = 3;
+export const STARTED = 4;
 
 /** A task as the worker receives it. */
 export type Assignment = [id: number, module: string, name: string, state: Record<string, unknown>];
@@ -77,7 +80,7 @@ export async function work(channel: Channel, id: number): Promise<void> {
     running = true;
     for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
       if (cancelled.delete(next[0])) continue;
-      reports.push(await execute(next));
+      reports.push(await execute(next, channel));
       // One frame for what finished together; a slow task's report goes out at once.
       if (queue.length === 0 || performance.now() - lastFlush > 1) flush();
     }
@@ -121,10 +124,16 @@ function sendable(report: Report): Report {
   }
 }
 
-async function execute([id, module, name, state]: Assignment): Promise<Report> {
-  const start = performance.now();
+async function execute([id, module, name, state]: Assignment, channel: Channel): Promise<Report> {
+  let start = performance.now();
   try {
-    const task = revive(await load(module, name), state);
+    let Class = classes.get(`${name}@${module}`);
+    if (Class === undefined) {
+      Class = await load(module, name);
+      start = performance.now();
+      marshaler.send([STARTED, id], channel);
+    }
+    const task = revive(Class, state);
     const result = await task.execute();
     return [id, CrewStatus.healthy, TaskStatus.completed, result, performance.now() - start];
   } catch (error) {
@@ -139,9 +148,6 @@ let typescript: Promise<unknown> | null = null;
 
 /** The task class `name` of `module`, imported once per worker. */
 async function load(module: string, name: string): Promise<abstract new () => Task> {
-  const key = `${name}@${module}`;
-  const known = classes.get(key);
-  if (known !== undefined) return known;
   if (/\.[cm]?tsx?$/.test(new URL(module).pathname)) {
     // TypeScript task files work without a build step: tsx is registered on first need, so a
     // worker that runs JavaScript tasks does not pay for it at start-up.
@@ -158,6 +164,6 @@ async function load(module: string, name: string): Promise<abstract new () => Ta
   if (!isTaskClass(Class)) {
     throw new TypeError(`task module ${module} exports no task class named ${name}`);
   }
-  classes.set(key, Class);
+  classes.set(`${name}@${module}`, Class);
   return Class;
 }

@@ -13,7 +13,7 @@ import { availableParallelism } from 'node:os';
 import { NexusError } from '../errors.js';
 import { Dispatcher, type HandlerId } from '../ipc/dispatcher.js';
 import { V8Marshaler } from '../ipc/marshaler.js';
-import { CANCEL, type Crew, READY, REPORTS, type Report, TASKS } from './crew.js';
+import { CANCEL, type Crew, READY, REPORTS, type Report, STARTED, TASKS } from './crew.js';
 import { Fork } from './fork.js';
 import {
   CrewStatus,
@@ -92,6 +92,9 @@ export interface WorkplanReport<R = unknown> {
 }
 
 const marshaler = new V8Marshaler();
+
+/** What a task's execute() resolves to. */
+export type ResultOf<T extends Task> = Awaited<ReturnType<T['execute']>>;
 
 interface Job {
   id: number;
@@ -179,9 +182,9 @@ export class Pool extends EventEmitter implements Team {
    * report) and async-iterable (outcomes in completion order). The workplan is read lazily, at
    * most {@link PoolOptions.pending} tasks ahead.
    */
-  assemble<R>(workplan: Iterable<Task<R>> | AsyncIterable<Task<R>>, options: RunOptions = {}): Workplan<R> {
+  assemble<T extends Task>(workplan: Iterable<T> | AsyncIterable<T>, options: RunOptions = {}): Workplan<ResultOf<T>> {
     this.#open('assemble');
-    const plan = new Workplan<R>(workplan, options);
+    const plan = new Workplan<ResultOf<T>>(workplan as Iterable<Task<ResultOf<T>>>, options);
     if (options.signal !== undefined) {
       const cancelAll = () => {
         plan.stopReading();
@@ -439,6 +442,9 @@ export class Pool extends EventEmitter implements Team {
     const [kind, body] = Array.isArray(message) ? message : [];
     if (kind === REPORTS && Array.isArray(body)) {
       for (const report of body) this.#report(member, report as Report);
+    } else if (kind === STARTED) {
+      // The task's module is imported: its time starts now.
+      if (member.jobs[0] === body) member.headStart = performance.now();
     } else if (kind === READY && member.state === 'registered') {
       this.registered.delete(member);
       this.active.add(member);
@@ -613,8 +619,12 @@ export class Pool extends EventEmitter implements Team {
     if (this.#sweep !== null) this.dispatcher.cancel(this.#sweep);
     this.#sweepAt = next;
     this.#sweep = this.dispatcher.alarm(Math.max(0, (next - performance.now()) / 1000), () => {
-      const now = performance.now();
+      this.#sweep = null;
+      this.#sweepAt = Number.POSITIVE_INFINITY;
       for (const member of [...this.active]) {
+        // A report may be waiting unread behind this alarm: take it before judging the task.
+        if (!this.#read(member)) continue;
+        const now = performance.now();
         const job = this.#jobs.get(member.jobs[0] ?? 0);
         if (job !== undefined && job.timeout > 0 && now >= member.headStart + job.timeout) {
           member.jobs.shift();
@@ -626,8 +636,6 @@ export class Pool extends EventEmitter implements Team {
           this.#lose(member, 'timed out', false);
         }
       }
-      this.#sweep = null;
-      this.#sweepAt = Number.POSITIVE_INFINITY;
       this.#schedule();
       return undefined;
     });

@@ -1,0 +1,362 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import {
+  CrewStatus,
+  crewcodes,
+  Fork,
+  fork,
+  type Outcome,
+  Pool,
+  pool,
+  Recruiter,
+  RecoverableError,
+  recruiter,
+  Task,
+  TaskStatus,
+  TaskTimeoutError,
+  Team,
+  Threads,
+  task,
+  taskcodes,
+  team,
+  WorkerLostError,
+} from '../dist/index.js';
+import { Chancy, Crash, Garbage, Hang, Homeless, Later, Square, Unsendable, Whoami } from './fixtures/tasks.js';
+
+/** Each task's executions, from the log its runs append to. */
+async function executions(log: string): Promise<Map<number, number>> {
+  const runs = new Map<number, number>();
+  const text = await readFile(log, 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    if (line !== '') runs.set(Number(line), (runs.get(Number(line)) ?? 0) + 1);
+  }
+  return runs;
+}
+
+async function logFile(): Promise<string> {
+  return join(await mkdtemp(join(tmpdir(), 'nexus-pool-')), 'runs.log');
+}
+
+/** Whether a process is gone and reaped: kill(pid, 0) still succeeds on a zombie. */
+function reaped(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * The original's pool scenario, made stricter: every task ends completed or aborted, exactly
+ * once, and ran no more often than its attempts.
+ */
+async function poolScenario(t: import('ava').ExecutionContext, tasks: number, size: number, recruiter?: Recruiter) {
+  const log = await logFile();
+  const fates = Array.from({ length: tasks }, (_, i) => {
+    const r = (i * 7919) % 10; // a fixed spread: 10% recoverable now and then, 10% errors
+    return r === 0 ? 'flaky' : r === 1 ? 'error' : r === 2 && i % 3 === 0 ? 'recoverable' : 'ok';
+  });
+  const the = new Pool({ size, retries: 3, ...(recruiter ? { recruiter } : {}) });
+  const report = await the.assemble(fates.map((fate, id) => new Chancy(id, fate, log)));
+  await the.close();
+
+  t.is(report.outcomes.length, tasks);
+  const runs = await executions(log);
+  report.outcomes.forEach((outcome, id) => {
+    t.is(outcome.index, id);
+    t.is(runs.get(id), outcome.attempts, `task ${id} ran as often as its attempts`);
+    const fate = fates[id];
+    if (fate === 'ok') t.like(outcome, { status: TaskStatus.completed, result: id, attempts: 1 });
+    if (fate === 'error') {
+      t.like(outcome, { status: TaskStatus.aborted, attempts: 1 });
+      t.is(outcome.error?.name, 'RangeError');
+      t.is((outcome.error as { code?: string }).code, 'E_CHANCY');
+      t.regex(outcome.error?.stack ?? '', /tasks\.ts/);
+    }
+    if (fate === 'recoverable') {
+      t.like(outcome, { status: TaskStatus.aborted, attempts: 4 });
+      t.true(outcome.error instanceof RecoverableError);
+    }
+    if (fate === 'flaky') {
+      t.true(outcome.attempts >= 1 && outcome.attempts <= 4);
+      if (outcome.status === TaskStatus.completed) t.is(outcome.result, id);
+      else t.is(outcome.attempts, 4);
+    }
+  });
+  t.is(report.completed + report.aborted, tasks);
+  t.is(the.active.size + the.registered.size + the.retired.size, 0, 'every member dismissed and reaped');
+}
+
+test('pool scenario: 200 tasks that fail now and then, with a team of 4', (t) => poolScenario(t, 200, 4));
+test('pool scenario: 4 tasks with a team of 2', (t) => poolScenario(t, 4, 2));
+test('pool scenario with the threads recruiter', (t) => poolScenario(t, 200, 2, new Threads()));
+
+test('results come back to the caller: per task, as a report in order, and in completion order', async (t) => {
+  const the = new Pool({ size: 2 });
+  t.is(await the.submit(new Square(12)), 144);
+  t.is(await the.submit(new Later('async')), 'ASYNC');
+  const same = new Square(3);
+  const plan = the.assemble([same, new Square(4), same, new Later('x')]);
+  const seen: Outcome[] = [];
+  for await (const outcome of plan) seen.push(outcome);
+  const report = await plan;
+  t.deepEqual(
+    report.outcomes.map((o) => o.result),
+    [9, 16, 9, 'X'],
+    'submission order, equal tasks included',
+  );
+  t.deepEqual(seen.map((o) => o.index).sort(), [0, 1, 2, 3]);
+  await the.close();
+});
+
+test('calling a task runs it, and the codes have pyre’s values', async (t) => {
+  t.is(new Square(6)(), 36);
+  t.is(await new Later('here')(), 'HERE');
+  t.true(new Square(1) instanceof Task);
+  t.deepEqual(
+    [TaskStatus.completed, TaskStatus.failed, TaskStatus.aborted, TaskStatus.damaged],
+    [0, 1, 2, 3],
+  );
+  t.deepEqual([CrewStatus.healthy, CrewStatus.damaged], [0, 1]);
+  t.is(taskcodes, TaskStatus);
+  t.is(crewcodes, CrewStatus);
+  t.is(task, Task);
+  t.is(team, Team);
+  t.is(recruiter, Recruiter);
+  t.is(pool(), Pool);
+  t.is(fork(), Fork);
+  t.is(Team.pyreDefault(), Pool);
+  t.is(Recruiter.pyreDefault(), Fork);
+  t.true(Team.isImplementedBy(new Pool({ size: 1 })));
+  t.true(Recruiter.isImplementedBy(new Fork()));
+  t.true(Recruiter.isImplementedBy(new Threads()));
+});
+
+test('bad tasks and bad options are refused with errors that name the problem', async (t) => {
+  const the = new Pool({ size: 1 });
+  await t.throwsAsync(the.submit(new Homeless(1)), { instanceOf: TypeError, message: /Homeless has no module URL.*import\.meta\.url/ });
+  await t.throwsAsync(the.submit({ n: 1 } as unknown as Task), { instanceOf: TypeError, message: /Task instances/ });
+  const report = await the.assemble([new Square(2), 'oops' as unknown as Task, new Unsendable()]);
+  t.like(report.outcomes[0], { status: TaskStatus.completed, result: 4 });
+  t.like(report.outcomes[1], { status: TaskStatus.aborted, attempts: 0 });
+  t.regex(report.outcomes[1]?.error?.message ?? '', /got string/);
+  t.like(report.outcomes[2], { status: TaskStatus.aborted });
+  t.regex(report.outcomes[2]?.error?.message ?? '', /result cannot be sent back/);
+  await the.close();
+  await t.throwsAsync(the.submit(new Square(1)), { code: 'ERR_NEXUS_POOL_CLOSED' });
+
+  t.throws(() => new Pool({ sise: 2 } as never), { message: /unknown option sise/ });
+  t.throws(() => new Pool({ size: 0 }), { message: /size must be an integer of at least 1/ });
+  t.throws(() => new Pool({ timeout: -1 }), { message: /timeout must be a non-negative number/ });
+  t.throws(() => new Pool({ recruiter: {} as never }), { message: /Recruiter protocol/ });
+  t.throws(() => new Pool().assemble(42 as never), { message: /iterable/ });
+});
+
+test('a worker that crashes is replaced; its task runs elsewhere, then gives up past the retries', async (t) => {
+  const the = new Pool({ size: 2, retries: 2 });
+  const pids = new Set<number>();
+  the.on('recruited', (member) => pids.add(member.id));
+  const report = await the.assemble([new Crash(), ...Array.from({ length: 50 }, (_, i) => new Square(i))]);
+  const crashed = report.outcomes[0] as Outcome;
+  t.like(crashed, { status: TaskStatus.aborted, attempts: 3 });
+  t.true(crashed.error instanceof WorkerLostError);
+  t.regex(crashed.error?.message ?? '', /ended while running task #0 \(Crash\), 3 times/);
+  t.deepEqual(
+    report.outcomes.slice(1).map((o) => o.result),
+    Array.from({ length: 50 }, (_, i) => i * i),
+  );
+  t.true(pids.size >= 3, 'a crashed member was replaced while work remained');
+  await the.close();
+  for (const pid of pids) t.true(reaped(pid), `worker ${pid} reaped`);
+});
+
+test('a worker that sends garbage is retired like one that crashed', async (t) => {
+  const the = new Pool({ size: 1, retries: 1 });
+  const outcome = (await the.assemble([new Garbage(), new Square(5)])).outcomes;
+  t.like(outcome[0], { status: TaskStatus.aborted, attempts: 2 });
+  t.regex(outcome[0]?.error?.message ?? '', /broke the crew protocol/);
+  t.like(outcome[1], { status: TaskStatus.completed, result: 25 });
+  await the.close();
+});
+
+test('a task that hangs is timed out and its worker replaced', async (t) => {
+  // A generous pool-wide limit, and a short one for the task that hangs.
+  const the = new Pool({ size: 1, timeout: 30 });
+  t.teardown(() => the.close({ force: true }));
+  const hung = await the.submit(new Whoami());
+  const error = await t.throwsAsync(the.submit(new Hang(), { timeout: 1 }), { instanceOf: TaskTimeoutError });
+  t.regex(error?.message ?? '', /ran longer than its timeout of 1 s; crew member \d+ was replaced/);
+  const next = await the.submit(new Whoami());
+  t.not(next, hung, 'a new worker runs the next task');
+  await the.close();
+  t.true(reaped(hung));
+});
+
+test('cancellation: a queued task is dropped, a running one stops its worker, a workplan stops reading', async (t) => {
+  const the = new Pool({ size: 1 });
+  t.teardown(() => the.close({ force: true }));
+  const running = new AbortController();
+  const hang = the.submit(new Hang(), { signal: running.signal });
+  const queued = new AbortController();
+  const waiting = the.submit(new Square(2), { signal: queued.signal });
+  queued.abort();
+  t.is((await waiting.catch((reason: unknown) => reason as DOMException)).name, 'AbortError');
+  const started = await new Promise<number>((resolve) => the.once('started', () => resolve(the.counts.running)));
+  t.is(started, 1);
+  running.abort(new Error('enough'));
+  await t.throwsAsync(hang, { message: 'enough' });
+  t.is(await the.submit(new Square(3)), 9, 'the pool goes on with a new worker');
+
+  const stop = new AbortController();
+  let read = 0;
+  function* endless() {
+    for (;;) {
+      read++;
+      yield new Square(read);
+    }
+  }
+  const plan = the.assemble(endless(), { signal: stop.signal });
+  let outcomes = 0;
+  for await (const _ of plan) {
+    if (++outcomes === 100) stop.abort();
+  }
+  const report = await plan;
+  t.true(report.completed >= 100);
+  t.true(read <= report.outcomes.length + 1, 'nothing read after the abort, beyond the task in hand');
+  await the.close();
+});
+
+test('a workplan is read lazily, under the pending bound', async (t) => {
+  const the = new Pool({ size: 2, pending: 16 });
+  let read = 0;
+  let settled = 0;
+  let most = 0;
+  async function* workplan() {
+    for (let i = 0; i < 500; i++) {
+      read++;
+      most = Math.max(most, read - settled);
+      yield new Square(i);
+    }
+  }
+  the.on('completed', () => settled++);
+  const report = await the.assemble(workplan());
+  t.is(report.completed, 500);
+  t.true(most <= 17, `at most 16 pending tasks (+1 being read), saw ${most}`);
+  await the.close();
+});
+
+test('progress events carry running counts that add up', async (t) => {
+  const the = new Pool({ size: 2, retries: 1 });
+  const events: Record<string, number> = {};
+  for (const name of ['queued', 'started', 'completed', 'failed', 'aborted']) {
+    the.on(name, () => {
+      events[name] = (events[name] ?? 0) + 1;
+    });
+  }
+  let inFlight = 0;
+  the.on('started', (_task, counts) => {
+    inFlight = Math.max(inFlight, counts.running);
+  });
+  const tasks = Array.from({ length: 1000 }, (_, i) => new Chancy(i, i % 100 === 0 ? 'recoverable' : 'ok', ''));
+  await the.assemble(tasks);
+  t.deepEqual(events, { queued: 1000, started: 1000 + 10, completed: 990, failed: 20, aborted: 10 });
+  t.deepEqual(the.counts, { queued: 0, running: 0, completed: 990, failed: 20, aborted: 10 });
+  t.true(inFlight > 2, `members held several tasks at once (pipelining), up to ${inFlight}`);
+  await the.close();
+});
+
+test('10,000 tasks while workers are killed with SIGKILL: every task accounted for exactly once', async (t) => {
+  const log = await logFile();
+  const the = new Pool({ size: 2, retries: 5 });
+  const killed = new Set<number>();
+  the.on('started', () => {
+    // Every 200th task start, kill a random active member (20 times in all).
+    if (the.counts.completed % 200 !== 0 || killed.size >= 20) return;
+    const members = [...the.active];
+    const victim = members[Math.floor(Math.random() * members.length)];
+    if (victim !== undefined && !killed.has(victim.id)) {
+      killed.add(victim.id);
+      process.kill(victim.id, 'SIGKILL');
+    }
+  });
+  const report = await the.assemble(Array.from({ length: 10_000 }, (_, id) => new Chancy(id, 'ok', log)));
+  await the.close();
+  t.true(killed.size > 0);
+  t.is(report.outcomes.length, 10_000);
+  const runs = await executions(log);
+  let completed = 0;
+  report.outcomes.forEach((outcome, id) => {
+    t.is(outcome.index, id);
+    if (outcome.status === TaskStatus.completed) {
+      completed++;
+      t.is(outcome.result, id);
+    } else t.true(outcome.error instanceof WorkerLostError);
+    // A task whose worker was killed may have run without reporting: never more than its attempts.
+    const ran = runs.get(id) ?? 0;
+    if (ran > outcome.attempts || (outcome.status === TaskStatus.completed && ran < 1)) {
+      t.fail(`task ${id} ran ${ran} times in ${outcome.attempts} attempts`);
+    }
+  });
+  t.is(completed + report.aborted, 10_000);
+  for (const pid of killed) t.true(reaped(pid), `killed worker ${pid} reaped`);
+});
+
+test('no zombie after dismissal, and a child_process elsewhere still gets its exit event', async (t) => {
+  const the = new Pool({ size: 4 });
+  const pids: number[] = [];
+  the.on('recruited', (member) => pids.push(member.id));
+  const other = spawn(process.execPath, ['-e', 'setTimeout(() => process.exit(7), 200)']);
+  const exited = once(other, 'exit');
+  const report = await the.assemble([new Crash(), ...Array.from({ length: 400 }, (_, i) => new Square(i))]);
+  t.is(report.completed, 400);
+  const closing = the.close();
+  t.is(the.retired.size, the.retired.size + the.active.size, 'all members dismissed at once, not one by one');
+  await closing;
+  t.deepEqual(await exited, [7, null], 'reaping by pid left the other child to child_process');
+  t.true(pids.length >= 4);
+  for (const pid of pids) t.true(reaped(pid), `worker ${pid} reaped`);
+});
+
+test('killing the team process with SIGKILL leaves no worker alive a second later', async (t) => {
+  const team = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'team.ts')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = (await once(team.stdout, 'data')) as [Buffer];
+  const workers = JSON.parse(line.toString()) as number[];
+  t.is(workers.length, 2);
+  for (const pid of workers) t.false(reaped(pid), 'the workers run hanging tasks');
+  team.kill('SIGKILL');
+  await once(team, 'exit');
+  const deadline = Date.now() + 1000;
+  const alive = () => workers.filter((pid) => !gone(pid));
+  while (alive().length > 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+  t.deepEqual(alive(), []);
+});
+
+/** A process that has ended: reaped, or a zombie waiting for its new parent to reap it. */
+function gone(pid: number): boolean {
+  if (reaped(pid)) return true;
+  try {
+    const status = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return status.split(') ')[1]?.startsWith('Z') ?? false;
+  } catch {
+    return true;
+  }
+}
+
+test('the threads recruiter runs members as worker threads of this process', async (t) => {
+  const the = new Pool({ size: 2, recruiter: new Threads() });
+  t.is(await the.submit(new Whoami()), process.pid);
+  const report = await the.assemble(Array.from({ length: 100 }, (_, i) => new Square(i)));
+  t.is(report.completed, 100);
+  const crash = await the.assemble([new Garbage(), new Square(1)]);
+  t.like(crash.outcomes[1], { status: TaskStatus.completed, result: 1 });
+  await the.close();
+  t.is(the.active.size + the.retired.size, 0);
+});

@@ -1,0 +1,420 @@
+// Worker pools: pyre-nexus's Pool (Fork and Threads recruiters) side by side with piscina,
+// tinypool, workerpool (child processes) and two hand-written child-process round-robins, over
+// five scenarios with 2 workers: trivial tasks all at once and one at a time, 5 ms CPU-bound tasks
+// all at once and one at a time, and start-up (pool creation to first result, 2 and 8 workers).
+//
+// Every measurement is one run of bench/pool/driver.js in a process of its own (see its header
+// for the contract): it creates the pool, warms it up (not for start-up), measures, checks every
+// result and closes the pool. Runs are interleaved like the other benchmarks, the median is kept.
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { runToEnd } from './proc.js';
+import { barChart, fmtInt, fmtRatio, log, median, printTable } from './report.js';
+
+const DRIVER = 'bench/pool/driver.js';
+const WORKERS = 2;
+const TASK_MS = 5;
+
+// biome-ignore format: keep one line per scenario
+const SCENARIOS = [
+  { id: "trivial-all", scenario: "trivial-all", workers: WORKERS, tasks: 20_000, heading: "Trivial tasks, all at once" },
+  { id: "trivial-seq", scenario: "trivial-seq", workers: WORKERS, tasks: 3_000, heading: "Trivial tasks, one at a time" },
+  { id: "cpu-all", scenario: "cpu-all", workers: WORKERS, tasks: 200, heading: `CPU-bound tasks (${TASK_MS} ms each), all at once` },
+  { id: "cpu-seq", scenario: "cpu-seq", workers: WORKERS, tasks: 200, heading: `CPU-bound tasks (${TASK_MS} ms each), one at a time` },
+  { id: "startup-2", scenario: "startup", workers: 2, tasks: 2, heading: "Start-up, 2 workers" },
+  { id: "startup-8", scenario: "startup", workers: 8, tasks: 8, heading: "Start-up, 8 workers" },
+];
+
+// One entry per contender; `startupOnly`: measured in the start-up scenarios alone.
+// biome-ignore format: keep one line per contender
+const CONTENDERS = [
+  { id: "pyre-nexus-fork", label: "pyre-nexus Fork", kind: "processes", needs: ["dist/index.js"] },
+  { id: "pyre-nexus-threads", label: "pyre-nexus Threads", kind: "threads", needs: ["dist/index.js"] },
+  { id: "piscina", label: "piscina", kind: "threads", needs: ["node_modules/piscina"] },
+  { id: "tinypool", label: "tinypool", kind: "threads", needs: ["node_modules/tinypool"] },
+  { id: "workerpool", label: "workerpool (process)", kind: "processes", needs: ["node_modules/workerpool"] },
+  { id: "fork-ipc", label: "fork + IPC round-robin", kind: "processes" },
+  { id: "framed-rr", label: "framed round-robin", kind: "processes" },
+  { id: "node-e0", label: "node -e 0 (reference)", kind: "processes", startupOnly: true },
+];
+
+const key = (e) => `pool/${e.contender.id}/${e.scenario.id}`;
+const isCpu = (sc) => sc.scenario.startsWith('cpu');
+const isStartup = (sc) => sc.scenario === 'startup';
+/** What a run of the scenario would take with no overhead at all (seconds), or null. */
+const ideal = (sc) =>
+  sc.scenario === 'cpu-all'
+    ? (sc.tasks * TASK_MS) / sc.workers / 1000
+    : sc.scenario === 'cpu-seq'
+      ? (sc.tasks * TASK_MS) / 1000
+      : null;
+const fmtMs = (s) => (s * 1000).toFixed(1);
+const fmtPct = (x) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+
+// The sandbox these numbers were taken in sets NODE_EXTRA_CA_CERTS, which makes every Node
+// process read a CA bundle at start (≈50 ms here); it has nothing to do with pools, so the
+// drivers and every process they start run without it.
+function driverEnv() {
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
+async function runOnce(e, s) {
+  const sc = e.scenario;
+  const command = ['node', DRIVER, e.contender.id, sc.scenario, String(sc.workers), String(sc.tasks), String(TASK_MS)];
+  const run = await runToEnd(s.root, command, { env: driverEnv(), timeoutMs: Math.min(s.timeoutMs, 30_000) });
+  if (run.error) return run;
+  let r;
+  try {
+    r = JSON.parse(run.stdout.trim().split('\n').pop());
+  } catch {
+    return { error: `no JSON line on stdout (got ${JSON.stringify(run.stdout.slice(0, 200))})` };
+  }
+  if (r.contender !== e.contender.id || r.scenario !== sc.scenario || r.workers !== sc.workers) {
+    return { error: `reported ${JSON.stringify(r)}` };
+  }
+  if (typeof r.seconds !== 'number' || !(r.seconds > 0)) return { error: `bad "seconds": ${r.seconds}` };
+  return r;
+}
+
+/** Runs the selected entries; returns { meta, results }, or null when none was selected. */
+export async function measure(s) {
+  const entries = SCENARIOS.flatMap((scenario) =>
+    CONTENDERS.filter((c) => !c.startupOnly || isStartup(scenario)).map((contender) => ({ scenario, contender })),
+  )
+    .filter((e) => s.selected(key(e)))
+    .map((e) => ({ ...e, status: 'pending', note: null, samples: [], all: [], close: [], errors: [] }));
+  if (entries.length === 0) return null;
+
+  for (const e of entries) {
+    const missing = (e.contender.needs ?? []).filter((f) => !existsSync(resolve(s.root, f)));
+    if (missing.length === 0) continue;
+    e.status = 'skipped';
+    e.note = `${missing.join(', ')} missing (npm install, npm run build)`;
+    log(`skip  ${key(e)}: ${e.note}`);
+  }
+  const active = entries.filter((e) => e.status === 'pending');
+  log(`pool: ${active.length} entries × ${s.repeats} runs, ${WORKERS} workers unless stated, ${s.machine.cpus} CPUs`);
+  const started = performance.now();
+  for (let rep = 1; rep <= s.repeats; rep++) {
+    for (const e of active) {
+      const r = await runOnce(e, s);
+      const label = key(e).padEnd(36);
+      if (r.error) {
+        e.errors.push(r.error);
+        log(`run ${rep}/${s.repeats}  ${label} FAILED: ${r.error}`);
+        continue;
+      }
+      e.samples.push(r.seconds);
+      if (r.allSeconds !== undefined) e.all.push(r.allSeconds);
+      if (r.closeSeconds !== undefined) e.close.push(r.closeSeconds);
+      log(`run ${rep}/${s.repeats}  ${label} ${describe(e.scenario, r.seconds).padStart(16)}`);
+    }
+  }
+  log(`pool: ${((performance.now() - started) / 1000).toFixed(0)} s`);
+
+  for (const e of active) {
+    if (e.samples.length === 0) {
+      e.status = 'failed';
+      e.note = e.errors[0];
+      continue;
+    }
+    e.status = 'ok';
+    if (e.errors.length > 0) e.note = `${e.errors.length} of ${s.repeats} runs failed: ${e.errors[0]}`;
+    e.medianSeconds = median(e.samples);
+  }
+  // Ratios: how many times faster pyre-nexus (Fork, Threads) is than the row's contender in the
+  // same scenario (its time divided by pyre-nexus's; above 1× pyre-nexus is faster).
+  const ok = entries.filter((e) => e.status === 'ok');
+  const find = (id, sc) => ok.find((e) => e.contender.id === id && e.scenario.id === sc.id);
+  for (const e of ok) {
+    const fork = find('pyre-nexus-fork', e.scenario);
+    const threads = find('pyre-nexus-threads', e.scenario);
+    e.forkRatio = fork ? e.medianSeconds / fork.medianSeconds : null;
+    e.threadsRatio = threads ? e.medianSeconds / threads.medianSeconds : null;
+  }
+
+  const meta = {
+    ...s.machine,
+    reproduce: `BENCH_ONLY=pool ${s.machine.reproduce}`,
+    repeats: s.repeats,
+    reported: 'median of the runs',
+    workers: WORKERS,
+    taskMs: TASK_MS,
+    scenarios: SCENARIOS,
+    contenders: CONTENDERS.map(({ id, label, kind }) => ({ id, label, kind })),
+    versions: versions(s.root),
+  };
+  const results = entries.map((e) => ({
+    contender: e.contender.id,
+    label: e.contender.label,
+    scenario: e.scenario.id,
+    workers: e.scenario.workers,
+    tasks: e.scenario.tasks,
+    status: e.status,
+    note: e.note,
+    samplesSeconds: e.samples,
+    medianSeconds: e.medianSeconds ?? null,
+    minSeconds: e.samples.length ? Math.min(...e.samples) : null,
+    maxSeconds: e.samples.length ? Math.max(...e.samples) : null,
+    medianAllSeconds: e.all.length ? median(e.all) : null,
+    medianCloseSeconds: e.close.length ? median(e.close) : null,
+    forkRatio: e.forkRatio ?? null,
+    threadsRatio: e.threadsRatio ?? null,
+  }));
+
+  for (const sc of SCENARIOS) {
+    const rows = results.filter((r) => r.scenario === sc.id && r.status === 'ok');
+    if (rows.length === 0) continue;
+    log(`\n${sc.heading}`);
+    printTable(
+      [
+        ['pool', metricName(sc), 'min', 'max', '× Fork', '× Threads'],
+        ...rows.map((r) => [
+          r.label,
+          describe(sc, r.medianSeconds),
+          describe(sc, r.minSeconds),
+          describe(sc, r.maxSeconds),
+          fmtRatio(r.forkRatio),
+          fmtRatio(r.threadsRatio),
+        ]),
+      ],
+      1,
+    );
+  }
+  for (const r of results.filter((x) => x.status !== 'ok'))
+    log(`${r.status}: pool/${r.contender}/${r.scenario} — ${r.note}`);
+  log('');
+  for (const t of targets({ meta, results }))
+    log(`target: ${t.met === null ? 'n/a' : t.met ? 'met' : 'NOT met'} — ${t.what}: ${t.got}`);
+  log('');
+  return { meta, results };
+}
+
+function versions(root) {
+  const version = (name) => {
+    try {
+      return JSON.parse(readFileSync(resolve(root, 'node_modules', name, 'package.json'), 'utf8')).version;
+    } catch {
+      return null;
+    }
+  };
+  return { piscina: version('piscina'), tinypool: version('tinypool'), workerpool: version('workerpool') };
+}
+
+function metricName(sc) {
+  if (isStartup(sc)) return 'first result (ms)';
+  if (isCpu(sc)) return 'wall time (ms)';
+  return 'tasks/s';
+}
+
+function describe(sc, seconds) {
+  if (isStartup(sc) || isCpu(sc)) return `${fmtMs(seconds)} ms`;
+  return `${fmtInt(sc.tasks / seconds)}/s`;
+}
+
+/** Issue 5's targets for the pool, each met, not met, or not measurable in these results. */
+export function targets({ meta, results }) {
+  const get = (contender, scenario) =>
+    results.find((r) => r.contender === contender && r.scenario === scenario && r.status === 'ok') ?? null;
+  const out = [];
+  const ratio = (what, scenario, a, b, want) => {
+    const x = get(a, scenario);
+    const y = get(b, scenario);
+    const r = x && y ? y.medianSeconds / x.medianSeconds : null;
+    out.push({ what, got: r === null ? 'not measured' : fmtRatio(r), met: r === null ? null : r >= want });
+  };
+  ratio('trivial all at once: pyre-nexus Fork ≥ 6× piscina', 'trivial-all', 'pyre-nexus-fork', 'piscina', 6);
+  ratio('trivial all at once: pyre-nexus Threads ≥ 6× piscina', 'trivial-all', 'pyre-nexus-threads', 'piscina', 6);
+  ratio(
+    'trivial all at once: pyre-nexus Fork ≥ the framed round-robin',
+    'trivial-all',
+    'pyre-nexus-fork',
+    'framed-rr',
+    1,
+  );
+  ratio('trivial one at a time: pyre-nexus Fork ≥ 1.2× piscina', 'trivial-seq', 'pyre-nexus-fork', 'piscina', 1.2);
+  ratio(
+    'trivial one at a time: pyre-nexus Threads ≥ 1.2× piscina',
+    'trivial-seq',
+    'pyre-nexus-threads',
+    'piscina',
+    1.2,
+  );
+  const sc = meta.scenarios.find((x) => x.id === 'cpu-all');
+  const best = (sc.tasks * meta.taskMs) / sc.workers / 1000;
+  for (const [id, label] of [
+    ['pyre-nexus-fork', 'Fork'],
+    ['pyre-nexus-threads', 'Threads'],
+  ]) {
+    const r = get(id, 'cpu-all');
+    const over = r ? r.medianSeconds / best - 1 : null;
+    out.push({
+      what: `CPU-bound all at once: pyre-nexus ${label} within 2% of ${fmtMs(best)} ms`,
+      got: r ? `${fmtMs(r.medianSeconds)} ms (${fmtPct(over)})` : 'not measured',
+      met: r ? Math.abs(over) <= 0.02 : null,
+    });
+  }
+  for (const n of [2, 8]) {
+    const t = get('pyre-nexus-threads', `startup-${n}`);
+    const p = get('piscina', `startup-${n}`);
+    out.push({
+      what: `start-up, ${n} workers: pyre-nexus Threads no slower than piscina`,
+      got: t && p ? `${fmtMs(t.medianSeconds)} ms vs ${fmtMs(p.medianSeconds)} ms` : 'not measured',
+      met: t && p ? t.medianSeconds <= p.medianSeconds : null,
+    });
+    const f = get('pyre-nexus-fork', `startup-${n}`);
+    const z = get('node-e0', `startup-${n}`);
+    out.push({
+      what: `start-up, ${n} workers: pyre-nexus Fork no slower than node -e 0 + 15 ms`,
+      got: f && z ? `${fmtMs(f.medianSeconds)} ms vs ${fmtMs(z.medianSeconds)} + 15 ms` : 'not measured',
+      met: f && z ? f.medianSeconds <= z.medianSeconds + 0.015 : null,
+    });
+  }
+  return out;
+}
+
+/** The BENCHMARKS.md section for a { meta, results } from measure() (or from an earlier results.json). */
+export function markdown({ meta, results }) {
+  const lines = [
+    '## Worker pools: trivial, CPU-bound and start-up',
+    '',
+    `${meta.workers} workers unless stated; each pool is created once per run, warmed up (except for ` +
+      `start-up), measured, its results checked, and closed; every run is a process of its own, each entry ` +
+      `is run ${meta.repeats}× (interleaved) and the **median** is reported, with the fastest and slowest ` +
+      'run. **× Fork** and **× Threads** say how many times faster pyre-nexus with that recruiter is than ' +
+      "the row's pool in the same scenario (the row's time divided by pyre-nexus's): above 1× pyre-nexus " +
+      'is faster.',
+  ];
+  for (const sc of meta.scenarios) {
+    const rows = results.filter((r) => r.scenario === sc.id && r.status === 'ok');
+    if (rows.length === 0) continue;
+    lines.push('', `### ${sc.heading}`, '', scenarioText(sc, meta), '');
+    if (isStartup(sc)) {
+      lines.push(
+        `| Pool | First result (ms) | Fastest–slowest | All ${sc.workers} results (ms) | × Fork | × Threads |`,
+        '|---|--:|--:|--:|--:|--:|',
+        ...rows.map(
+          (r) =>
+            `| ${name(r)} | ${fmtMs(r.medianSeconds)} | ${fmtMs(r.minSeconds)}–${fmtMs(r.maxSeconds)} | ` +
+            `${fmtMs(r.medianAllSeconds)} | ${fmtRatio(r.forkRatio)} | ${fmtRatio(r.threadsRatio)} |`,
+        ),
+      );
+    } else if (isCpu(sc)) {
+      const best = ideal(sc);
+      lines.push(
+        '| Pool | Wall time (ms) | Fastest–slowest | Over the ideal | × Fork | × Threads |',
+        '|---|--:|--:|--:|--:|--:|',
+        ...rows.map(
+          (r) =>
+            `| ${name(r)} | ${fmtMs(r.medianSeconds)} | ${fmtMs(r.minSeconds)}–${fmtMs(r.maxSeconds)} | ` +
+            `${fmtPct(r.medianSeconds / best - 1)} | ${fmtRatio(r.forkRatio)} | ${fmtRatio(r.threadsRatio)} |`,
+        ),
+      );
+    } else {
+      lines.push(
+        '| Pool | Tasks/s | Slowest–fastest | µs / task | × Fork | × Threads |',
+        '|---|--:|--:|--:|--:|--:|',
+        ...rows.map(
+          (r) =>
+            `| ${name(r)} | ${fmtInt(r.tasks / r.medianSeconds)} | ${fmtInt(r.tasks / r.maxSeconds)}–` +
+            `${fmtInt(r.tasks / r.minSeconds)} | ${((r.medianSeconds * 1e6) / r.tasks).toFixed(1)} | ` +
+            `${fmtRatio(r.forkRatio)} | ${fmtRatio(r.threadsRatio)} |`,
+        ),
+      );
+    }
+  }
+  const v = meta.versions ?? {};
+  lines.push(
+    '',
+    '### The contenders',
+    '',
+    '- **pyre-nexus Fork**: `new Pool({ size })`, the default recruiter: one Node process per worker, joined ' +
+      'by a socket pair on its fd 3. Tasks are `Task` subclasses in `bench/pool/nexus-tasks.js`; many at once ' +
+      'go through `pool.assemble(tasks)`, one at a time through `pool.submit(task)`.',
+    '- **pyre-nexus Threads**: the same with `recruiter: new Threads()`: worker threads, same protocol.',
+    `- **piscina** ${v.piscina ?? ''} and **tinypool** ${v.tinypool ?? ''}: worker threads, ` +
+      '`minThreads = maxThreads = workers`, `pool.run(arg, { name })` per task, everything else left at its ' +
+      'default.',
+    `- **workerpool (process)** ${v.workerpool ?? ''}: \`workerType: 'process'\` (child_process.fork), ` +
+      '`minWorkers = maxWorkers = workers`, `pool.exec(name, [arg])` per task.',
+    '- **fork + IPC round-robin**: `child_process.fork` children, tasks dealt in turn, one `child.send` ' +
+      '(JSON serialization) per task and one `process.send` per result (`bench/pool/contenders.js`, ' +
+      '`bench/pool/ipc-worker.js`).',
+    '- **framed round-robin**: the "fastest process pool we know" of issue 5: children spawned with an ' +
+      "extra `'pipe'` on fd 3 (a socket pair), tasks dealt in turn as 4-byte-length-prefixed JSON frames, " +
+      'the frames of one event-loop turn sent in one write; the child runs every task of a chunk it reads ' +
+      'and writes their results in one write (`bench/pool/framing.js`, `bench/pool/framed-worker.js`).',
+    '- **node -e 0**: the start-up reference: as many bare `node -e 0` processes spawned at once as the ' +
+      'pool has workers, timed to the first exit.',
+    '',
+    'Every contender runs the same task bodies (`bench/pool/tasks.js`): the trivial task returns its input, ' +
+      `the CPU-bound one spins on \`performance.now()\` for ${meta.taskMs} ms.`,
+    '',
+    '### Issue 5 targets',
+    '',
+    '| Target | Measured | |',
+    '|---|--:|---|',
+    ...targets({ meta, results }).map(
+      (t) => `| ${t.what} | ${t.got} | ${t.met === null ? '—' : t.met ? 'met' : '**not met**'} |`,
+    ),
+    '',
+    `Machine: ${meta.cpu}, ${meta.cpus} CPUs, ${meta.platform}; Node ${meta.node}. Measured ${meta.date.slice(0, 10)}. ` +
+      'The sandbox sets `NODE_EXTRA_CA_CERTS`, which costs every Node process about 50 ms at start; the ' +
+      'pool benchmark runs without it.',
+    '',
+    `Reproduce: \`${meta.reproduce}\` (\`BENCH_ONLY=pool node bench/run.js\` without rebuilding; ` +
+      '`BENCH_ONLY=pool/piscina` or `BENCH_ONLY=startup` for part of it).',
+  );
+  const other = results.filter((r) => r.status !== 'ok');
+  if (other.length > 0) {
+    lines.push('', 'Not measured in this run:', '');
+    for (const r of other) lines.push(`- ${r.label} / ${r.scenario} — ${r.status}: ${r.note}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+const name = (r) => (r.contender.startsWith('pyre-nexus') ? `**${r.label}**` : r.label);
+
+function scenarioText(sc, meta) {
+  switch (sc.scenario) {
+    case 'trivial-all':
+      return `${fmtInt(sc.tasks)} trivial tasks submitted at once; the clock stops at the last result. Higher is better.`;
+    case 'trivial-seq':
+      return `${fmtInt(sc.tasks)} trivial tasks one at a time, each awaited before the next is submitted: the round trip through the pool. Higher is better.`;
+    case 'cpu-all':
+      return `${fmtInt(sc.tasks)} tasks of ${meta.taskMs} ms of CPU each, submitted at once: ${fmtMs(ideal(sc))} ms is the ideal with ${sc.workers} workers. Lower is better.`;
+    case 'cpu-seq':
+      return `The same ${fmtInt(sc.tasks)} tasks one at a time: ${fmtMs(ideal(sc))} ms is the ideal. Lower is better.`;
+    default:
+      return `From creating the pool to the first result, with ${sc.workers} trivial tasks submitted at once so that every pool brings up all ${sc.workers} workers; imports are done before the clock starts, nothing is warm. Lower is better.`;
+  }
+}
+
+export function chart({ meta, results }) {
+  const groups = meta.scenarios
+    .map((sc) => {
+      const rows = results.filter((r) => r.scenario === sc.id && r.status === 'ok');
+      const trivial = !isCpu(sc) && !isStartup(sc);
+      return {
+        heading: `${sc.heading} · ${trivial ? 'tasks/s, higher is better' : 'ms, lower is better'}${isCpu(sc) ? ` (ideal ${fmtMs(ideal(sc))} ms)` : ''}`,
+        ownScale: true,
+        bars: rows.map((r) => ({
+          impl: r.contender,
+          label: r.label,
+          value: trivial ? r.tasks / r.medianSeconds : r.medianSeconds * 1000,
+          text: trivial
+            ? `${fmtInt(r.tasks / r.medianSeconds)} tasks/s`
+            : `${fmtMs(r.medianSeconds)} ms${isCpu(sc) ? ` (${fmtPct(r.medianSeconds / ideal(sc) - 1)})` : ''}`,
+        })),
+      };
+    })
+    .filter((g) => g.bars.length > 0);
+  return barChart({
+    title: 'Worker pools: pyre-nexus and its peers',
+    subtitle: `${meta.workers} workers unless stated, median of ${meta.repeats} · ${meta.cpu}, ${meta.cpus} CPUs · Node ${meta.node} · ${meta.date.slice(0, 10)}`,
+    footer: 'each scenario on its own scale; pyre-nexus in bold',
+    groups,
+  });
+}
