@@ -204,8 +204,4 @@ test('the nexus command explains its usage and names a bad configuration', async
   const missing = await run('serve', '/no/such/node.json');
   t.is(missing.code, 1);
   t.regex(missing.stderr, /configuration \/no\/such\/node.json cannot be read/);
-  const fixtures = fileURLToPath(new URL('./fixtures/echo-node.json', import.meta.url));
-  const typescript = await run('serve', fixtures); // without a TypeScript loader
-  t.is(typescript.code, 1);
-  t.regex(typescript.stderr, /cannot load .*echo\.ts.*run Node with a TypeScript loader/);
 });

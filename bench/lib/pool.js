@@ -79,7 +79,8 @@ async function runOnce(e, s) {
 }
 
 /** Runs the selected entries; returns { meta, results }, or null when none was selected. */
-export async function measure(s) {
+export async function measure(settings) {
+  const s = { ...settings, repeats: settings.repeatsGiven ? settings.repeats : 5 };
   const entries = SCENARIOS.flatMap((scenario) =>
     CONTENDERS.filter((c) => !c.startupOnly || isStartup(scenario)).map((contender) => ({ scenario, contender })),
   )

@@ -14,6 +14,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { NexusError } from '../errors.js';
+import { importModule } from './loader.js';
 import { Service } from './service.js';
 
 /** One service as the configuration describes it. */
@@ -74,13 +75,9 @@ export async function build(entry: ServiceEntry): Promise<Service> {
   const { module: _module, export: exportName = 'default', ...options } = spec;
   let namespace: Record<string, unknown>;
   try {
-    namespace = await import(url);
+    namespace = await importModule(url);
   } catch (cause) {
-    const hint =
-      (cause as NodeJS.ErrnoException).code === 'ERR_UNKNOWN_FILE_EXTENSION'
-        ? ' (run Node with a TypeScript loader, such as node --import tsx)'
-        : '';
-    const message = `service "${name}": cannot load ${spec.module}: ${(cause as Error).message}${hint}`;
+    const message = `service "${name}": cannot load ${spec.module}: ${(cause as Error).message}`;
     throw new NexusError(message, 'ERR_NEXUS_CONFIG', { cause });
   }
   const Class = namespace[exportName];
@@ -123,7 +120,7 @@ async function load(path: string): Promise<unknown> {
   const { url } = await locate(path, dirname(path));
   let namespace: { default?: unknown };
   try {
-    namespace = await import(url);
+    namespace = await importModule(url);
   } catch (cause) {
     throw configError(path, `cannot be loaded: ${(cause as Error).message}`, cause);
   }

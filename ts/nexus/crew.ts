@@ -16,6 +16,7 @@
 import type { Channel } from '../ipc/channel.js';
 import { Dispatcher } from '../ipc/dispatcher.js';
 import { V8Marshaler } from '../ipc/marshaler.js';
+import { importModule } from './loader.js';
 import { CrewStatus, type ErrorRecord, isTaskClass, recordError, revive, type Task, TaskStatus } from './task.js';
 
 export const READY = 0;
@@ -144,19 +145,12 @@ async function execute([id, module, name, state]: Assignment, channel: Channel):
 }
 
 const classes = new Map<string, abstract new () => Task>();
-let typescript: Promise<unknown> | null = null;
 
 /** The task class `name` of `module`, imported once per worker. */
 async function load(module: string, name: string): Promise<abstract new () => Task> {
-  if (/\.[cm]?tsx?$/.test(new URL(module).pathname)) {
-    // TypeScript task files work without a build step: tsx is registered on first need, so a
-    // worker that runs JavaScript tasks does not pay for it at start-up.
-    typescript ??= import('tsx/esm/api').then((tsx) => tsx.register());
-    await typescript;
-  }
   let namespace: Record<string, unknown>;
   try {
-    namespace = await import(module);
+    namespace = await importModule(module);
   } catch (cause) {
     throw new Error(`cannot import task module ${module}: ${(cause as Error).message}`, { cause });
   }

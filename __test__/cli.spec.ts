@@ -1,0 +1,58 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+
+const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+
+/** Runs the nexus command in plain Node: no TypeScript loader on the command line. */
+async function nexus(...args: string[]) {
+  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const [code] = await once(child, 'exit');
+  return { code, stdout, stderr };
+}
+
+test('nexus run carries out a TypeScript workplan with no build step, with a progress bar and a summary', async (t) => {
+  const { code, stdout, stderr } = await nexus('run', fixture('plan.ts'), '300', '--team.size=2', '--progress=on');
+  t.is(code, 0, stderr);
+  t.regex(stdout, /^300 tasks: 300 completed, 0 aborted, 0 attempts retried, in [\d.]+ s/);
+  t.regex(stderr, /\[#{24}\] 300\/300 · 300 completed · 0 aborted/);
+});
+
+test('nexus run names the aborted tasks and exits with 1; the threads recruiter runs the same workplan', async (t) => {
+  const { code, stdout } = await nexus('run', fixture('plan.ts'), '20', '3', '--size', '2', '--recruiter=threads');
+  t.is(code, 1);
+  t.regex(stdout, /^23 tasks: 20 completed, 3 aborted/);
+  t.regex(stdout, /task #20 \(Chancy\): RangeError: task 0 cannot work/);
+});
+
+test('nexus run refuses bad options and says what is wrong', async (t) => {
+  const recruiter = await nexus('run', fixture('plan.ts'), '--recruiter=ssh');
+  t.is(recruiter.code, 64);
+  t.regex(recruiter.stderr, /--recruiter is fork or threads, got "ssh"\nusage: nexus serve/);
+  const size = await nexus('run', fixture('plan.ts'), '--team.size=many');
+  t.is(size.code, 64);
+  t.regex(size.stderr, /--size needs a number, got "many"/);
+  const zero = await nexus('run', fixture('plan.ts'), '--team.size=0');
+  t.is(zero.code, 1);
+  t.regex(zero.stderr, /size must be an integer of at least 1, got 0/);
+  t.is((await nexus('run')).code, 64);
+  const none = await nexus('run', fixture('tasks.ts'));
+  t.is(none.code, 1);
+  t.regex(none.stderr, /exports no workplan/);
+});
+
+test('nexus serve loads TypeScript services with no loader on the command line', async (t) => {
+  const child = spawn(process.execPath, [cli, 'serve', fixture('echo-node.json')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
+  t.regex(line.toString(), /echo listening at ip4:127\.0\.0\.1:\d+/);
+  child.kill('SIGTERM');
+  t.deepEqual(await once(child, 'exit'), [0, null]);
+});
