@@ -327,6 +327,16 @@ test('no zombie after dismissal, and a child_process elsewhere still gets its ex
   for (const pid of pids) t.true(reaped(pid), `worker ${pid} reaped`);
 });
 
+test('a script that never closes its pool still exits once idle members have lingered', async (t) => {
+  const script = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'linger.ts')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  script.stdout.on('data', (d) => (output += d));
+  t.deepEqual(await once(script, 'exit'), [0, null]);
+  t.is(output, '16\n');
+});
+
 test('killing the team process with SIGKILL leaves no worker alive a second later', async (t) => {
   const team = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'team.ts')], {
     stdio: ['ignore', 'pipe', 'inherit'],

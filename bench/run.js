@@ -11,7 +11,7 @@
 //   BENCH_ROUNDTRIPS  counted round trips per run, in the ping-pong and echo benchmarks (default 100000)
 //   BENCH_WARMUP      uncounted warm-up round trips done first in each run (default 5% of the above)
 //   BENCH_REPEATS     runs per entry; the best (fastest) run is reported, the median is kept too
-//                     (default 3). The pool benchmark reports the median, of 5 runs by default.
+//                     (default 3); the pool benchmark reports the median instead.
 //   BENCH_TIMEOUT_MS  hard limit per run (default 120000); the run's process group is killed
 //   BENCH_ONLY        comma-separated substrings; only entries whose key contains one of them are
 //                     run. Keys are "pingpong/<impl>/<transport>", "echo/<server>" and
@@ -85,8 +85,6 @@ const settings = {
   roundTrips: ROUND_TRIPS,
   warmup: envInt('BENCH_WARMUP', Math.ceil(ROUND_TRIPS * 0.05), 0),
   repeats: envInt('BENCH_REPEATS', 3, 1),
-  // The pool benchmark's runs are short and its start-ups noisy: it runs 5 repeats unless told.
-  repeatsGiven: Boolean(process.env.BENCH_REPEATS),
   timeoutMs: envInt('BENCH_TIMEOUT_MS', 120_000, 100),
   connections: CONNECTIONS,
   selected: (key) => ONLY.length === 0 || ONLY.some((s) => key.includes(s)),

@@ -7,6 +7,7 @@
 // for the contract): it creates the pool, warms it up (not for start-up), measures, checks every
 // result and closes the pool. Runs are interleaved like the other benchmarks, the median is kept.
 import { existsSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { runToEnd } from './proc.js';
 import { barChart, fmtInt, fmtRatio, log, median, printTable } from './report.js';
@@ -79,8 +80,7 @@ async function runOnce(e, s) {
 }
 
 /** Runs the selected entries; returns { meta, results }, or null when none was selected. */
-export async function measure(settings) {
-  const s = { ...settings, repeats: settings.repeatsGiven ? settings.repeats : 5 };
+export async function measure(s) {
   const entries = SCENARIOS.flatMap((scenario) =>
     CONTENDERS.filter((c) => !c.startupOnly || isStartup(scenario)).map((contender) => ({ scenario, contender })),
   )
@@ -98,6 +98,7 @@ export async function measure(settings) {
   const active = entries.filter((e) => e.status === 'pending');
   log(`pool: ${active.length} entries × ${s.repeats} runs, ${WORKERS} workers unless stated, ${s.machine.cpus} CPUs`);
   const started = performance.now();
+  const loadBefore = loadavg()[0];
   for (let rep = 1; rep <= s.repeats; rep++) {
     for (const e of active) {
       const r = await runOnce(e, s);
@@ -113,7 +114,10 @@ export async function measure(settings) {
       log(`run ${rep}/${s.repeats}  ${label} ${describe(e.scenario, r.seconds).padStart(16)}`);
     }
   }
-  log(`pool: ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  const seconds = (performance.now() - started) / 1000;
+  // Anything else running on the machine shows in the CPU-bound and start-up scenarios first.
+  const load = [loadBefore, loadavg()[0]].map((x) => Number(x.toFixed(2)));
+  log(`pool: ${seconds.toFixed(0)} s; 1-minute load average ${load[0]} before, ${load[1]} after`);
 
   for (const e of active) {
     if (e.samples.length === 0) {
@@ -140,6 +144,8 @@ export async function measure(settings) {
     ...s.machine,
     reproduce: `BENCH_ONLY=pool ${s.machine.reproduce}`,
     repeats: s.repeats,
+    seconds: Number(seconds.toFixed(1)),
+    loadAverage: load,
     reported: 'median of the runs',
     workers: WORKERS,
     taskMs: TASK_MS,
@@ -281,8 +287,9 @@ export function markdown({ meta, results }) {
   const lines = [
     '## Worker pools: trivial, CPU-bound and start-up',
     '',
-    `${meta.workers} workers unless stated; each pool is created once per run, warmed up (except for ` +
-      `start-up), measured, its results checked, and closed; every run is a process of its own, each entry ` +
+    `${meta.workers} workers unless stated; each pool is created once per run, warmed up (a trivial scenario ` +
+      'is run once in full before it is timed; a CPU-bound one first runs 2,000 trivial tasks and a few of its ' +
+      'own; start-up has no warm-up), measured, its results checked, and closed; every run is a process of its own, each entry ' +
       `is run ${meta.repeats}× (interleaved) and the **median** is reported, with the fastest and slowest ` +
       'run. **× Fork** and **× Threads** say how many times faster pyre-nexus with that recruiter is than ' +
       "the row's pool in the same scenario (the row's time divided by pyre-nexus's): above 1× pyre-nexus " +
@@ -361,9 +368,10 @@ export function markdown({ meta, results }) {
       (t) => `| ${t.what} | ${t.got} | ${t.met === null ? '—' : t.met ? 'met' : '**not met**'} |`,
     ),
     '',
-    `Machine: ${meta.cpu}, ${meta.cpus} CPUs, ${meta.platform}; Node ${meta.node}. Measured ${meta.date.slice(0, 10)}. ` +
-      'The sandbox sets `NODE_EXTRA_CA_CERTS`, which costs every Node process about 50 ms at start; the ' +
-      'pool benchmark runs without it.',
+    `Machine: ${meta.cpu}, ${meta.cpus} CPUs, ${meta.platform}; Node ${meta.node}. Measured ${meta.date.slice(0, 10)}, ` +
+      `in ${Math.round(meta.seconds)} s; 1-minute load average ${meta.loadAverage[0]} before the runs and ` +
+      `${meta.loadAverage[1]} after (2 would be both CPUs busy). The sandbox sets \`NODE_EXTRA_CA_CERTS\`, which ` +
+      'costs every Node process about 50 ms at start; the pool benchmark runs without it.',
     '',
     `Reproduce: \`${meta.reproduce}\` (\`BENCH_ONLY=pool node bench/run.js\` without rebuilding; ` +
       '`BENCH_ONLY=pool/piscina` or `BENCH_ONLY=startup` for part of it).',

@@ -62,18 +62,26 @@ async function measure(create) {
   const cpu = scenario.startsWith('cpu');
   const kind = cpu ? 'spin' : 'trivial';
   const args = cpu ? range(count).map(() => taskMs) : range(count);
-  // Warm-up: every worker started, and the code paths of both ways of submitting run a while.
-  const warm = cpu ? range(2 * workers).map(() => taskMs) : range(1000);
-  checkAll(await pool.all(kind, warm), warm);
-  for (const arg of warm.slice(0, cpu ? workers : 100)) check('warm-up result', await pool.run(kind, arg), arg);
+  const all = scenario.endsWith('-all');
+  const oneByOne = async (kind, args) => {
+    const results = [];
+    for (const arg of args) results.push(await pool.run(kind, arg));
+    return results;
+  };
+  // Warm-up, until the timings settle (JIT, heap sizes): a trivial scenario is run once in full
+  // first; a CPU-bound one first runs trivial tasks both ways, then a few of its own tasks.
+  if (!cpu) checkAll(await (all ? pool.all(kind, args) : oneByOne(kind, args)), args);
+  else {
+    const trivial = range(2000);
+    checkAll(await pool.all('trivial', trivial), trivial);
+    checkAll(await oneByOne('trivial', trivial.slice(0, 200)), trivial.slice(0, 200));
+    const few = range(2 * workers).map(() => taskMs);
+    checkAll(await pool.all(kind, few), few);
+    checkAll(await oneByOne(kind, few), few);
+  }
 
   const started = performance.now();
-  let results;
-  if (scenario.endsWith('-all')) results = await pool.all(kind, args);
-  else {
-    results = [];
-    for (const arg of args) results.push(await pool.run(kind, arg));
-  }
+  const results = await (all ? pool.all(kind, args) : oneByOne(kind, args));
   const seconds = (performance.now() - started) / 1000;
   checkAll(results, args);
   const closing = performance.now();

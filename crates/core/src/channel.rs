@@ -5,11 +5,12 @@ use crate::address::Address;
 use crate::error::{Error, Result};
 use crate::frame::{self, FrameReader};
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Registry, Token, Waker};
 use std::cell::RefCell;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// A channel shared by its owner (a JavaScript object, say) and the dispatcher watching it.
 pub type SharedChannel = Rc<RefCell<Channel>>;
@@ -80,6 +81,7 @@ impl Io {
 pub(crate) struct Link {
     pub token: Token,
     pub closed: Rc<RefCell<Vec<Token>>>,
+    pub waker: Arc<Waker>,
 }
 
 /// A socket end: a pipe end, a TCP or Unix-domain connection, or a listening port.
@@ -603,6 +605,8 @@ impl Channel {
         }
         if let Some(link) = &self.link {
             link.closed.borrow_mut().push(link.token);
+            // A failed wake only delays dropping the handlers until the next event.
+            let _ = link.waker.wake();
         }
         self.closing = true;
         self.flush();

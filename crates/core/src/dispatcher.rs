@@ -8,11 +8,12 @@
 use crate::alarm::Alarms;
 use crate::channel::{Link, SharedChannel};
 use crate::error::{Error, Result};
-use mio::{Events, Poll, Token};
+use mio::{Events, Poll, Token, Waker};
 use slab::Slab;
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Which readiness a handler waits for.
@@ -112,13 +113,22 @@ pub struct Dispatcher<H> {
     closed: Rc<RefCell<Vec<Token>>>,
     /// Closed channels still flushing output.
     draining: Vec<Token>,
+    /// Wakes the poll when a watched channel closes between turns, so its handlers are dropped
+    /// (and an otherwise idle loop can end) without waiting for some unrelated event.
+    waker: Arc<Waker>,
 }
+
+/// The waker's token: slab keys never reach it.
+const WAKER: Token = Token(usize::MAX);
 
 impl<H: Clone> Dispatcher<H> {
     /// A dispatcher with nothing registered.
     pub fn new() -> Result<Dispatcher<H>> {
+        let poll = Poll::new().map_err(|e| Error::io("creating the poll", e))?;
+        let waker = Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating the poll", e))?;
         Ok(Dispatcher {
-            poll: Poll::new().map_err(|e| Error::io("creating the poll", e))?,
+            poll,
+            waker: Arc::new(waker),
             events: Events::with_capacity(256),
             sources: Slab::new(),
             handlers: Slab::new(),
@@ -185,6 +195,7 @@ impl<H: Clone> Dispatcher<H> {
                     ch.link = Some(Link {
                         token,
                         closed: self.closed.clone(),
+                        waker: self.waker.clone(),
                     });
                     entry.insert(Source {
                         channel: channel.clone(),

@@ -182,6 +182,29 @@ fn a_handler_closing_its_own_channel_drops_the_channels_other_handlers() {
 }
 
 #[test]
+fn closing_a_watched_channel_between_turns_wakes_the_poll_and_drops_its_handlers() {
+    let (_a, b) = pair();
+    let mut dispatcher = pyre_nexus_core::Dispatcher::<u8>::new().unwrap();
+    dispatcher.when(&b, Readiness::Read, 1).unwrap();
+    // Closed by code outside the dispatcher (a timer, a promise): no channel event follows, so
+    // without a wake-up the handler would stay, and the loop would never see itself idle.
+    b.borrow_mut().close();
+    // The outer loop (libuv) runs a turn when the poll's descriptor is readable.
+    let mut watch = libc::pollfd {
+        fd: dispatcher.fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    assert_eq!(unsafe { libc::poll(&mut watch, 1, 0) }, 1, "the poll was not woken");
+    dispatcher.poll(Some(Duration::ZERO)).unwrap();
+    let (mut calls, mut dropped) = (Vec::new(), Vec::new());
+    dispatcher.collect(std::time::Instant::now(), &mut calls, &mut dropped);
+    assert!(calls.is_empty());
+    assert_eq!(dropped, [1]);
+    assert!(dispatcher.is_idle());
+}
+
+#[test]
 fn a_reused_descriptor_number_does_not_inherit_old_handlers() {
     let nexus = Loop::new();
     let (a, b) = pair();
