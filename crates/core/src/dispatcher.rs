@@ -125,7 +125,8 @@ impl<H: Clone> Dispatcher<H> {
     /// A dispatcher with nothing registered.
     pub fn new() -> Result<Dispatcher<H>> {
         let poll = Poll::new().map_err(|e| Error::io("creating the poll", e))?;
-        let waker = Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating the poll", e))?;
+        let waker =
+            Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating the poll", e))?;
         Ok(Dispatcher {
             poll,
             waker: Arc::new(waker),

@@ -195,7 +195,11 @@ fn closing_a_watched_channel_between_turns_wakes_the_poll_and_drops_its_handlers
         events: libc::POLLIN,
         revents: 0,
     };
-    assert_eq!(unsafe { libc::poll(&mut watch, 1, 0) }, 1, "the poll was not woken");
+    assert_eq!(
+        unsafe { libc::poll(&mut watch, 1, 0) },
+        1,
+        "the poll was not woken"
+    );
     dispatcher.poll(Some(Duration::ZERO)).unwrap();
     let (mut calls, mut dropped) = (Vec::new(), Vec::new());
     dispatcher.collect(std::time::Instant::now(), &mut calls, &mut dropped);
