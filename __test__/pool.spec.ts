@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
@@ -357,10 +357,13 @@ test('killing the team process with SIGKILL leaves no worker alive a second late
 function gone(pid: number): boolean {
   if (reaped(pid)) return true;
   try {
-    const status = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return status.split(') ')[1]?.startsWith('Z') ?? false;
+    const state =
+      process.platform === 'linux'
+        ? (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '')
+        : execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).trim();
+    return state.startsWith('Z');
   } catch {
-    return true;
+    return reaped(pid);
   }
 }
 

@@ -52,3 +52,9 @@ pub fn reap(env: Env, pid: u32) -> Result<Option<ExitStatus>> {
         },
     }))
 }
+
+/// In a worker process: exit when the team process dies (a no-op on Linux, where the kernel does it).
+#[napi(catch_unwind)]
+pub fn watch_parent() {
+    recruit::watch_parent();
+}

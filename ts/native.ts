@@ -45,6 +45,7 @@ interface Binding {
   spawn(program: string, args: string[]): { pid: number; channel: NativeChannel };
   pair(): { fd: number; channel: NativeChannel };
   reap(pid: number): { code?: number; signal?: number } | null;
+  watchParent(): void;
 }
 
 function load(): Binding {

@@ -5,8 +5,11 @@
  */
 import { isMainThread, threadId, workerData } from 'node:worker_threads';
 import { adopt } from '../ipc/channel.js';
+import { native } from '../native.js';
 import { work } from './crew.js';
 
+// A process member must not outlive its team, even in the middle of a task that never yields.
+if (isMainThread) native.watchParent();
 const fd: number = isMainThread ? 3 : (workerData as { nexusChannel: number }).nexusChannel;
 await work(adopt(fd), isMainThread ? process.pid : threadId);
 // The team closed the channel: leave, even if a task left timers or sockets behind.

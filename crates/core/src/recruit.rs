@@ -173,3 +173,24 @@ fn die_with_parent(parent: libc::pid_t) -> io::Result<()> {
     let _ = parent;
     Ok(())
 }
+
+/// In a worker: ends this process when its team process dies, even while JavaScript is busy.
+/// Linux does this with `PR_SET_PDEATHSIG` at spawn; elsewhere a thread watches the parent pid
+/// (an orphan is re-parented, so its parent pid changes) and exits within 50 ms of the death.
+pub fn watch_parent() {
+    #[cfg(not(target_os = "linux"))]
+    {
+        // SAFETY: getppid has no preconditions.
+        let parent = unsafe { libc::getppid() };
+        let watch = move || loop {
+            // SAFETY: getppid has no preconditions; _exit ends the process without unwinding.
+            if unsafe { libc::getppid() } != parent || parent == 1 {
+                unsafe { libc::_exit(1) };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let _ = std::thread::Builder::new()
+            .name("nexus-parent-watch".into())
+            .spawn(watch);
+    }
+}
