@@ -77,15 +77,28 @@ export async function work(channel: Channel, id: number): Promise<void> {
     send(channel, batch);
   };
 
-  const run = async () => {
+  // Runs the queue; synchronous tasks run back to back within one turn, without promise jobs.
+  const run = (): void => {
     running = true;
     for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
       if (cancelled.delete(next[0])) continue;
-      reports.push(await execute(next, channel));
-      // One frame for what finished together; a slow task's report goes out at once.
-      if (queue.length === 0 || performance.now() - lastFlush > 1) flush();
+      const report = execute(next, channel);
+      if (report instanceof Promise) {
+        void report.then((done) => {
+          finished(done);
+          run();
+        });
+        return;
+      }
+      finished(report);
     }
     running = false;
+  };
+
+  // One frame for what finished together; a slow task's report goes out at once.
+  const finished = (report: Report): void => {
+    reports.push(report);
+    if (queue.length === 0 || performance.now() - lastFlush > 1) flush();
   };
 
   dispatcher.whenReadReady(channel, () => {
@@ -98,7 +111,7 @@ export async function work(channel: Channel, id: number): Promise<void> {
       dispatcher.stop();
       return false;
     }
-    if (!running && queue.length > 0) void run();
+    if (!running && queue.length > 0) run();
     return true;
   });
   marshaler.send([READY, id], channel);
@@ -125,26 +138,43 @@ function sendable(report: Report): Report {
   }
 }
 
-async function execute([id, module, name, state]: Assignment, channel: Channel): Promise<Report> {
-  let start = performance.now();
-  try {
-    let Class = classes.get(`${name}@${module}`);
-    if (Class === undefined) {
-      Class = await load(module, name);
-      start = performance.now();
-      marshaler.send([STARTED, id], channel);
-    }
-    const task = revive(Class, state);
-    const result = await task.execute();
-    return [id, CrewStatus.healthy, TaskStatus.completed, result, performance.now() - start];
-  } catch (error) {
-    const record: ErrorRecord = recordError(error);
-    const status = record.recoverable ? TaskStatus.failed : TaskStatus.aborted;
-    return [id, CrewStatus.healthy, status, record, performance.now() - start];
+/** Runs one task: synchronously when its class is loaded and it returns a plain value. */
+function execute(assignment: Assignment, channel: Channel): Report | Promise<Report> {
+  const [id, module, name, state] = assignment;
+  const Class = classes.get(module)?.get(name);
+  if (Class === undefined) {
+    return load(module, name).then(
+      () => {
+        marshaler.send([STARTED, id], channel); // the import does not count against a timeout
+        return execute(assignment, channel);
+      },
+      (error: unknown) => failure(id, error, performance.now()),
+    );
   }
+  const start = performance.now();
+  let result: unknown;
+  try {
+    result = revive(Class, state).execute();
+  } catch (error) {
+    return failure(id, error, start);
+  }
+  if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
+    return Promise.resolve(result).then(
+      (value) => [id, CrewStatus.healthy, TaskStatus.completed, value, performance.now() - start],
+      (error: unknown) => failure(id, error, start),
+    );
+  }
+  return [id, CrewStatus.healthy, TaskStatus.completed, result, performance.now() - start];
 }
 
-const classes = new Map<string, abstract new () => Task>();
+function failure(id: number, error: unknown, start: number): Report {
+  const record: ErrorRecord = recordError(error);
+  const status = record.recoverable ? TaskStatus.failed : TaskStatus.aborted;
+  return [id, CrewStatus.healthy, status, record, performance.now() - start];
+}
+
+/** Task classes by module URL, then export name. */
+const classes = new Map<string, Map<string, abstract new () => Task>>();
 
 /** The task class `name` of `module`, imported once per worker. */
 async function load(module: string, name: string): Promise<abstract new () => Task> {
@@ -158,6 +188,8 @@ async function load(module: string, name: string): Promise<abstract new () => Ta
   if (!isTaskClass(Class)) {
     throw new TypeError(`task module ${module} exports no task class named ${name}`);
   }
-  classes.set(`${name}@${module}`, Class);
+  let exports = classes.get(module);
+  if (exports === undefined) classes.set(module, (exports = new Map()));
+  exports.set(name, Class);
   return Class;
 }

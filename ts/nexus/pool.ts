@@ -575,10 +575,16 @@ export class Pool extends EventEmitter implements Team {
     const completed = status === TaskStatus.completed;
     if (completed) this.counts.completed++;
     else this.counts.aborted++;
+    const event = completed ? 'completed' : 'aborted';
+    if (job.plan === null && this.listenerCount(event) === 0) {
+      if (completed) job.resolve?.(value);
+      else job.reject?.(value);
+      return;
+    }
     const outcome: Outcome = completed
       ? { index: job.index, task: job.task, status, result: value, attempts: job.attempts }
       : { index: job.index, task: job.task, status, error: value as Error, attempts: job.attempts };
-    this.#tell(completed ? 'completed' : 'aborted', outcome);
+    this.#tell(event, outcome);
     if (job.plan !== null) {
       job.plan.jobs.delete(job);
       job.plan.record(outcome);

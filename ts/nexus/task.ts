@@ -90,11 +90,13 @@ export function describe(task: unknown): TaskDescription {
   return { module, name, state: { ...(task as object) } };
 }
 
-/** Brings a task back to life from its class and state, without running its constructor. */
+/**
+ * Brings a task back to life from its class and state, without running its constructor. The
+ * worker only calls `execute()`, so the revived task is a plain object (making it callable would
+ * cost a function and a prototype change per task).
+ */
 export function revive(Class: abstract new () => Task, state: Record<string, unknown>): Task {
-  const self = (() => (self as unknown as Task).execute()) as unknown as Task;
-  Object.setPrototypeOf(self, Class.prototype);
-  return Object.assign(self, state);
+  return Object.assign(Object.create(Class.prototype) as Task, state);
 }
 
 /** Whether `value` is a class a worker can run: its prototype has an `execute` method. */
