@@ -176,6 +176,17 @@ test('a worker that crashes is replaced; its task runs elsewhere, then gives up 
   for (const pid of pids) t.true(reaped(pid), `worker ${pid} reaped`);
 });
 
+test('workers that die before they are ready fail the queued tasks instead of being recruited forever', async (t) => {
+  const the = new Pool({ size: 2, recruiter: new Fork({ execArgv: ['--no-such-node-option'] }) });
+  const recruited: number[] = [];
+  the.on('retired', (member) => recruited.push(member.id));
+  const error = await t.throwsAsync(the.submit(new Square(2)), { instanceOf: WorkerLostError });
+  t.regex(error?.message ?? '', /crew members die before they are ready \(3 in a row/);
+  t.true(recruited.length >= 3 && recruited.length <= 4, `${recruited.length} recruits, not an endless stream`);
+  await the.close();
+  for (const pid of recruited) t.true(reaped(pid));
+});
+
 test('a worker that sends garbage is retired like one that crashed', async (t) => {
   const the = new Pool({ size: 1, retries: 1 });
   const outcome = (await the.assemble([new Garbage(), new Square(5)])).outcomes;

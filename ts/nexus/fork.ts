@@ -18,6 +18,7 @@ export class Fork extends Recruiting {
     let exit: { code: number | null; signal: number | null } | null = null;
     return new Crew(pid, new Channel(channel), {
       kill: () => {
+        if (exit !== null) return; // reaped: the pid may belong to another process by now
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
