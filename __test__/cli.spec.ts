@@ -2,20 +2,13 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import { runNode } from './helpers.js';
 
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
 /** Runs the nexus command in plain Node: no TypeScript loader on the command line. */
-async function nexus(...args: string[]) {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const [code] = await once(child, 'exit');
-  return { code, stdout, stderr };
-}
+const nexus = (...args: string[]) => runNode([cli, ...args]);
 
 test('nexus run carries out a TypeScript workplan with no build step, with a progress bar and a summary', async (t) => {
   const { code, stdout, stderr } = await nexus('run', fixture('plan.ts'), '300', '--team.size=2', '--progress=on');

@@ -27,18 +27,20 @@ export function spawnPeer(fixture: string, ...args: string[]): Peer {
   return { channel: parent, child: proc, exit };
 }
 
-/** Runs a node script given as text and resolves with its exit code, stdout and stderr. */
-export async function runScript(source: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, ['--input-type=module', '-e', source], {
-    cwd: fileURLToPath(new URL('..', import.meta.url)),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** Runs Node with `args` and resolves with its exit code, stdout and stderr. */
+export async function runNode(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   proc.stdout.on('data', (d) => (stdout += d));
   proc.stderr.on('data', (d) => (stderr += d));
   const [code] = await once(proc, 'exit');
   return { code, stdout, stderr };
+}
+
+/** Runs a node script given as text and resolves with its exit code, stdout and stderr. */
+export function runScript(source: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runNode(['--input-type=module', '-e', source]);
 }
 
 /** The next item `channel` brings, through `dispatcher`; rejects if the peer closes first. */
