@@ -266,6 +266,33 @@ test('a workplan is read lazily, under the pending bound', async (t) => {
   await the.close();
 });
 
+test('without keep, a workplan streams: its report has counts only, and a slow reader holds it back', async (t) => {
+  const the = new Pool({ size: 2, pending: 32 });
+  let read = 0;
+  let taken = 0;
+  let most = 0;
+  function* workplan() {
+    for (let i = 0; i < 2000; i++) {
+      read++;
+      most = Math.max(most, read - taken);
+      yield new Square(i);
+    }
+  }
+  const plan = the.assemble(workplan(), { keep: false });
+  let sum = 0;
+  for await (const outcome of plan) {
+    taken++;
+    sum += outcome.result ?? 0;
+    if (taken % 100 === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+  const report = await plan;
+  t.is(taken, 2000);
+  t.is(sum, (1999 * 2000 * 3999) / 6);
+  t.deepEqual([report.completed, report.aborted, report.outcomes.length], [2000, 0, 0]);
+  t.true(most <= 33, `at most 32 tasks read ahead of the reader (+1 being read), saw ${most}`);
+  await the.close();
+});
+
 test('progress events carry running counts that add up', async (t) => {
   const the = new Pool({ size: 2, retries: 1 });
   const events: Record<string, number> = {};

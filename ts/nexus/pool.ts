@@ -54,6 +54,13 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Overrides the pool's timeout for these tasks (seconds; 0 for none). */
   timeout?: number;
+  /**
+   * Whether a workplan's report keeps every outcome (true). With false the report has counts
+   * only, outcomes reach you by iterating the workplan (from the start) or through events, and
+   * memory stays proportional to `pending`, however long the workplan: a slow reader holds the
+   * workplan back.
+   */
+  keep?: boolean;
 }
 
 /** How one task ended. */
@@ -184,7 +191,10 @@ export class Pool extends EventEmitter implements Team {
    */
   assemble<T extends Task>(workplan: Iterable<T> | AsyncIterable<T>, options: RunOptions = {}): Workplan<ResultOf<T>> {
     this.#open('assemble');
-    const plan = new Workplan<ResultOf<T>>(workplan as Iterable<Task<ResultOf<T>>>, options);
+    const plan: Workplan<ResultOf<T>> = new Workplan(workplan as Iterable<Task<ResultOf<T>>>, options, () => {
+      this.#feed(plan as Workplan);
+      this.#schedule();
+    });
     if (options.signal !== undefined) {
       const cancelAll = () => {
         plan.stopReading();
@@ -295,12 +305,12 @@ export class Pool extends EventEmitter implements Team {
     const source = plan.source;
     if (source === null || plan.reading) return;
     if (plan.isAsync) {
-      if (plan.jobs.size < this.pending) void this.#feedAsync(plan);
+      if (plan.backlog < this.pending) void this.#feedAsync(plan);
       return;
     }
     plan.reading = true;
     try {
-      while (plan.jobs.size < this.pending) {
+      while (plan.backlog < this.pending) {
         const step = (source as Iterator<Task>).next();
         if (step.done) {
           plan.stopReading();
@@ -319,7 +329,7 @@ export class Pool extends EventEmitter implements Team {
   async #feedAsync(plan: Workplan): Promise<void> {
     plan.reading = true;
     try {
-      while (plan.source !== null && plan.jobs.size < this.pending) {
+      while (plan.source !== null && plan.backlog < this.pending) {
         const step = await (plan.source as AsyncIterator<Task>).next();
         if (plan.source === null) break;
         if (step.done) {
@@ -706,18 +716,24 @@ export class Workplan<R = unknown> implements PromiseLike<WorkplanReport<R>>, As
   /** @internal */ reading = false;
   /** @internal */ submitted = 0;
   /** @internal */ readonly options: RunOptions;
+  readonly #keep: boolean;
   readonly #outcomes: Outcome<R>[] = [];
-  readonly #arrivals: Outcome<R>[] = [];
+  /** Outcomes not yet taken by the iterator, from #taken on. */
+  #arrivals: Outcome<R>[] = [];
+  #taken = 0;
+  #iterating = false;
+  readonly #consumed: () => void;
   #wake: (() => void) | null = null;
   #done = false;
   #error: unknown = undefined;
   #completed = 0;
+  #aborted = 0;
   readonly #start = performance.now();
   #resolve!: (report: WorkplanReport<R>) => void;
   #reject!: (error: unknown) => void;
 
   /** @internal */
-  constructor(workplan: Iterable<Task<R>> | AsyncIterable<Task<R>>, options: RunOptions) {
+  constructor(workplan: Iterable<Task<R>> | AsyncIterable<Task<R>>, options: RunOptions, consumed: () => void) {
     const asyncIterator = (workplan as AsyncIterable<Task<R>>)?.[Symbol.asyncIterator];
     const iterator = (workplan as Iterable<Task<R>>)?.[Symbol.iterator];
     if (typeof asyncIterator !== 'function' && typeof iterator !== 'function') {
@@ -726,11 +742,18 @@ export class Workplan<R = unknown> implements PromiseLike<WorkplanReport<R>>, As
     this.isAsync = typeof asyncIterator === 'function';
     this.source = this.isAsync ? asyncIterator.call(workplan) : (iterator as () => Iterator<Task<R>>).call(workplan);
     this.options = options;
+    this.#keep = options.keep ?? true;
+    this.#consumed = consumed;
     this.report = new Promise((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
     });
     this.report.catch(() => {}); // the caller sees the rejection through then() or iteration
+  }
+
+  /** @internal Tasks read and not yet done with: running, or (without `keep`) waiting for the reader. */
+  get backlog(): number {
+    return this.jobs.size + (this.#keep ? 0 : this.#arrivals.length - this.#taken);
   }
 
   // biome-ignore lint/suspicious/noThenProperty: a workplan is awaitable on purpose
@@ -742,25 +765,36 @@ export class Workplan<R = unknown> implements PromiseLike<WorkplanReport<R>>, As
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Outcome<R>> {
-    let next = 0;
-    for (;;) {
-      if (next < this.#arrivals.length) {
-        yield this.#arrivals[next++] as Outcome<R>;
-        continue;
+    this.#iterating = true;
+    try {
+      for (;;) {
+        if (this.#taken < this.#arrivals.length) {
+          const outcome = this.#arrivals[this.#taken++] as Outcome<R>;
+          if (this.#taken > 1024 && this.#taken * 2 > this.#arrivals.length) {
+            this.#arrivals = this.#arrivals.slice(this.#taken);
+            this.#taken = 0;
+          }
+          if (!this.#keep) this.#consumed();
+          yield outcome;
+          continue;
+        }
+        if (this.#done) break;
+        await new Promise<void>((wake) => {
+          this.#wake = wake;
+        });
       }
-      if (this.#done) break;
-      await new Promise<void>((wake) => {
-        this.#wake = wake;
-      });
+    } finally {
+      this.#iterating = false;
     }
     if (this.#error !== undefined) await this.report;
   }
 
   /** @internal */
   record(outcome: Outcome): void {
-    this.#outcomes[outcome.index] = outcome as Outcome<R>;
-    this.#arrivals.push(outcome as Outcome<R>);
+    if (this.#keep) this.#outcomes[outcome.index] = outcome as Outcome<R>;
+    if (this.#keep || this.#iterating) this.#arrivals.push(outcome as Outcome<R>);
     if (outcome.status === TaskStatus.completed) this.#completed++;
+    else this.#aborted++;
     this.#wakeReader();
     this.settleIfDone();
   }
@@ -784,7 +818,7 @@ export class Workplan<R = unknown> implements PromiseLike<WorkplanReport<R>>, As
     const report: WorkplanReport<R> = {
       outcomes: this.#outcomes,
       completed: this.#completed,
-      aborted: this.#outcomes.length - this.#completed,
+      aborted: this.#aborted,
       seconds: (performance.now() - this.#start) / 1000,
     };
     if (this.#error === undefined) this.#resolve(report);
