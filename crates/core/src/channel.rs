@@ -82,6 +82,7 @@ pub(crate) struct Link {
     pub token: Token,
     pub closed: Rc<RefCell<Vec<Token>>>,
     pub waker: Arc<Waker>,
+    pub registry: Rc<Registry>,
 }
 
 /// A socket end: a pipe end, a TCP or Unix-domain connection, or a listening port.
@@ -89,6 +90,9 @@ pub(crate) struct Link {
 pub struct Channel {
     io: Io,
     ready: u8,
+    /// Whether the poll reports writability: only while a write handler waits or output is
+    /// pending. Otherwise every byte the peer reads would wake the loop for nothing.
+    write_interest: bool,
     out: Vec<u8>,
     out_start: usize,
     out_bound: usize,
@@ -229,6 +233,7 @@ impl Channel {
         Channel {
             io,
             ready: 0,
+            write_interest: false,
             out: Vec::new(),
             out_start: 0,
             out_bound: DEFAULT_OUTPUT_BOUND,
@@ -309,7 +314,12 @@ impl Channel {
     }
 
     pub(crate) fn register(&mut self, registry: &Registry, token: Token) -> Result<()> {
-        let interest = Interest::READABLE | Interest::WRITABLE;
+        self.write_interest = self.pending_output() > 0;
+        let interest = if self.write_interest {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
         let done = match &mut self.io {
             Io::Unix(s) => registry.register(s, token, interest),
             Io::Tcp(s) => registry.register(s, token, interest),
@@ -318,6 +328,31 @@ impl Channel {
             Io::Closed => return Err(Error::ChannelClosed),
         };
         done.map_err(|e| Error::io("register", e))
+    }
+
+    /// Asks the poll to report writability, or to stop (one `epoll_ctl`, only on a change).
+    /// Pending output always needs it, to be flushed.
+    pub(crate) fn watch_writes(&mut self, want: bool) {
+        let want = want || self.pending_output() > 0;
+        if want == self.write_interest {
+            return;
+        }
+        let Channel { io, link, .. } = self;
+        let Some(link) = link else { return };
+        let interest = if want {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        let done = match io {
+            Io::Unix(s) => link.registry.reregister(s, link.token, interest),
+            Io::Tcp(s) => link.registry.reregister(s, link.token, interest),
+            _ => return,
+        };
+        // On failure the interest stays as it was; a later change tries again.
+        if done.is_ok() {
+            self.write_interest = want;
+        }
     }
 
     /// Records a poll event, and flushes pending output if the kernel can take it now.
@@ -489,6 +524,9 @@ impl Channel {
         let rest = &data[taken..];
         let kept = rest.len().min(room);
         self.out.extend_from_slice(&rest[..kept]);
+        if kept > 0 {
+            self.watch_writes(true);
+        }
         Ok(taken + kept)
     }
 
@@ -520,6 +558,9 @@ impl Channel {
         } else {
             self.out
                 .extend_from_slice(&payload[taken - frame::HEADER..]);
+        }
+        if self.pending_output() > 0 {
+            self.watch_writes(true);
         }
         Ok(())
     }

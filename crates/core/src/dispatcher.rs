@@ -8,7 +8,7 @@
 use crate::alarm::Alarms;
 use crate::channel::{Link, SharedChannel};
 use crate::error::{Error, Result};
-use mio::{Events, Poll, Token, Waker};
+use mio::{Events, Poll, Registry, Token, Waker};
 use slab::Slab;
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, RawFd};
@@ -116,6 +116,8 @@ pub struct Dispatcher<H> {
     /// Wakes the poll when a watched channel closes between turns, so its handlers are dropped
     /// (and an otherwise idle loop can end) without waiting for some unrelated event.
     waker: Arc<Waker>,
+    /// The poll's registry, for channels that change their interest themselves.
+    registry: Rc<Registry>,
 }
 
 /// The waker's token: slab keys never reach it.
@@ -127,9 +129,14 @@ impl<H: Clone> Dispatcher<H> {
         let poll = Poll::new().map_err(|e| Error::io("creating the poll", e))?;
         let waker =
             Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating the poll", e))?;
+        let registry = poll
+            .registry()
+            .try_clone()
+            .map_err(|e| Error::io("creating the poll", e))?;
         Ok(Dispatcher {
             poll,
             waker: Arc::new(waker),
+            registry: Rc::new(registry),
             events: Events::with_capacity(256),
             sources: Slab::new(),
             handlers: Slab::new(),
@@ -197,6 +204,7 @@ impl<H: Clone> Dispatcher<H> {
                         token,
                         closed: self.closed.clone(),
                         waker: self.waker.clone(),
+                        registry: self.registry.clone(),
                     });
                     entry.insert(Source {
                         channel: channel.clone(),
@@ -212,6 +220,10 @@ impl<H: Clone> Dispatcher<H> {
         let id = self.insert(Kind::Channel { token }, handler);
         let source = &mut self.sources[token.0];
         source.list(readiness).push(id);
+        if readiness == Readiness::Write {
+            // The poll reports the current state when the interest changes: no edge is lost.
+            source.channel.borrow_mut().watch_writes(true);
+        }
         // Readiness already known (buffered frames, a writable socket) needs no new event.
         if !source.queued && source.due() {
             source.queued = true;
@@ -286,7 +298,14 @@ impl<H: Clone> Dispatcher<H> {
             let Some(source) = self.sources.get_mut(token.0) else {
                 continue;
             };
-            source.channel.borrow_mut().on_event(event);
+            let mut channel = source.channel.borrow_mut();
+            channel.on_event(event);
+            // Writability nobody waits for: stop hearing of it (it came after a write handler
+            // went, or after pending output was flushed).
+            if event.is_writable() && source.write.is_empty() && !channel.is_draining() {
+                channel.watch_writes(false);
+            }
+            drop(channel);
             if !source.queued {
                 source.queued = true;
                 self.ready.push(token);

@@ -14,6 +14,16 @@ fn pair() -> (
     (a.shared(), b.shared())
 }
 
+/// Whether the dispatcher's descriptor says there is news (what wakes the outer loop).
+fn woken(dispatcher: &pyre_nexus_core::Dispatcher<u8>) -> bool {
+    let mut watch = libc::pollfd {
+        fd: dispatcher.fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    unsafe { libc::poll(&mut watch, 1, 0) == 1 }
+}
+
 #[test]
 fn handler_returning_false_is_not_called_again() {
     let (a, b) = pair();
@@ -190,22 +200,34 @@ fn closing_a_watched_channel_between_turns_wakes_the_poll_and_drops_its_handlers
     // without a wake-up the handler would stay, and the loop would never see itself idle.
     b.borrow_mut().close();
     // The outer loop (libuv) runs a turn when the poll's descriptor is readable.
-    let mut watch = libc::pollfd {
-        fd: dispatcher.fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    assert_eq!(
-        unsafe { libc::poll(&mut watch, 1, 0) },
-        1,
-        "the poll was not woken"
-    );
+    assert!(woken(&dispatcher), "the poll was not woken");
     dispatcher.poll(Some(Duration::ZERO)).unwrap();
     let (mut calls, mut dropped) = (Vec::new(), Vec::new());
     dispatcher.collect(std::time::Instant::now(), &mut calls, &mut dropped);
     assert!(calls.is_empty());
     assert_eq!(dropped, [1]);
     assert!(dispatcher.is_idle());
+}
+
+#[test]
+fn writability_wakes_the_loop_only_while_a_write_handler_waits() {
+    let (a, b) = pair();
+    let mut dispatcher = pyre_nexus_core::Dispatcher::<u8>::new().unwrap();
+    dispatcher.when(&a, Readiness::Read, 1).unwrap();
+    a.borrow_mut().send_frame(&[7; 64]).unwrap();
+    // The peer reading frees room in the socket: without a write handler, that is no news.
+    assert_eq!(
+        b.borrow_mut().recv_frame().unwrap(),
+        Recv::Frame(&[7; 64][..])
+    );
+    assert!(!woken(&dispatcher), "woken by writability nobody waits for");
+    // A write handler hears of the writability that is already there.
+    dispatcher.when(&a, Readiness::Write, 2).unwrap();
+    assert!(woken(&dispatcher));
+    dispatcher.poll(Some(Duration::ZERO)).unwrap();
+    let (mut calls, mut dropped) = (Vec::new(), Vec::new());
+    dispatcher.collect(std::time::Instant::now(), &mut calls, &mut dropped);
+    assert_eq!(calls.len(), 1);
 }
 
 #[test]
