@@ -6,8 +6,8 @@
 // Every measurement is one run of bench/pool/driver.js in a process of its own (see its header
 // for the contract): it creates the pool, warms it up (not for start-up), measures, checks every
 // result and closes the pool. Runs are interleaved like the other benchmarks, the median is kept.
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { runToEnd } from './proc.js';
 import { barChart, fmtInt, fmtRatio, log, median, printTable } from './report.js';
@@ -98,7 +98,7 @@ export async function measure(s) {
   const active = entries.filter((e) => e.status === 'pending');
   log(`pool: ${active.length} entries × ${s.repeats} runs, ${WORKERS} workers unless stated, ${s.machine.cpus} CPUs`);
   const started = performance.now();
-  const loadBefore = loadavg()[0];
+  const cpuBefore = cpuTicks();
   for (let rep = 1; rep <= s.repeats; rep++) {
     for (const e of active) {
       const r = await runOnce(e, s);
@@ -116,8 +116,9 @@ export async function measure(s) {
   }
   const seconds = (performance.now() - started) / 1000;
   // Anything else running on the machine shows in the CPU-bound and start-up scenarios first.
-  const load = [loadBefore, loadavg()[0]].map((x) => Number(x.toFixed(2)));
-  log(`pool: ${seconds.toFixed(0)} s; 1-minute load average ${load[0]} before, ${load[1]} after`);
+  const cpuAfter = cpuTicks();
+  const foreign = cpuAfter && cpuBefore ? Math.max(0, cpuAfter.foreign - cpuBefore.foreign) / 100 : null;
+  log(`pool: ${seconds.toFixed(0)} s; other processes used ${foreign ?? '?'} CPU-seconds meanwhile`);
 
   for (const e of active) {
     if (e.samples.length === 0) {
@@ -145,13 +146,14 @@ export async function measure(s) {
     reproduce: `BENCH_ONLY=pool ${s.machine.reproduce}`,
     repeats: s.repeats,
     seconds: Number(seconds.toFixed(1)),
-    loadAverage: load,
+    foreignCpuSeconds: foreign,
     reported: 'median of the runs',
     workers: WORKERS,
     taskMs: TASK_MS,
     scenarios: SCENARIOS,
     contenders: CONTENDERS.map(({ id, label, kind }) => ({ id, label, kind })),
     versions: versions(s.root),
+    revision: revision(s.root),
   };
   const results = entries.map((e) => ({
     contender: e.contender.id,
@@ -197,6 +199,43 @@ export async function measure(s) {
     log(`target: ${t.met === null ? 'n/a' : t.met ? 'met' : 'NOT met'} — ${t.what}: ${t.got}`);
   log('');
   return { meta, results };
+}
+
+/**
+ * CPU time (clock ticks, 1/100 s) the machine spent on processes other than this one and its
+ * reaped descendants: every run's processes are reaped, so what remains is someone else's.
+ * Linux only; null elsewhere.
+ */
+function cpuTicks() {
+  try {
+    const [user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    // Fields 14–17 of /proc/self/stat (utime, stime, cutime, cstime), counted after the command
+    // name, which may hold spaces.
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const own = stat
+      .slice(stat.lastIndexOf(') ') + 2)
+      .split(' ')
+      .slice(11, 15)
+      .map(Number);
+    return { foreign: user + nice + system + irq + softirq - own.reduce((a, b) => a + b, 0) };
+  } catch {
+    return null;
+  }
+}
+
+/** The commit measured, and whether the library's sources differed from it. */
+function revision(root) {
+  try {
+    const git = (...args) => execFileSync('git', args, { cwd: root, encoding: 'utf8' }).trim();
+    const dirty = git('status', '--porcelain', '--', 'ts', 'src', 'crates') !== '';
+    return `${git('rev-parse', '--short', 'HEAD')}${dirty ? ' with uncommitted changes to the library' : ''}`;
+  } catch {
+    return null;
+  }
 }
 
 function versions(root) {
@@ -369,8 +408,8 @@ export function markdown({ meta, results }) {
     ),
     '',
     `Machine: ${meta.cpu}, ${meta.cpus} CPUs, ${meta.platform}; Node ${meta.node}. Measured ${meta.date.slice(0, 10)}, ` +
-      `in ${Math.round(meta.seconds)} s; 1-minute load average ${meta.loadAverage[0]} before the runs and ` +
-      `${meta.loadAverage[1]} after (2 would be both CPUs busy). The sandbox sets \`NODE_EXTRA_CA_CERTS\`, which ` +
+      `in ${Math.round(meta.seconds)} s, during which processes other than the benchmark's used ` +
+      `${meta.foreignCpuSeconds ?? '(not known)'} CPU-seconds${meta.revision ? `; pyre-nexus at ${meta.revision}` : ''}. The sandbox sets \`NODE_EXTRA_CA_CERTS\`, which ` +
       'costs every Node process about 50 ms at start; the pool benchmark runs without it.',
     '',
     `Reproduce: \`${meta.reproduce}\` (\`BENCH_ONLY=pool node bench/run.js\` without rebuilding; ` +

@@ -188,8 +188,7 @@ async function load(module: string, name: string): Promise<abstract new () => Ta
   if (!isTaskClass(Class)) {
     throw new TypeError(`task module ${module} exports no task class named ${name}`);
   }
-  let exports = classes.get(module);
-  if (exports === undefined) classes.set(module, (exports = new Map()));
-  exports.set(name, Class);
+  const exports = classes.get(module) ?? new Map<string, abstract new () => Task>();
+  classes.set(module, exports.set(name, Class));
   return Class;
 }
