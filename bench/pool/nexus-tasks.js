@@ -1,6 +1,6 @@
 // The pyre-nexus tasks of the pool benchmark: the shared task bodies as Task classes, exported
 // from the module their `static module` names, as workers import them from there.
-import { Task } from '../../dist/index.js';
+import { Task } from '../../dist/task.js';
 import { spin, trivial } from './tasks.js';
 
 export class Trivial extends Task {

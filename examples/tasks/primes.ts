@@ -1,6 +1,6 @@
 // A workplan for `nexus run`: count the primes below a bound, in chunks, across workers.
 //   node dist/cli.js run examples/tasks/primes.ts 2000000 --team.size=4
-import { Task } from 'pyre-nexus';
+import { Task } from 'pyre-nexus/task';
 
 /** Counts the primes in [from, to). */
 export class CountPrimes extends Task<number> {
