@@ -4,7 +4,8 @@
  *
  * The protocol, one V8-serialized array per frame:
  * - worker → team `[READY, id]` once at start-up (the member is healthy);
- * - team → worker `[TASKS, [[taskId, module, name, state], …]]`, several tasks per frame;
+ * - team → worker `[TASKS, [[module, name], …], [[taskId, class, state], …]]`: several tasks per
+ *   frame, each naming its class by its place in the frame's list of classes;
  * - team → worker `[CANCEL, taskId]`: skip that task if it has not started;
  * - worker → team `[REPORTS, [[taskId, crewStatus, taskStatus, value, ms], …]]`, where value is
  *   the result, or an {@link ErrorRecord} when the task did not complete;
@@ -103,9 +104,14 @@ export async function work(channel: Channel, id: number): Promise<void> {
 
   dispatcher.whenReadReady(channel, () => {
     for (let message = marshaler.recv(channel); message !== undefined; message = marshaler.recv(channel)) {
-      const [kind, body] = message as [number, unknown];
-      if (kind === TASKS) queue.push(...(body as Assignment[]));
-      else if (kind === CANCEL) cancelled.add(body as number);
+      const [kind, body, tasks] = message as [number, unknown, unknown];
+      if (kind === TASKS) {
+        const classes = body as [module: string, name: string][];
+        for (const [id, at, state] of tasks as [number, number, Record<string, unknown>][]) {
+          const [module, name] = classes[at] as [string, string];
+          queue.push([id, module, name, state]);
+        }
+      } else if (kind === CANCEL) cancelled.add(body as number);
     }
     if (channel.atEnd) {
       dispatcher.stop();

@@ -38,7 +38,7 @@ export interface PoolOptions {
   retries?: number;
   /** Seconds a task may run, from the start of its execution; 0 for no limit (0). */
   timeout?: number;
-  /** The most tasks a member holds at once, running one and queueing the rest (32). */
+  /** The most tasks a member holds at once, running one and queueing the rest (256). */
   pipeline?: number;
   /** The most tasks of one workplan read ahead of their outcomes (1024). */
   pending?: number;
@@ -165,7 +165,7 @@ export class Pool extends EventEmitter implements Team {
     this.recruiter = options.recruiter ?? new Fork();
     this.retries = options.retries ?? 3;
     this.timeout = options.timeout ?? 0;
-    this.pipeline = options.pipeline ?? 32;
+    this.pipeline = options.pipeline ?? 256;
     this.pending = options.pending ?? 1024;
     this.linger = options.linger ?? 1;
     this.#ownsDispatcher = options.dispatcher === undefined;
@@ -371,14 +371,19 @@ export class Pool extends EventEmitter implements Team {
       batch.push(job);
     }
     if (batch.length === 0) return false;
-    const assignments = batch.map((job) => [
-      job.id,
-      job.description.module,
-      job.description.name,
-      job.description.state,
-    ]);
+    // Each class once per frame: a module URL per task was most of the frame.
+    const classes: [string, string][] = [];
+    let at = -1;
+    const assignments = batch.map(({ id, description: { module, name, state } }) => {
+      const last = classes[at];
+      if (last === undefined || last[0] !== module || last[1] !== name) {
+        at = classes.findIndex(([m, n]) => m === module && n === name);
+        if (at === -1) at = classes.push([module, name]) - 1;
+      }
+      return [id, at, state];
+    });
     try {
-      marshaler.send([TASKS, assignments], member.channel);
+      marshaler.send([TASKS, classes, assignments], member.channel);
     } catch (error) {
       this.#front.unshift(...batch);
       this.#lose(member, `could not be sent its tasks (${(error as Error).message})`, false);
