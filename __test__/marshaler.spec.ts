@@ -5,6 +5,7 @@ import {
   type Channel,
   Dispatcher,
   FrameTooLargeError,
+  HybridMarshaler,
   JsonMarshaler,
   pipe,
   TruncatedFrameError,
@@ -156,4 +157,36 @@ test('V8 marshaling keeps rich values', (t) => {
   t.deepEqual([...back.map], [[1, 'one']]);
   t.deepEqual([...back.bytes], [1, 2]);
   t.is(back.big, 10n);
+});
+
+test('the hybrid marshaler gives every value back exactly: JSON for plain data, V8 for the rest', (t) => {
+  const hybrid = new HybridMarshaler();
+  const plain = [0, 1.5, -2, 'héllo \ud800', true, null, [1, [2, 'x']], { a: 1, b: { c: [null, 'd'] } }, ''];
+  const other = [
+    undefined,
+    -0,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    10n,
+    new Date(0),
+    new Map([[1, 2]]),
+    new Set(['a']),
+    Buffer.from([1, 2]),
+    [1, , 3],
+    { a: undefined },
+    { when: new Date(5) },
+    [new Uint8Array([9])],
+    Object.create(null),
+  ];
+  for (const value of plain) {
+    const payload = hybrid.encode(value);
+    t.not(payload[0], 0xff, `${String(value)} travels as JSON`);
+    t.deepEqual(hybrid.decode(payload), value);
+  }
+  for (const [i, value] of other.entries()) {
+    const payload = hybrid.encode(value);
+    t.is(payload[0], 0xff, `other[${i}] travels through V8`);
+    t.deepEqual(hybrid.decode(payload), value);
+  }
+  t.throws(() => hybrid.decode(Buffer.from('{oops')), { instanceOf: BadPayloadError, message: /neither JSON nor V8/ });
 });

@@ -27,7 +27,7 @@ export {
   type Handler,
   type HandlerId,
 } from './ipc/dispatcher.js';
-export { JsonMarshaler, type Marshaler, V8Marshaler } from './ipc/marshaler.js';
+export { HybridMarshaler, JsonMarshaler, type Marshaler, V8Marshaler } from './ipc/marshaler.js';
 export type { NodeConfig, ServiceSpec } from './nexus/config.js';
 export { Crew, type Enlistment } from './nexus/crew.js';
 export { Fork, fork } from './nexus/fork.js';

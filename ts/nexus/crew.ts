@@ -16,7 +16,7 @@
 
 import type { Channel } from '../ipc/channel.js';
 import { Dispatcher } from '../ipc/dispatcher.js';
-import { V8Marshaler } from '../ipc/marshaler.js';
+import { HybridMarshaler } from '../ipc/marshaler.js';
 import { importModule } from './loader.js';
 import { CrewStatus, type ErrorRecord, isTaskClass, recordError, revive, type Task, TaskStatus } from './task.js';
 
@@ -56,7 +56,7 @@ export class Crew {
   ) {}
 }
 
-const marshaler = new V8Marshaler();
+const marshaler = new HybridMarshaler();
 
 /**
  * The worker side: says it is ready, then runs the tasks it receives until the team closes the

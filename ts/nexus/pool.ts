@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { NexusError } from '../errors.js';
 import { Dispatcher, type HandlerId } from '../ipc/dispatcher.js';
-import { V8Marshaler } from '../ipc/marshaler.js';
+import { HybridMarshaler } from '../ipc/marshaler.js';
 import { CANCEL, type Crew, READY, REPORTS, type Report, STARTED, TASKS } from './crew.js';
 import { Fork } from './fork.js';
 import {
@@ -98,7 +98,7 @@ export interface WorkplanReport<R = unknown> {
   seconds: number;
 }
 
-const marshaler = new V8Marshaler();
+const marshaler = new HybridMarshaler();
 
 /** What a task's execute() resolves to. */
 export type ResultOf<T extends Task> = Awaited<ReturnType<T['execute']>>;
