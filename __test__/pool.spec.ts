@@ -228,6 +228,14 @@ test('cancellation: a queued task is dropped, a running one stops its worker, a 
   await t.throwsAsync(hang, { message: 'enough' });
   t.is(await the.submit(new Square(3)), 9, 'the pool goes on with a new worker');
 
+  // A signal aborted before the task is submitted: the promise still settles, with its reason.
+  const early = the.submit(new Square(4), { signal: AbortSignal.abort(new Error('too late')) });
+  await t.throwsAsync(early, { message: 'too late' });
+  await t.throwsAsync(the.submit(new Square(4), { timeout: -1 }), {
+    message: /submit: timeout must be a non-negative/,
+  });
+  t.throws(() => the.assemble([], { signal: 'stop' as never }), { message: /assemble: signal must be an AbortSignal/ });
+
   const stop = new AbortController();
   let read = 0;
   function* endless() {

@@ -177,9 +177,8 @@ export class Pool extends EventEmitter implements Team {
   submit<R>(task: Task<R>, options: RunOptions = {}): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.#open('submit');
-      const job = this.#enqueue(task, options, null, -1);
-      job.resolve = resolve as (value: unknown) => void;
-      job.reject = reject;
+      checkRun(options, 'submit');
+      this.#enqueue(task, options, null, -1, resolve as (value: unknown) => void, reject);
       this.#schedule();
     });
   }
@@ -191,6 +190,7 @@ export class Pool extends EventEmitter implements Team {
    */
   assemble<T extends Task>(workplan: Iterable<T> | AsyncIterable<T>, options: RunOptions = {}): Workplan<ResultOf<T>> {
     this.#open('assemble');
+    checkRun(options, 'assemble');
     const plan: Workplan<ResultOf<T>> = new Workplan(workplan as Iterable<Task<ResultOf<T>>>, options, () => {
       this.#feed(plan as Workplan);
       this.#schedule();
@@ -248,11 +248,16 @@ export class Pool extends EventEmitter implements Team {
     if (this.#closing) throw new NexusError(`${method}: the pool is closed`, 'ERR_NEXUS_POOL_CLOSED');
   }
 
-  #enqueue(task: Task, options: RunOptions, plan: Workplan | null, index: number): Job {
+  /** Queues a task; `resolve` and `reject` (for `submit`) are set before anything can settle it. */
+  #enqueue(
+    task: Task,
+    options: RunOptions,
+    plan: Workplan | null,
+    index: number,
+    resolve: ((value: unknown) => void) | null = null,
+    reject: ((error: unknown) => void) | null = null,
+  ): Job {
     const timeout = options.timeout ?? this.timeout;
-    if (typeof timeout !== 'number' || !(timeout >= 0)) {
-      throw new RangeError(`timeout must be a non-negative number of seconds, got ${String(timeout)}`);
-    }
     const job: Job = {
       id: this.#nextId++,
       task,
@@ -265,8 +270,8 @@ export class Pool extends EventEmitter implements Team {
       plan,
       signal: null,
       onAbort: null,
-      resolve: null,
-      reject: null,
+      resolve,
+      reject,
     };
     plan?.jobs.add(job);
     this.#jobs.set(job.id, job);
@@ -884,6 +889,18 @@ function check(options: PoolOptions): void {
   }
   if (options.dispatcher !== undefined && !(options.dispatcher instanceof Dispatcher)) {
     throw new TypeError('Pool: dispatcher must be a Dispatcher');
+  }
+}
+
+/** Checks the options of one `submit` or `assemble` call, before anything is queued. */
+function checkRun(options: RunOptions, method: string): void {
+  if (options === null || typeof options !== 'object') throw new TypeError(`${method}: options must be an object`);
+  const { timeout, signal } = options;
+  if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && Number.isFinite(timeout))) {
+    throw new RangeError(`${method}: timeout must be a non-negative number of seconds, got ${String(timeout)}`);
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`${method}: signal must be an AbortSignal`);
   }
 }
 
