@@ -26,7 +26,7 @@ import {
   team,
   WorkerLostError,
 } from '../dist/index.js';
-import { Chancy, Crash, Garbage, Hang, Homeless, Later, Square, Unsendable, Whoami } from './fixtures/tasks.js';
+import { Chancy, Crash, Garbage, Hang, Homeless, Later, Lost, Square, Unsendable, Whoami } from './fixtures/tasks.js';
 
 /** Each task's executions, from the log its runs append to. */
 async function executions(log: string): Promise<Map<number, number>> {
@@ -142,12 +142,14 @@ test('bad tasks and bad options are refused with errors that name the problem', 
     message: /Homeless has no module URL.*import\.meta\.url/,
   });
   await t.throwsAsync(the.submit({ n: 1 } as unknown as Task), { instanceOf: TypeError, message: /Task instances/ });
-  const report = await the.assemble([new Square(2), 'oops' as unknown as Task, new Unsendable()]);
+  const report = await the.assemble([new Square(2), 'oops' as unknown as Task, new Unsendable(), new Lost()]);
   t.like(report.outcomes[0], { status: TaskStatus.completed, result: 4 });
   t.like(report.outcomes[1], { status: TaskStatus.aborted, attempts: 0 });
   t.regex(report.outcomes[1]?.error?.message ?? '', /got string/);
   t.like(report.outcomes[2], { status: TaskStatus.aborted });
   t.regex(report.outcomes[2]?.error?.message ?? '', /result cannot be sent back/);
+  t.like(report.outcomes[3], { status: TaskStatus.aborted, attempts: 1 });
+  t.regex(report.outcomes[3]?.error?.message ?? '', /cannot import task module .*no-such-module\.ts/);
   await the.close();
   await t.throwsAsync(the.submit(new Square(1)), { code: 'ERR_NEXUS_POOL_CLOSED' });
 
