@@ -26,7 +26,19 @@ import {
   team,
   WorkerLostError,
 } from '../dist/index.js';
-import { Chancy, Crash, Garbage, Hang, Homeless, Later, Lost, Square, Unsendable, Whoami } from './fixtures/tasks.js';
+import {
+  Chancy,
+  Crash,
+  Explode,
+  Garbage,
+  Hang,
+  Homeless,
+  Later,
+  Lost,
+  Square,
+  Unsendable,
+  Whoami,
+} from './fixtures/tasks.js';
 
 /** Each task's executions, from the log its runs append to. */
 async function executions(log: string): Promise<Map<number, number>> {
@@ -422,6 +434,9 @@ test('the threads recruiter runs members as worker threads of this process', asy
   t.is(report.completed, 100);
   const crash = await the.assemble([new Garbage(), new Square(1)]);
   t.like(crash.outcomes[1], { status: TaskStatus.completed, result: 1 });
+  // An uncaught exception ends a thread; the error says which.
+  const error = await t.throwsAsync(the.submit(new Explode(), { timeout: 0 }), { instanceOf: WorkerLostError });
+  t.regex(error?.message ?? '', /ended \(TypeError: boom\) while running task Explode, 4 times: given up/);
   await the.close();
   t.is(the.active.size + the.retired.size, 0);
 });

@@ -37,6 +37,8 @@ export interface Enlistment {
   kill(): void;
   /** How it ended, once it has (for a process: after reaping it); null while it runs. */
   exited(): { code?: number | null; signal?: number | string | null } | null;
+  /** Why the member died, when the recruiter knows (a worker thread's uncaught error). */
+  cause?(): string | null;
 }
 
 /** The team side of a crew member: its channel, and the tasks it holds, in the order sent. */

@@ -453,7 +453,10 @@ export class Pool extends EventEmitter implements Team {
       this.#schedule();
       return false;
     }
-    if (member.channel.atEnd) this.#lose(member, 'ended', true);
+    if (member.channel.atEnd) {
+      const cause = member.enlistment.cause?.();
+      this.#lose(member, cause ? `ended (${cause})` : 'ended', true);
+    }
     this.#schedule();
     return this.active.has(member) || this.registered.has(member);
   }
@@ -527,7 +530,7 @@ export class Pool extends EventEmitter implements Team {
       if (job === undefined) return;
       if (i === 0 && started && job.attempts > this.retries) {
         const error = new WorkerLostError(
-          `crew member ${member.id} ${what} while running task ${label(job)}, ${job.attempts} times: given up`,
+          `crew member ${member.id} ${what} while running task ${label(job)}, ${job.attempts} ${job.attempts === 1 ? 'time' : 'times'}: given up`,
           'ERR_NEXUS_WORKER_LOST',
         );
         this.#settle(job, TaskStatus.aborted, error);

@@ -25,11 +25,16 @@ export class Threads extends Recruiting {
     worker.once('exit', (code) => {
       exit = { code };
     });
-    // An uncaught error ends the thread; the team sees its channel end and replaces it.
-    worker.on('error', () => {});
+    // An uncaught error ends the thread; the team sees its channel end, replaces the member, and
+    // names the error in what it reports.
+    let cause: string | null = null;
+    worker.on('error', (error) => {
+      cause = `${error.name}: ${error.message}`;
+    });
     return new Crew(worker.threadId, new Channel(channel), {
       kill: () => void worker.terminate(),
       exited: () => exit,
+      cause: () => cause,
     });
   }
 }
