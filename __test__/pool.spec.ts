@@ -6,12 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import {
+  Crew,
   CrewStatus,
   crewcodes,
   Fork,
   fork,
   type Outcome,
   Pool,
+  pipe,
   pool,
   RecoverableError,
   Recruiter,
@@ -145,6 +147,34 @@ test('calling a task runs it, and the codes have pyre’s values', async (t) => 
   t.true(Team.isImplementedBy(new Pool({ size: 1 })));
   t.true(Recruiter.isImplementedBy(new Fork()));
   t.true(Recruiter.isImplementedBy(new Threads()));
+});
+
+test('a recruiter of your own: members in this thread, running Crew.work on the other end of a pipe', async (t) => {
+  class InProcess implements Recruiter {
+    recruit(team: Team) {
+      return Array.from({ length: team.vacancies() }, () => this.deploy());
+    }
+    deploy() {
+      const [ours, theirs] = pipe();
+      let ended: { code: number } | null = null;
+      void Crew.work(theirs, 1).then(() => {
+        theirs.close();
+        ended = { code: 0 };
+      });
+      return new Crew(1, ours, { kill: () => theirs.abort(), exited: () => ended });
+    }
+    async dismiss(_team: Team, member: Crew) {
+      member.channel.close();
+      while (member.enlistment.exited() === null) await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  const the = new Pool({ size: 1, recruiter: new InProcess() });
+  t.is(await the.submit(new Whoami()), process.pid);
+  t.deepEqual(
+    (await the.assemble([new Square(3), new Later('own')])).outcomes.map((o) => o.result),
+    [9, 'OWN'],
+  );
+  await the.close();
 });
 
 test('bad tasks and bad options are refused with errors that name the problem', async (t) => {

@@ -56,6 +56,15 @@ export class Crew {
     readonly channel: Channel,
     readonly enlistment: Enlistment,
   ) {}
+
+  /**
+   * The worker side of a member, for recruiters of your own: run it wherever the member lives,
+   * on its end of the channel. It says the member is ready, runs the tasks it receives, and
+   * resolves when the team closes the channel.
+   */
+  static work(channel: Channel, id: number): Promise<void> {
+    return work(channel, id);
+  }
 }
 
 const marshaler = new HybridMarshaler();
