@@ -1,9 +1,13 @@
 // Benchmark harness: every implementation measured in the same run and reported side by side, as
-// ratios. Three benchmarks, each with its own table of entries:
+// ratios. Five benchmarks, each with its own table of entries:
 //   bench/lib/pingpong.js  64-byte round trips between two processes (native, net, IPC, pyre-nexus)
 //   bench/lib/echo.js      an echo server under 1 and 64 connections (native, net, pyre-nexus)
 //   bench/lib/pool.js      worker pools: pyre-nexus's Pool against piscina, tinypool, workerpool and
 //                          two hand-written child-process round-robins
+//   bench/lib/large.js     1 MiB round trips between two processes, in bytes/s (native, pyre-nexus,
+//                          net, IPC); BENCH_LARGE_* settings at its top
+//   bench/lib/scale.js     echo servers with 10,000 idle connections: echo rate, memory and idle
+//                          CPU per idle connection; BENCH_SCALE_* settings at its top
 //
 //   node bench/run.js            (from the repo root; `npm run bench` builds the library first)
 //
@@ -14,13 +18,14 @@
 //                     (default 3); the pool benchmark reports the median instead.
 //   BENCH_TIMEOUT_MS  hard limit per run (default 120000); the run's process group is killed
 //   BENCH_ONLY        comma-separated substrings; only entries whose key contains one of them are
-//                     run. Keys are "pingpong/<impl>/<transport>", "echo/<server>" and
-//                     "pool/<contender>/<scenario>", so BENCH_ONLY=echo runs one benchmark and
-//                     BENCH_ONLY=native,pyre-nexus some entries of all three.
+//                     run. Keys are "pingpong/<impl>/<transport>", "echo/<server>",
+//                     "pool/<contender>/<scenario>", "large/<impl>/<transport>" and
+//                     "scale/<server>", so BENCH_ONLY=echo runs one benchmark and
+//                     BENCH_ONLY=native,pyre-nexus some entries of all of them.
 //   BENCH_ECHO_CONNECTIONS  comma-separated connection counts for the echo benchmark (default 1,64)
 //
 // Writes bench/results.json, bench/results.md (BENCHMARKS.md-ready), bench/pingpong.svg,
-// bench/echo.svg and bench/pool.svg. A benchmark that measured nothing in this run (not selected,
+// bench/echo.svg, bench/pool.svg, bench/large.svg and bench/scale.svg. A benchmark that measured nothing in this run (not selected,
 // or every entry failed) keeps its previous results, so a partial run never erases the others.
 
 import { execFileSync } from 'node:child_process';
@@ -29,12 +34,14 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as echo from './lib/echo.js';
+import * as large from './lib/large.js';
 import * as pingpong from './lib/pingpong.js';
 import * as pool from './lib/pool.js';
 import { log } from './lib/report.js';
+import * as scale from './lib/scale.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BENCHMARKS = { pingpong, echo, pool };
+const BENCHMARKS = { pingpong, echo, pool, large, scale };
 
 function envInt(name, fallback, min) {
   const v = process.env[name];
@@ -120,7 +127,7 @@ function formatWithBiome(file) {
 function previousResults() {
   try {
     const prev = JSON.parse(readFileSync(join(ROOT, 'bench/results.json'), 'utf8'));
-    return prev.pingpong || prev.echo || prev.pool
+    return prev.pingpong || prev.echo || prev.pool || prev.large || prev.scale
       ? prev
       : { pingpong: prev.meta ? { meta: prev.meta, results: prev.results } : null };
   } catch {

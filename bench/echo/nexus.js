@@ -5,11 +5,17 @@
 //
 // Same contract as the other echo servers: listens on 127.0.0.1 (an ephemeral port), prints the
 // port as one line on stdout, exits when it gets SIGTERM.
+//
+// $BENCH_MAX_CONNECTIONS, when set, is given to the service as its `maxConnections` (the scale
+// benchmark holds more connections than the default limit of 10,000); otherwise the service's
+// defaults apply.
 import { Node } from '../../dist/index.js';
 import { EchoServer } from '../../examples/services/echo.ts';
-import { fail } from '../peers/common.js';
+import { envInt, fail } from '../peers/common.js';
 
-const node = new Node({ services: { echo: new EchoServer({ address: 'ip4:127.0.0.1:0' }) } });
+const maxConnections = envInt('BENCH_MAX_CONNECTIONS', 0);
+const options = { address: 'ip4:127.0.0.1:0', ...(maxConnections > 0 ? { maxConnections } : {}) };
+const node = new Node({ services: { echo: new EchoServer(options) } });
 await node.prepare();
 // After prepare() the service knows the port it was given, e.g. 'ip4:127.0.0.1:40123'.
 const address = node.services.get('echo').address;

@@ -44,7 +44,8 @@ async function missing(entry, s) {
   return null;
 }
 
-async function runLoad(port, connections, s) {
+/** One run of the native load generator against the server at `port`: { seconds } or { error }. */
+export async function runLoad(port, connections, s) {
   const command = [LOAD_BIN, String(port), String(connections), String(s.roundTrips), String(s.warmup)];
   const env = { ...process.env, BENCH_TIMEOUT_MS: String(s.timeoutMs) };
   const run = await runToEnd(s.root, command, { env, timeoutMs: s.timeoutMs + 5_000 });

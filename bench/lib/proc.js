@@ -72,7 +72,7 @@ export function runToEnd(root, command, { env = process.env, timeoutMs }) {
 
 /**
  * Starts a server that prints its TCP port as the first line on stdout. Resolves with
- * { port, stop } once that line is read, or { error } if the server exits, prints something else
+ * { port, pid, stop } once that line is read, or { error } if the server exits, prints something else
  * or says nothing within `timeoutMs` (the process group is killed in every such case).
  * stop() sends SIGTERM and resolves once the server is gone, with { error } if it did not exit
  * cleanly (status 0 or by the SIGTERM itself) within `stopMs`; it is then killed.
@@ -114,7 +114,7 @@ export function startServer(root, command, { env = process.env, timeoutMs, stopM
       if (!Number.isInteger(port) || port < 1 || port > 65535) {
         return fail(`first line on stdout is not a port: ${JSON.stringify(first.slice(0, nl))}`);
       }
-      done({ port, stderr: () => tail(child.stderrText), stop });
+      done({ port, pid: child.pid, stderr: () => tail(child.stderrText), stop });
     });
 
     async function stop() {
@@ -138,6 +138,82 @@ export function startServer(root, command, { env = process.env, timeoutMs, stopM
       if (early) return { error: `server had already exited with ${signal ?? code}${says}` };
       if (code === 0 || signal === 'SIGTERM') return {};
       return { error: `server ended with ${signal ?? code} after SIGTERM${says}` };
+    }
+  });
+}
+
+/**
+ * Starts a helper that prints one JSON line on stdout once it is ready and then runs until
+ * SIGTERM (bench/native/idle-conns.c). Resolves with { ready, pid, stop } once that line is read
+ * (`ready` is the parsed line), or { error } if it exits, prints something else or says nothing
+ * within `timeoutMs` (its process group is then killed). stop() sends SIGTERM and resolves with
+ * { last } (the last JSON line it printed, parsed) once it has exited 0 within `stopMs`, or
+ * { error } otherwise.
+ */
+export function startHelper(root, command, { env = process.env, timeoutMs, stopMs = 10_000 }) {
+  return new Promise((done) => {
+    const child = start(root, command, env);
+    let stdout = '';
+    let ready = false;
+    let exited = null;
+    const exit = new Promise((settle) =>
+      child.on('exit', (code, signal) => {
+        exited = { code, signal };
+        killGroup(child);
+        live.delete(child);
+        settle();
+      }),
+    );
+    const fail = (error) => {
+      clearTimeout(timer);
+      killGroup(child);
+      done({ error });
+    };
+    const timer = setTimeout(() => fail(`was not ready within ${timeoutMs} ms`), timeoutMs);
+    child.on('error', (err) => fail(`cannot start: ${err.message}`));
+    child.on('exit', (code, signal) => {
+      if (ready) return;
+      const why = tail(child.stderrText);
+      fail(`exited with ${signal ?? code} before it was ready${why ? `: ${why}` : ''}`);
+    });
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (ready) return;
+      const nl = stdout.indexOf('\n');
+      if (nl < 0) return;
+      ready = true;
+      clearTimeout(timer);
+      let line;
+      try {
+        line = JSON.parse(stdout.slice(0, nl));
+      } catch {
+        return fail(`first line on stdout is not JSON: ${JSON.stringify(stdout.slice(0, nl))}`);
+      }
+      done({ ready: line, pid: child.pid, stop });
+    });
+
+    async function stop() {
+      let hung = false;
+      if (exited === null) {
+        try {
+          child.kill('SIGTERM');
+        } catch {}
+        const killer = setTimeout(() => {
+          hung = true;
+          killGroup(child);
+        }, stopMs);
+        await exit;
+        clearTimeout(killer);
+      }
+      const why = tail(child.stderrText);
+      if (hung) return { error: `did not exit within ${stopMs} ms of SIGTERM and was killed` };
+      if (exited.code !== 0) return { error: `exited with ${exited.signal ?? exited.code}${why ? `: ${why}` : ''}` };
+      const lines = stdout.trim().split('\n');
+      try {
+        return { last: JSON.parse(lines.at(-1)) };
+      } catch {
+        return { error: `last line on stdout is not JSON: ${JSON.stringify(lines.at(-1))}` };
+      }
     }
   });
 }

@@ -1,8 +1,8 @@
 /*
  * pingpong.c — the native reference point ("practical limit") for the ping-pong benchmark.
  *
- * Two processes (parent + forked child) exchange 64-byte messages, each framed as a
- * 4-byte little-endian length followed by the payload. The parent sends a ping, the
+ * Two processes (parent + forked child) exchange 64-byte messages (or $BENCH_PAYLOAD bytes), each
+ * framed as a 4-byte little-endian length followed by the payload. The parent sends a ping, the
  * child echoes the frame back, the parent waits for it before sending the next one:
  * one round trip. Plain blocking read/write; the reader is buffered (one read() usually
  * yields a whole frame), so the steady state is one write + one read per message.
@@ -12,9 +12,13 @@
  *   warmup      extra uncounted round trips done first (default: $BENCH_WARMUP or 5% of roundTrips)
  *   $BENCH_TIMEOUT_MS  hard limit for the whole run (default 120000); on expiry the child is
  *                      killed and the program exits with status 3.
+ *   $BENCH_PAYLOAD     payload bytes per message (default 64, at least 4 for the sequence number,
+ *                      at most 64 MiB). Frames are read into one buffer and echoed from it as they
+ *                      are, so a large payload costs a read and a write per side, no copy.
  *
  * Output (stdout, one line):
  *   {"impl":"native","transport":"socketpair","roundTrips":100000,"seconds":0.123456789}
+ * and, when $BENCH_PAYLOAD is set to other than 64, also "payloadBytes":<n> before "seconds".
  *
  * tcp mode: the parent listens on 127.0.0.1 (ephemeral port), the child connects; TCP_NODELAY
  * on both ends. Only loopback is ever used.
@@ -40,9 +44,11 @@
 
 #include "bench.h"
 
-#define PAYLOAD 64
+#define DEFAULT_PAYLOAD 64
 #define HEADER 4
-#define MAX_PAYLOAD 1024
+#define LARGEST_PAYLOAD (64L << 20)
+
+static size_t payload = DEFAULT_PAYLOAD;
 
 static volatile pid_t child_pid = -1;
 
@@ -84,42 +90,61 @@ static void write_full(int fd, const unsigned char *buf, size_t len) {
     }
 }
 
-/* Buffered frame reader: handles frames split across reads and several frames per read. */
+/* Buffered frame reader: handles frames split across reads and several frames per read. The
+ * buffer holds at least two of the largest frames expected (and 8 KiB), so a whole frame always
+ * fits after compaction. */
 typedef struct {
     int fd;
-    size_t start, end;
-    unsigned char buf[8192];
+    size_t start, end, size;
+    unsigned char *buf;
 } reader_t;
 
-/* Reads one frame; copies its payload to out. Returns the payload length, or -1 on EOF. */
-static long read_frame(reader_t *r, unsigned char *out) {
+static reader_t *new_reader(int fd) {
+    reader_t *r = calloc(1, sizeof *r);
+    if (!r) die("calloc");
+    r->fd = fd;
+    r->size = 2 * (HEADER + payload) > 8192 ? 2 * (HEADER + payload) : 8192;
+    r->buf = malloc(r->size);
+    if (!r->buf) die("malloc");
+    return r;
+}
+
+static void free_reader(reader_t *r) {
+    free(r->buf);
+    free(r);
+}
+
+/* Reads one frame. Returns a pointer to it (header included) inside the reader's buffer, valid
+ * until the next call, and sets *len to its payload length; returns NULL on EOF. */
+static const unsigned char *read_frame(reader_t *r, size_t *len_out) {
     for (;;) {
         size_t avail = r->end - r->start;
         if (avail >= HEADER) {
             uint32_t len = get_le32(r->buf + r->start);
-            if (len > MAX_PAYLOAD) {
+            if (len > payload) {
                 errno = EPROTO;
                 die("frame too large");
             }
             if (avail >= HEADER + len) {
-                memcpy(out, r->buf + r->start + HEADER, len);
+                const unsigned char *frame = r->buf + r->start;
                 r->start += HEADER + len;
                 if (r->start == r->end) r->start = r->end = 0;
-                return (long)len;
+                *len_out = len;
+                return frame;
             }
         }
-        if (sizeof r->buf - r->end < HEADER + MAX_PAYLOAD) { /* compact */
+        if (r->size - r->end < HEADER + payload) { /* compact */
             memmove(r->buf, r->buf + r->start, avail);
             r->start = 0;
             r->end = avail;
         }
-        ssize_t n = read(r->fd, r->buf + r->end, sizeof r->buf - r->end);
+        ssize_t n = read(r->fd, r->buf + r->end, r->size - r->end);
         if (n == 0) {
             if (avail != 0) {
                 errno = EPROTO;
                 die("EOF inside a frame");
             }
-            return -1;
+            return NULL;
         }
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -129,46 +154,41 @@ static long read_frame(reader_t *r, unsigned char *out) {
     }
 }
 
-/* Child side: echo every frame back until EOF. */
+/* Child side: echo every frame back, as it lies in the read buffer, until EOF. */
 static int run_echo(int fd) {
-    reader_t *r = calloc(1, sizeof *r);
-    if (!r) die("calloc");
-    r->fd = fd;
-    unsigned char frame[HEADER + MAX_PAYLOAD];
-    long len;
-    while ((len = read_frame(r, frame + HEADER)) >= 0) {
-        put_le32(frame, (uint32_t)len);
-        write_full(fd, frame, HEADER + (size_t)len);
-    }
-    free(r);
+    reader_t *r = new_reader(fd);
+    const unsigned char *frame;
+    size_t len;
+    while ((frame = read_frame(r, &len)) != NULL) write_full(fd, frame, HEADER + len);
+    free_reader(r);
     close(fd);
     return 0;
 }
 
 /* Parent side: warmup + counted round trips; returns seconds for the counted ones. */
 static double run_pinger(int fd, long round_trips, long warmup) {
-    reader_t *r = calloc(1, sizeof *r);
-    if (!r) die("calloc");
-    r->fd = fd;
-    unsigned char frame[HEADER + PAYLOAD];
-    unsigned char reply[MAX_PAYLOAD];
-    put_le32(frame, PAYLOAD);
-    memset(frame + HEADER, 'x', PAYLOAD);
+    reader_t *r = new_reader(fd);
+    unsigned char *frame = malloc(HEADER + payload);
+    if (!frame) die("malloc");
+    put_le32(frame, (uint32_t)payload);
+    memset(frame + HEADER, 'x', payload);
 
     double t0 = now_seconds();
     long total = warmup + round_trips;
     for (long i = 0; i < total; i++) {
         if (i == warmup) t0 = now_seconds();
         put_le32(frame + HEADER, (uint32_t)i); /* sequence number, checked on the way back */
-        write_full(fd, frame, sizeof frame);
-        long len = read_frame(r, reply);
-        if (len != PAYLOAD || get_le32(reply) != (uint32_t)i) {
+        write_full(fd, frame, HEADER + payload);
+        size_t len = 0;
+        const unsigned char *reply = read_frame(r, &len);
+        if (reply == NULL || len != payload || get_le32(reply + HEADER) != (uint32_t)i) {
             errno = EPROTO;
-            die(len < 0 ? "peer closed early" : "bad echo");
+            die(reply == NULL ? "peer closed early" : "bad echo");
         }
     }
     double seconds = now_seconds() - t0;
-    free(r);
+    free(frame);
+    free_reader(r);
     return seconds;
 }
 
@@ -192,6 +212,13 @@ int main(int argc, char **argv) {
     long round_trips = argc > 2 ? atol(argv[2]) : env_long("BENCH_ROUNDTRIPS", 100000, 0);
     long warmup = argc > 3 ? atol(argv[3]) : env_long("BENCH_WARMUP", round_trips / 20, 0);
     long timeout_ms = env_long("BENCH_TIMEOUT_MS", 120000, 0);
+    const char *payload_env = getenv("BENCH_PAYLOAD");
+    long payload_bytes = env_long("BENCH_PAYLOAD", -1, 4);
+    if (payload_env && *payload_env && (payload_bytes < 0 || payload_bytes > LARGEST_PAYLOAD)) {
+        fprintf(stderr, "pingpong: BENCH_PAYLOAD must be a whole number from 4 to %ld\n", LARGEST_PAYLOAD);
+        return 64;
+    }
+    if (payload_bytes > 0) payload = (size_t)payload_bytes;
     if (round_trips <= 0 || warmup < 0) {
         fprintf(stderr, "pingpong: roundTrips must be > 0 and warmup >= 0\n");
         return 64;
@@ -264,7 +291,12 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    printf("{\"impl\":\"native\",\"transport\":\"%s\",\"roundTrips\":%ld,\"seconds\":%.9f}\n", transport, round_trips,
-           seconds);
+    if (payload == DEFAULT_PAYLOAD) {
+        printf("{\"impl\":\"native\",\"transport\":\"%s\",\"roundTrips\":%ld,\"seconds\":%.9f}\n", transport,
+               round_trips, seconds);
+    } else {
+        printf("{\"impl\":\"native\",\"transport\":\"%s\",\"roundTrips\":%ld,\"payloadBytes\":%zu,\"seconds\":%.9f}\n",
+               transport, round_trips, payload, seconds);
+    }
     return 0;
 }

@@ -10,15 +10,17 @@
 //
 // Defaults: roundTrips = $BENCH_ROUNDTRIPS or 100000, warmup = $BENCH_WARMUP or 5% of roundTrips,
 // hard limit $BENCH_TIMEOUT_MS (default 120000) after which the child is killed and we exit 3.
+// $BENCH_PAYLOAD sets the message size (default 64: characters for json, bytes for advanced).
 //
 // Prints one line on stdout:
 //   {"impl":"child_process-ipc-json","transport":"ipc","roundTrips":100000,"seconds":0.123456789}
+// with "payloadBytes":<n> before "seconds" when the payload is not 64.
 
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { envInt, fail as failWith } from './common.js';
 
-const PAYLOAD = 64;
+const PAYLOAD = envInt('BENCH_PAYLOAD', 64);
 const TIMEOUT_MS = envInt('BENCH_TIMEOUT_MS', 120_000);
 
 function fail(message, code = 2) {
@@ -77,7 +79,8 @@ function runParent(serialization, roundTrips, warmup) {
     }
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const impl = `child_process-ipc-${serialization}`;
-    process.stdout.write(`${JSON.stringify({ impl, transport: 'ipc', roundTrips, seconds })}\n`);
+    const sized = PAYLOAD === 64 ? {} : { payloadBytes: PAYLOAD };
+    process.stdout.write(`${JSON.stringify({ impl, transport: 'ipc', roundTrips, ...sized, seconds })}\n`);
     child.disconnect(); // the child exits on 'disconnect'
   });
   child.on('error', (err) => fail(`child: ${err.message}`));

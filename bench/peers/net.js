@@ -10,9 +10,11 @@
 //
 // Defaults: roundTrips = $BENCH_ROUNDTRIPS or 100000, warmup = $BENCH_WARMUP or 5% of roundTrips,
 // hard limit $BENCH_TIMEOUT_MS (default 120000) after which the child is killed and we exit 3.
+// $BENCH_PAYLOAD sets the payload size in bytes (default 64, at least 4 for the sequence number).
 //
 // Prints one line on stdout:
 //   {"impl":"node-net","transport":"tcp","roundTrips":100000,"seconds":0.123456789}
+// with "payloadBytes":<n> before "seconds" when the payload is not 64 bytes.
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -23,9 +25,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envInt, fail as failWith } from './common.js';
 
-const PAYLOAD = 64;
+const PAYLOAD = envInt('BENCH_PAYLOAD', 64);
 const HEADER = 4;
-const MAX_PAYLOAD = 1024;
+const MAX_PAYLOAD = Math.max(1024, PAYLOAD);
 const TIMEOUT_MS = envInt('BENCH_TIMEOUT_MS', 120_000);
 
 function fail(message, code = 2) {
@@ -33,21 +35,40 @@ function fail(message, code = 2) {
 }
 
 /** Returns a function to feed stream chunks to; calls onFrame(frame) with each whole frame
- *  (header included, a view into the received data) as soon as it is complete. */
+ *  (header included, a view into the received data) as soon as it is complete. The chunks of an
+ *  incomplete frame are kept apart and joined once, when the last of them arrives, so a large
+ *  frame is copied once rather than once per chunk. */
 function frameParser(onFrame) {
-  let pending = null;
+  let pending = [];
+  let pendingBytes = 0;
+  let needed = HEADER; // bytes the pending chunks must add up to before anything can be parsed
   return (chunk) => {
-    const buf = pending === null ? chunk : Buffer.concat([pending, chunk]);
+    let buf = chunk;
+    if (pendingBytes > 0) {
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes < needed) return;
+      buf = Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+    }
     let off = 0;
+    needed = HEADER;
     while (buf.length - off >= HEADER) {
       const len = buf.readUInt32LE(off);
       if (len > MAX_PAYLOAD) fail(`frame too large (${len})`);
       const end = off + HEADER + len;
-      if (end > buf.length) break;
+      if (end > buf.length) {
+        needed = HEADER + len;
+        break;
+      }
       onFrame(buf.subarray(off, end));
       off = end;
     }
-    pending = off < buf.length ? buf.subarray(off) : null;
+    if (off < buf.length) {
+      pending = [buf.subarray(off)];
+      pendingBytes = buf.length - off;
+    }
   };
 }
 
@@ -101,6 +122,7 @@ function runParent(transport, roundTrips, warmup) {
     let t0 = 0n;
     const sendPing = () => {
       if (i === warmup) t0 = process.hrtime.bigint();
+      // A fresh frame each time (a large one too: Node may still hold the last one it was given).
       const frame = Buffer.allocUnsafe(HEADER + PAYLOAD);
       frame.writeUInt32LE(PAYLOAD, 0);
       frame.fill(0x78, HEADER); // 'x'
@@ -117,7 +139,8 @@ function runParent(transport, roundTrips, warmup) {
           return;
         }
         const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-        process.stdout.write(`${JSON.stringify({ impl: 'node-net', transport, roundTrips, seconds })}\n`);
+        const sized = PAYLOAD === 64 ? {} : { payloadBytes: PAYLOAD };
+        process.stdout.write(`${JSON.stringify({ impl: 'node-net', transport, roundTrips, ...sized, seconds })}\n`);
         sock.end(); // the child ends its side and exits
       }),
     );
@@ -166,5 +189,6 @@ if (args[0] === '--child') {
   if (!Number.isInteger(roundTrips) || roundTrips <= 0 || !Number.isInteger(warmup) || warmup < 0) {
     fail('roundTrips must be a positive integer and warmup a non-negative integer', 64);
   }
+  if (PAYLOAD < 4) fail('BENCH_PAYLOAD must be at least 4 (the sequence number)', 64);
   runParent(transport, roundTrips, warmup);
 }

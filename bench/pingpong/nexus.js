@@ -1,10 +1,13 @@
 // pyre-nexus ping-pong: two processes, 64-byte framed messages, JS handlers on both sides.
 // Usage: node bench/pingpong/nexus.js <socketpair|tcp> <roundTrips> <warmup>
 // The child end runs this file with `child <transport> [address]`.
+// $BENCH_PAYLOAD sets the payload size in bytes (default 64); when it is not 64 the JSON line
+// also says "payloadBytes". Every echo's length is checked.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { adopt, Dispatcher, pipe, port, tcp } from '../../dist/index.js';
+import { envInt, fail } from '../peers/common.js';
 
 const [role, transport, ...rest] = process.argv.slice(2);
 
@@ -44,13 +47,16 @@ if (role === 'child') {
     channel = parent;
   }
   const exited = once(child, 'exit');
-  const payload = Buffer.alloc(64, 7);
+  const size = envInt('BENCH_PAYLOAD', 64);
+  if (size < 1) fail('pingpong/nexus.js', 'BENCH_PAYLOAD must be at least 1', 64);
+  const payload = Buffer.alloc(size, 7);
   const dispatcher = new Dispatcher();
   let done = 0;
   let started = 0n;
   let seconds = 0;
   dispatcher.whenReadReady(channel, (ch) => {
     for (let frame = ch.recvFrame(); frame !== null; frame = ch.recvFrame()) {
+      if (frame.length !== size) throw new Error(`echo of ${frame.length} bytes, expected ${size}`);
       done += 1;
       if (done === warmup) started = process.hrtime.bigint();
       if (done === warmup + roundTrips) {
@@ -67,5 +73,6 @@ if (role === 'child') {
   if (warmup === 0) started = process.hrtime.bigint();
   await dispatcher.watch();
   await exited;
-  console.log(JSON.stringify({ impl: 'pyre-nexus', transport: mode, roundTrips, seconds }));
+  const sized = size === 64 ? {} : { payloadBytes: size };
+  console.log(JSON.stringify({ impl: 'pyre-nexus', transport: mode, roundTrips, ...sized, seconds }));
 }
