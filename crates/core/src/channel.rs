@@ -577,6 +577,12 @@ impl Channel {
             let pending = [IoSlice::new(&self.out[self.out_start..])];
             match write_once(&mut self.io, &mut self.ready, &pending) {
                 Ok(0) => break,
+                // A short write means the socket is full: asking again would only hear EAGAIN.
+                // The next writability event comes when the peer has read.
+                Ok(n) if n < pending[0].len() => {
+                    self.out_start += n;
+                    break;
+                }
                 Ok(n) => self.out_start += n,
                 Err(e) => {
                     self.out.clear();

@@ -15,6 +15,9 @@ pub const DEFAULT_MAX_FRAME: u32 = 64 << 20;
 /// How much a read asks for when no frame length is known yet.
 const READ_CHUNK: usize = 64 << 10;
 
+/// The largest read buffer a channel keeps between frames (4 MiB).
+const KEEP: usize = 4 << 20;
+
 /// The header announcing a payload of `len` bytes.
 pub fn header(len: usize) -> [u8; HEADER] {
     (len as u32).to_le_bytes()
@@ -158,9 +161,11 @@ impl FrameReader {
         n
     }
 
-    /// Drops buffer memory kept from a large frame once nothing is pending.
+    /// Drops buffer memory kept from a very large frame once nothing is pending. Buffers up to
+    /// [`KEEP`] stay: a stream of 1 MiB frames would otherwise allocate, fault in and zero a
+    /// fresh megabyte for every frame.
     pub fn shrink(&mut self) {
-        if self.buffered() == 0 && self.buf.len() > 4 * READ_CHUNK {
+        if self.buffered() == 0 && self.buf.len() > KEEP {
             self.buf = Vec::new();
             self.start = 0;
             self.end = 0;
@@ -176,6 +181,37 @@ mod tests {
         let spare = reader.spare();
         spare[..bytes.len()].copy_from_slice(bytes);
         reader.commit(bytes.len());
+    }
+
+    /// Feeds one whole frame of `len` bytes, in reads of at most 64 KiB, and takes it out.
+    fn pass_frame(reader: &mut FrameReader, len: usize) {
+        feed(reader, &header(len));
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(READ_CHUNK).min(reader.spare().len());
+            feed(reader, &vec![7; n]);
+            left -= n;
+        }
+        let range = reader.next_frame().unwrap().unwrap();
+        assert_eq!(range.len(), len);
+    }
+
+    #[test]
+    fn the_read_buffer_of_large_frames_is_kept_up_to_a_bound() {
+        let mut reader = FrameReader::new(64 << 20);
+        pass_frame(&mut reader, 1 << 20);
+        reader.shrink();
+        let kept = reader.buf.len();
+        assert!(
+            kept > 1 << 20,
+            "a 1 MiB frame's buffer is kept for the next one"
+        );
+        pass_frame(&mut reader, 1 << 20);
+        reader.shrink();
+        assert_eq!(reader.buf.len(), kept, "and reused, not grown");
+        pass_frame(&mut reader, 8 << 20);
+        reader.shrink();
+        assert_eq!(reader.buf.len(), 0, "an 8 MiB frame's buffer is given back");
     }
 
     #[test]
