@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { envInt } from '../peers/common.js';
-import { runToEnd } from './proc.js';
+import { runRoundTrips } from './pingpong.js';
 import { barChart, fmtInt, fmtRatio, fmtUs, log, printTable, summarise } from './report.js';
 
 const NATIVE_SRC = 'bench/native/pingpong.c';
@@ -38,38 +38,6 @@ function settingsOf(s) {
     warmup: envInt('BENCH_LARGE_WARMUP', Math.ceil(roundTrips * 0.05)),
     repeats: s.repeats,
   };
-}
-
-async function runOnce(entry, s, l) {
-  const env = {
-    ...process.env,
-    BENCH_ROUNDTRIPS: String(l.roundTrips),
-    BENCH_WARMUP: String(l.warmup),
-    BENCH_TIMEOUT_MS: String(s.timeoutMs),
-    BENCH_PAYLOAD: String(l.payload),
-  };
-  const command = [...entry.command, String(l.roundTrips), String(l.warmup)];
-  const run = await runToEnd(s.root, command, { env, timeoutMs: s.timeoutMs + 5_000 });
-  if (run.error) return run;
-  const line = run.stdout
-    .trim()
-    .split('\n')
-    .reverse()
-    .find((x) => x.startsWith('{'));
-  let r;
-  try {
-    r = JSON.parse(line);
-  } catch {
-    return { error: `no JSON line on stdout (got ${JSON.stringify(run.stdout.slice(0, 200))})` };
-  }
-  if (r.impl !== entry.impl || r.transport !== entry.transport) {
-    return { error: `reported ${r.impl}/${r.transport}, expected ${entry.impl}/${entry.transport}` };
-  }
-  if (r.roundTrips !== l.roundTrips) return { error: `reported roundTrips ${r.roundTrips}, expected ${l.roundTrips}` };
-  // A program that ignored BENCH_PAYLOAD would say nothing (64 bytes) or another size.
-  if (r.payloadBytes !== l.payload) return { error: `reported payloadBytes ${r.payloadBytes}, expected ${l.payload}` };
-  if (typeof r.seconds !== 'number' || !(r.seconds > 0)) return { error: `bad "seconds": ${r.seconds}` };
-  return { seconds: r.seconds };
 }
 
 /** Runs the selected implementations; returns { meta, results }, or null when none was selected. */
@@ -102,7 +70,7 @@ export async function measure(s) {
   const bytesPerRoundTrip = 2 * l.payload; // the payload goes there and back
   for (let rep = 1; rep <= l.repeats; rep++) {
     for (const e of active) {
-      const r = await runOnce(e, s, l);
+      const r = await runRoundTrips(e, s, l);
       if (r.error) {
         e.errors.push(r.error);
         log(`run ${rep}/${l.repeats}  ${key(e).padEnd(44)} FAILED: ${r.error}`);

@@ -40,14 +40,20 @@ const IPC_REFS = ['child_process-ipc-json', 'child_process-ipc-advanced'];
 
 const key = (e) => `pingpong/${e.impl}/${e.transport}`;
 
-async function runOnce(entry, s) {
+/**
+ * Runs one ping-pong program and checks what it reports: `roundTrips` after `warmup`, and, when
+ * `payload` is given, frames of that many bytes (BENCH_PAYLOAD). Shared with the large-message
+ * benchmark.
+ */
+export async function runRoundTrips(entry, s, { roundTrips, warmup, payload }) {
   const env = {
     ...process.env,
-    BENCH_ROUNDTRIPS: String(s.roundTrips),
-    BENCH_WARMUP: String(s.warmup),
+    BENCH_ROUNDTRIPS: String(roundTrips),
+    BENCH_WARMUP: String(warmup),
     BENCH_TIMEOUT_MS: String(s.timeoutMs),
+    ...(payload === undefined ? {} : { BENCH_PAYLOAD: String(payload) }),
   };
-  const command = [...entry.command, String(s.roundTrips), String(s.warmup)];
+  const command = [...entry.command, String(roundTrips), String(warmup)];
   const run = await runToEnd(s.root, command, { env, timeoutMs: s.timeoutMs + 5_000 });
   if (run.error) return run;
   const line = run.stdout
@@ -64,12 +70,17 @@ async function runOnce(entry, s) {
   if (r.impl !== entry.impl || r.transport !== entry.transport) {
     return { error: `reported ${r.impl}/${r.transport}, expected ${entry.impl}/${entry.transport}` };
   }
-  if (r.roundTrips !== s.roundTrips) return { error: `reported roundTrips ${r.roundTrips}, expected ${s.roundTrips}` };
+  if (r.roundTrips !== roundTrips) return { error: `reported roundTrips ${r.roundTrips}, expected ${roundTrips}` };
+  // A program that ignored BENCH_PAYLOAD would say nothing (64 bytes) or another size.
+  if (payload !== undefined && r.payloadBytes !== payload) {
+    return { error: `reported payloadBytes ${r.payloadBytes}, expected ${payload}` };
+  }
   if (typeof r.seconds !== 'number' || !(r.seconds > 0)) return { error: `bad "seconds": ${r.seconds}` };
   return { seconds: r.seconds };
 }
 
-/** Runs the selected implementations; returns { meta, results }, or null when none was selected. */
+const runOnce = (entry, s) => runRoundTrips(entry, s, { roundTrips: s.roundTrips, warmup: s.warmup });
+
 export async function measure(s) {
   const entries = IMPLEMENTATIONS.filter((e) => s.selected(key(e))).map((e) => ({
     ...e,
