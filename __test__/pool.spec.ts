@@ -41,6 +41,7 @@ import {
   Unsendable,
   Whoami,
 } from './fixtures/tasks.js';
+import { runScript } from './helpers.js';
 
 /** Each task's executions, from the log its runs append to. */
 async function executions(log: string): Promise<Map<number, number>> {
@@ -425,6 +426,18 @@ test('a script that never closes its pool still exits once idle members have lin
   script.stdout.on('data', (d) => (output += d));
   t.deepEqual(await once(script, 'exit'), [0, null]);
   t.is(output, '16\n');
+});
+
+test('workers start from a parent run as `node --input-type=module -e`, whose options they cannot share', async (t) => {
+  const { code, stdout, stderr } = await runScript(`
+    import { Pool } from './dist/index.js';
+    import { Double } from './__test__/fixtures/plain-tasks.js';
+    const pool = new Pool({ size: 1 });
+    console.log(await pool.submit(new Double(21)));
+    await pool.close();
+  `);
+  t.is(code, 0, stderr);
+  t.is(stdout, '42\n');
 });
 
 test('killing the team process with SIGKILL leaves no worker alive a second later', async (t) => {

@@ -62,7 +62,8 @@ export abstract class Recruiting implements Recruiter {
   }
 }
 
-const unshareable = /^--(inspect|debug|eval|print|test|watch|env-file|prof|cpu-prof|heap-prof|diagnostic-dir)/;
+const unshareable =
+  /^--(inspect|debug|eval|print|input-type|test|watch|env-file|prof|cpu-prof|heap-prof|diagnostic-dir)/;
 const withValue = new Set([
   '-e',
   '--eval',
