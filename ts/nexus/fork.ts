@@ -3,6 +3,7 @@
  * the worker entry, joined to the team by a socket pair on its fd 3. Node cannot clone itself
  * (V8 and libuv run threads), so "fork" starts a new process, as Python's spawn method does.
  */
+import { fileURLToPath } from 'node:url';
 import { Channel } from '../ipc/channel.js';
 import { native } from '../native.js';
 import { Crew } from './crew.js';
@@ -14,7 +15,7 @@ export const workerEntry = new URL('./worker.js', import.meta.url);
 
 export class Fork extends Recruiting {
   deploy(_team: Team): Crew {
-    const { pid, channel } = native.spawn(process.execPath, [...this.execArgv, workerPath()]);
+    const { pid, channel } = native.spawn(process.execPath, [...this.execArgv, fileURLToPath(workerEntry)]);
     let exit: { code: number | null; signal: number | null } | null = null;
     return new Crew(pid, new Channel(channel), {
       kill: () => {
@@ -34,10 +35,6 @@ export class Fork extends Recruiting {
       },
     });
   }
-}
-
-function workerPath(): string {
-  return decodeURIComponent(workerEntry.pathname);
 }
 
 /** pyre's `fork()`: the fork recruiter's class. */
