@@ -3,7 +3,7 @@
  * prints a summary with the first aborted tasks and why.
  */
 import { Fork } from './nexus/fork.js';
-import { type Counts, Pool, type WorkplanReport } from './nexus/pool.js';
+import { type Counts, type Outcome, Pool, type WorkplanReport } from './nexus/pool.js';
 import type { Task } from './nexus/task.js';
 import { Threads } from './nexus/threads.js';
 
@@ -25,12 +25,18 @@ export async function runWorkplan(workplan: unknown, settings: RunSettings): Pro
   const started = performance.now();
   let submitted = 0;
   pool.on('queued', () => submitted++);
+  // The report keeps counts only, so that a workplan of millions needs no memory per task; the
+  // first aborted tasks are kept for the summary.
+  const aborted: Outcome[] = [];
+  pool.on('aborted', (outcome: Outcome) => {
+    if (aborted.length < 10) aborted.push(outcome);
+  });
   const draw = () => process.stderr.write(`\r${bar(pool.counts, submitted, started)}\x1b[K`);
   const ticker = showBar ? setInterval(draw, 100) : null;
   let report: WorkplanReport;
   let failure: Error | null = null;
   try {
-    report = await pool.assemble(workplan as Iterable<Task>);
+    report = await pool.assemble(workplan as Iterable<Task>, { keep: false });
   } catch (error) {
     failure = error as Error;
     report = (error as { report?: WorkplanReport }).report ?? { outcomes: [], completed: 0, aborted: 0, seconds: 0 };
@@ -43,7 +49,7 @@ export async function runWorkplan(workplan: unknown, settings: RunSettings): Pro
     await pool.close();
   }
   process.stdout.write(`${summary(report, pool.counts.failed)}\n`);
-  for (const outcome of report.outcomes.filter((o) => o?.error !== undefined).slice(0, 10)) {
+  for (const outcome of aborted) {
     const name = (outcome.task as object).constructor.name;
     process.stdout.write(`  task #${outcome.index} (${name}): ${outcome.error?.name}: ${outcome.error?.message}\n`);
   }
@@ -65,7 +71,7 @@ export function bar(counts: Counts, submitted: number, since: number): string {
 }
 
 function summary(report: WorkplanReport, retried: number): string {
-  const total = report.outcomes.length;
+  const total = report.completed + report.aborted;
   const rate = report.seconds > 0 ? ` (${Math.round(total / report.seconds)} tasks/s)` : '';
   return (
     `${total} tasks: ${report.completed} completed, ${report.aborted} aborted, ` +
