@@ -172,7 +172,7 @@ test('the hybrid marshaler gives every value back exactly: JSON for plain data, 
     new Map([[1, 2]]),
     new Set(['a']),
     Buffer.from([1, 2]),
-    [1, , 3],
+    Object.assign(new Array(3), { 0: 1, 2: 3 }), // a hole, which JSON would fill with null
     { a: undefined },
     { when: new Date(5) },
     [new Uint8Array([9])],
