@@ -574,6 +574,7 @@ export class Pool extends EventEmitter implements Team {
     if (job.state === 'running' && member !== null) {
       const at = member.jobs.indexOf(job.id);
       member.jobs.splice(at, 1);
+      if (at > 0) job.attempts--; // it waited behind another task: it never started
       this.#settle(job, TaskStatus.aborted, reason);
       if (at === 0) this.#lose(member, 'was stopped for a cancelled task', false);
       else {
