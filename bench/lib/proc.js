@@ -71,13 +71,14 @@ export function runToEnd(root, command, { env = process.env, timeoutMs }) {
 }
 
 /**
- * Starts a server that prints its TCP port as the first line on stdout. Resolves with
- * { port, pid, stop } once that line is read, or { error } if the server exits, prints something else
- * or says nothing within `timeoutMs` (the process group is killed in every such case).
- * stop() sends SIGTERM and resolves once the server is gone, with { error } if it did not exit
- * cleanly (status 0 or by the SIGTERM itself) within `stopMs`; it is then killed.
+ * Starts a long-running child and waits for the first line it prints on stdout. Resolves with
+ * { child, first, output, terminate } once that line is read, or { error } if the child exits or
+ * says nothing within `timeoutMs` (its process group is then killed). `output()` is everything
+ * it printed so far; terminate() sends SIGTERM (to the child itself, not its group: its own
+ * shutdown is part of the contract), kills the group after `stopMs`, and resolves with
+ * { exited, hung, early } once the child is gone.
  */
-export function startServer(root, command, { env = process.env, timeoutMs, stopMs = 10_000 }) {
+function launch(root, command, { env, timeoutMs, stopMs }) {
   return new Promise((done) => {
     const child = start(root, command, env);
     let exited = null; // { code, signal } once the process is gone
@@ -89,112 +90,34 @@ export function startServer(root, command, { env = process.env, timeoutMs, stopM
         settle();
       }),
     );
-    let first = '';
-    let ready = false;
-    const fail = (error) => {
-      clearTimeout(timer);
-      killGroup(child);
-      done({ error, stderr: () => tail(child.stderrText) });
-    };
-    const timer = setTimeout(() => fail(`printed no port within ${timeoutMs} ms`), timeoutMs);
-    child.on('error', (err) => fail(`cannot start: ${err.message}`));
-    child.on('exit', (code, signal) => {
-      if (ready) return;
-      const why = tail(child.stderrText);
-      fail(`exited with ${signal ?? code} before printing its port${why ? `: ${why}` : ''}`);
-    });
-    child.stdout.on('data', (d) => {
-      if (ready) return; // anything after the port line is ignored, but still read off the pipe
-      first += d;
-      const nl = first.indexOf('\n');
-      if (nl < 0) return;
-      ready = true;
-      clearTimeout(timer);
-      const port = Number(first.slice(0, nl).trim());
-      if (!Number.isInteger(port) || port < 1 || port > 65535) {
-        return fail(`first line on stdout is not a port: ${JSON.stringify(first.slice(0, nl))}`);
-      }
-      done({ port, pid: child.pid, stderr: () => tail(child.stderrText), stop });
-    });
-
-    async function stop() {
-      const early = exited !== null;
-      let hung = false;
-      if (!early) {
-        try {
-          child.kill('SIGTERM'); // the server itself, not its group: its own shutdown is part of the contract
-        } catch {}
-        const killer = setTimeout(() => {
-          hung = true;
-          killGroup(child);
-        }, stopMs);
-        await exit;
-        clearTimeout(killer);
-      }
-      const { code, signal } = exited;
-      const why = tail(child.stderrText);
-      const says = why ? `: ${why}` : '';
-      if (hung) return { error: `server did not exit within ${stopMs} ms of SIGTERM and was killed${says}` };
-      if (early) return { error: `server had already exited with ${signal ?? code}${says}` };
-      if (code === 0 || signal === 'SIGTERM') return {};
-      return { error: `server ended with ${signal ?? code} after SIGTERM${says}` };
-    }
-  });
-}
-
-/**
- * Starts a helper that prints one JSON line on stdout once it is ready and then runs until
- * SIGTERM (bench/native/idle-conns.c). Resolves with { ready, pid, stop } once that line is read
- * (`ready` is the parsed line), or { error } if it exits, prints something else or says nothing
- * within `timeoutMs` (its process group is then killed). stop() sends SIGTERM and resolves with
- * { last } (the last JSON line it printed, parsed) once it has exited 0 within `stopMs`, or
- * { error } otherwise.
- */
-export function startHelper(root, command, { env = process.env, timeoutMs, stopMs = 10_000 }) {
-  return new Promise((done) => {
-    const child = start(root, command, env);
     let stdout = '';
     let ready = false;
-    let exited = null;
-    const exit = new Promise((settle) =>
-      child.on('exit', (code, signal) => {
-        exited = { code, signal };
-        killGroup(child);
-        live.delete(child);
-        settle();
-      }),
-    );
     const fail = (error) => {
       clearTimeout(timer);
       killGroup(child);
       done({ error });
     };
-    const timer = setTimeout(() => fail(`was not ready within ${timeoutMs} ms`), timeoutMs);
+    const timer = setTimeout(() => fail(`printed nothing within ${timeoutMs} ms`), timeoutMs);
     child.on('error', (err) => fail(`cannot start: ${err.message}`));
     child.on('exit', (code, signal) => {
       if (ready) return;
       const why = tail(child.stderrText);
-      fail(`exited with ${signal ?? code} before it was ready${why ? `: ${why}` : ''}`);
+      fail(`exited with ${signal ?? code} before its first line${why ? `: ${why}` : ''}`);
     });
     child.stdout.on('data', (d) => {
-      stdout += d;
+      stdout += d; // read off the pipe even after the first line, so the child never blocks
       if (ready) return;
       const nl = stdout.indexOf('\n');
       if (nl < 0) return;
       ready = true;
       clearTimeout(timer);
-      let line;
-      try {
-        line = JSON.parse(stdout.slice(0, nl));
-      } catch {
-        return fail(`first line on stdout is not JSON: ${JSON.stringify(stdout.slice(0, nl))}`);
-      }
-      done({ ready: line, pid: child.pid, stop });
+      done({ child, first: stdout.slice(0, nl), output: () => stdout, terminate });
     });
 
-    async function stop() {
+    async function terminate() {
+      const early = exited !== null;
       let hung = false;
-      if (exited === null) {
+      if (!early) {
         try {
           child.kill('SIGTERM');
         } catch {}
@@ -205,15 +128,71 @@ export function startHelper(root, command, { env = process.env, timeoutMs, stopM
         await exit;
         clearTimeout(killer);
       }
-      const why = tail(child.stderrText);
-      if (hung) return { error: `did not exit within ${stopMs} ms of SIGTERM and was killed` };
-      if (exited.code !== 0) return { error: `exited with ${exited.signal ?? exited.code}${why ? `: ${why}` : ''}` };
-      const lines = stdout.trim().split('\n');
-      try {
-        return { last: JSON.parse(lines.at(-1)) };
-      } catch {
-        return { error: `last line on stdout is not JSON: ${JSON.stringify(lines.at(-1))}` };
-      }
+      return { exited, hung, early };
     }
   });
+}
+
+/**
+ * Starts a server that prints its TCP port as the first line on stdout. Resolves with
+ * { port, pid, stop } once that line is read, or { error } if the server exits, prints something else
+ * or says nothing within `timeoutMs` (the process group is killed in every such case).
+ * stop() sends SIGTERM and resolves once the server is gone, with { error } if it did not exit
+ * cleanly (status 0 or by the SIGTERM itself) within `stopMs`; it is then killed.
+ */
+export async function startServer(root, command, { env = process.env, timeoutMs, stopMs = 10_000 }) {
+  const launched = await launch(root, command, { env, timeoutMs, stopMs });
+  if (launched.error) return { error: launched.error.replace('its first line', 'printing its port') };
+  const { child, first, terminate } = launched;
+  const stderr = () => tail(child.stderrText);
+  const port = Number(first.trim());
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    await terminate();
+    return { error: `first line on stdout is not a port: ${JSON.stringify(first)}`, stderr };
+  }
+  const stop = async () => {
+    const { exited, hung, early } = await terminate();
+    const { code, signal } = exited;
+    const why = stderr();
+    const says = why ? `: ${why}` : '';
+    if (hung) return { error: `server did not exit within ${stopMs} ms of SIGTERM and was killed${says}` };
+    if (early) return { error: `server had already exited with ${signal ?? code}${says}` };
+    if (code === 0 || signal === 'SIGTERM') return {};
+    return { error: `server ended with ${signal ?? code} after SIGTERM${says}` };
+  };
+  return { port, pid: child.pid, stderr, stop };
+}
+
+/**
+ * Starts a helper that prints one JSON line on stdout once it is ready and then runs until
+ * SIGTERM (bench/native/idle-conns.c). Resolves with { ready, pid, stop } once that line is read
+ * (`ready` is the parsed line), or { error } if it exits, prints something else or says nothing
+ * within `timeoutMs` (its process group is then killed). stop() sends SIGTERM and resolves with
+ * { last } (the last JSON line it printed, parsed) once it has exited 0 within `stopMs`, or
+ * { error } otherwise.
+ */
+export async function startHelper(root, command, { env = process.env, timeoutMs, stopMs = 10_000 }) {
+  const launched = await launch(root, command, { env, timeoutMs, stopMs });
+  if (launched.error) return { error: launched.error.replace('its first line', 'it was ready') };
+  const { child, first, output, terminate } = launched;
+  let ready;
+  try {
+    ready = JSON.parse(first);
+  } catch {
+    await terminate();
+    return { error: `first line on stdout is not JSON: ${JSON.stringify(first)}` };
+  }
+  const stop = async () => {
+    const { exited, hung } = await terminate();
+    const why = tail(child.stderrText);
+    if (hung) return { error: `did not exit within ${stopMs} ms of SIGTERM and was killed` };
+    if (exited.code !== 0) return { error: `exited with ${exited.signal ?? exited.code}${why ? `: ${why}` : ''}` };
+    const lines = output().trim().split('\n');
+    try {
+      return { last: JSON.parse(lines.at(-1)) };
+    } catch {
+      return { error: `last line on stdout is not JSON: ${JSON.stringify(lines.at(-1))}` };
+    }
+  };
+  return { ready, pid: child.pid, stop };
 }
