@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { envInt } from '../peers/common.js';
-import { runRoundTrips } from './pingpong.js';
+import { roundTripRecord, runRoundTrips } from './pingpong.js';
 import { barChart, fmtInt, fmtRatio, fmtUs, log, printTable, summarise } from './report.js';
 
 const NATIVE_SRC = 'bench/native/pingpong.c';
@@ -106,19 +106,9 @@ export async function measure(s) {
     bytesCounted: 'payload bytes both ways: 2 × payload per round trip (frame headers not counted)',
   };
   const results = [...ok, ...entries.filter((e) => e.status !== 'ok')].map((e) => ({
-    impl: e.impl,
-    transport: e.transport,
-    command: e.command,
-    status: e.status,
-    note: e.note,
-    samplesSeconds: e.samples,
-    bestSeconds: e.bestSeconds ?? null,
-    medianSeconds: e.medianSeconds ?? null,
-    roundTripsPerSec: e.roundTripsPerSec ?? null,
-    medianRoundTripsPerSec: e.medianRoundTripsPerSec ?? null,
+    ...roundTripRecord(e),
     bytesPerSec: e.bytesPerSec ?? null,
     medianBytesPerSec: e.medianBytesPerSec ?? null,
-    usPerRoundTrip: e.usPerRoundTrip ?? null,
     vsNative: e.vsNative ?? null,
     medianVsNative: e.medianVsNative ?? null,
   }));

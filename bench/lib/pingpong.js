@@ -79,6 +79,23 @@ export async function runRoundTrips(entry, s, { roundTrips, warmup, payload }) {
   return { seconds: r.seconds };
 }
 
+/** The fields every round-trip benchmark records per entry (shared with the large-message one). */
+export function roundTripRecord(e) {
+  return {
+    impl: e.impl,
+    transport: e.transport,
+    command: e.command,
+    status: e.status,
+    note: e.note,
+    samplesSeconds: e.samples,
+    bestSeconds: e.bestSeconds ?? null,
+    medianSeconds: e.medianSeconds ?? null,
+    roundTripsPerSec: e.roundTripsPerSec ?? null,
+    medianRoundTripsPerSec: e.medianRoundTripsPerSec ?? null,
+    usPerRoundTrip: e.usPerRoundTrip ?? null,
+  };
+}
+
 const runOnce = (entry, s) => runRoundTrips(entry, s, { roundTrips: s.roundTrips, warmup: s.warmup });
 
 export async function measure(s) {
@@ -146,17 +163,7 @@ export async function measure(s) {
     framing: '4-byte little-endian length + payload (native, node-net); Node IPC framing for child_process',
   };
   const results = [...ok, ...entries.filter((e) => e.status !== 'ok')].map((e) => ({
-    impl: e.impl,
-    transport: e.transport,
-    command: e.command,
-    status: e.status,
-    note: e.note,
-    samplesSeconds: e.samples,
-    bestSeconds: e.bestSeconds ?? null,
-    medianSeconds: e.medianSeconds ?? null,
-    roundTripsPerSec: e.roundTripsPerSec ?? null,
-    medianRoundTripsPerSec: e.medianRoundTripsPerSec ?? null,
-    usPerRoundTrip: e.usPerRoundTrip ?? null,
+    ...roundTripRecord(e),
     nativeRef: e.nativeRef ?? null,
     vsNative: e.vsNative ?? null,
     vsIpc: e.vsIpc ?? null,
