@@ -55,7 +55,9 @@ export class Crew {
     readonly id: number,
     readonly channel: Channel,
     readonly enlistment: Enlistment,
-  ) {}
+  ) {
+    channel.outputBound = UNBOUNDED;
+  }
 
   /**
    * The worker side of a member, for recruiters of your own: run it wherever the member lives,
@@ -70,10 +72,18 @@ export class Crew {
 const marshaler = new HybridMarshaler();
 
 /**
+ * The output bound of crew channels. What is in flight is already bounded by the pool's
+ * `pipeline`, so a busy peer that stops reading for a while must not make a send fail: large
+ * task states or results would otherwise exceed the default 1 MiB and cost the member its life.
+ */
+const UNBOUNDED = 0xffffffff;
+
+/**
  * The worker side: says it is ready, then runs the tasks it receives until the team closes the
  * channel. Resolves when the channel has ended.
  */
 export async function work(channel: Channel, id: number): Promise<void> {
+  channel.outputBound = UNBOUNDED;
   const dispatcher = new Dispatcher();
   const queue: Assignment[] = [];
   const cancelled = new Set<number>();
