@@ -86,7 +86,6 @@ export async function work(channel: Channel, id: number): Promise<void> {
   channel.outputBound = UNBOUNDED;
   const dispatcher = new Dispatcher();
   const queue: Assignment[] = [];
-  const cancelled = new Set<number>();
   let reports: Report[] = [];
   let running = false;
   let lastFlush = performance.now();
@@ -103,7 +102,6 @@ export async function work(channel: Channel, id: number): Promise<void> {
   const run = (): void => {
     running = true;
     for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-      if (cancelled.delete(next[0])) continue;
       const report = execute(next, channel);
       if (report instanceof Promise) {
         void report.then((done) => {
@@ -132,7 +130,11 @@ export async function work(channel: Channel, id: number): Promise<void> {
           const [module, name] = classes[at] as [string, string];
           queue.push([id, module, name, state]);
         }
-      } else if (kind === CANCEL) cancelled.add(body as number);
+      } else if (kind === CANCEL) {
+        // Only a task still waiting here can be skipped; one already run is reported anyway.
+        const at = queue.findIndex(([id]) => id === body);
+        if (at !== -1) queue.splice(at, 1);
+      }
     }
     if (channel.atEnd) {
       dispatcher.stop();
