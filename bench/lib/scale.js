@@ -226,16 +226,22 @@ async function idleCpu(e, l, s, ticksPerSec) {
       await helper.stop();
       return { error: `after 30 s the server had ${accepted.fds - fdsBefore} of ${l.cpuIdle} more descriptors` };
     }
-    // A freshly started Node keeps working for some seconds (JIT, GC, module caches): measured
-    // 2 s after accepting, pyre-nexus showed 1.3% of a core, most of it such start-up work.
+    // A freshly started Node is not idle yet: some 8 s after start-up V8's memory reducer runs
+    // compacting GCs, in the main isolate and in the loader thread's one (tsx), seen with
+    // --trace-gc. So two windows are measured back to back: the first (5 s after accepting)
+    // holds that one-off work, the second is the idle cost the target is about.
     await sleep(5_000);
-    const c0 = cpuTicks(server.pid);
-    const t0 = performance.now();
-    await sleep(l.cpuSeconds * 1000);
-    const c1 = cpuTicks(server.pid);
-    const wall = (performance.now() - t0) / 1000;
-    const cpuSeconds = (c1 - c0) / ticksPerSec;
-    result = { connections: l.cpuIdle, wallSeconds: wall, cpuSeconds, share: cpuSeconds / wall, rss: rss(server.pid) };
+    const window = async () => {
+      const c0 = cpuTicks(server.pid);
+      const t0 = performance.now();
+      await sleep(l.cpuSeconds * 1000);
+      const cpuSeconds = (cpuTicks(server.pid) - c0) / ticksPerSec;
+      const wallSeconds = (performance.now() - t0) / 1000;
+      return { cpuSeconds, wallSeconds, share: cpuSeconds / wallSeconds };
+    };
+    const first = await window();
+    const steady = await window();
+    result = { connections: l.cpuIdle, ...steady, first, rss: rss(server.pid) };
     const closed = await closeIdle(helper);
     if (closed) result = { error: closed };
   } finally {
@@ -309,7 +315,8 @@ export async function measure(s) {
     } else {
       log(
         `idle CPU  ${key(e)}: ${e.cpu.cpuSeconds.toFixed(2)} s of CPU in ${e.cpu.wallSeconds.toFixed(1)} s with ` +
-          `${fmtInt(e.cpu.connections)} idle connections = ${(e.cpu.share * 100).toFixed(2)}% of a core`,
+          `${fmtInt(e.cpu.connections)} idle connections = ${(e.cpu.share * 100).toFixed(2)}% of a core ` +
+          `(the window before: ${(e.cpu.first.share * 100).toFixed(2)}%)`,
       );
     }
   }
@@ -445,18 +452,21 @@ export function markdown({ meta, results }) {
     '',
     `### Idle CPU, ${fmtInt(meta.cpuIdle)} idle connections`,
     '',
-    '| Server | CPU time over the interval | Interval | Share of one core |',
-    '|---|--:|--:|--:|',
+    '| Server | First window: CPU time | Share of one core | Second window: CPU time | Share of one core |',
+    '|---|--:|--:|--:|--:|',
     ...ok
       .filter((e) => e.idleCpu && !e.idleCpu.error)
-      .map(
-        (e) =>
-          `| ${name(e)} | ${(e.idleCpu.cpuSeconds * 1000).toFixed(0)} ms | ${e.idleCpu.wallSeconds.toFixed(1)} s | ${fmtPct(e.idleCpu.share)} |`,
-      ),
+      .map((e) => {
+        const { first, cpuSeconds, share } = e.idleCpu;
+        const ms = (x) => `${(x * 1000).toFixed(0)} ms`;
+        return `| ${name(e)} | ${ms(first.cpuSeconds)} | ${fmtPct(first.share)} | ${ms(cpuSeconds)} | ${fmtPct(share)} |`;
+      }),
     '',
     `A fresh server, ${fmtInt(meta.cpuIdle)} idle connections opened and accepted, 5 s to settle, then utime + ` +
-      `stime from \`/proc/<pid>/stat\` (every thread) over ${meta.cpuSeconds} s; one measurement per server, ` +
-      'clock-tick resolution (10 ms).',
+      `stime from \`/proc/<pid>/stat\` (every thread) over two back-to-back windows of ${meta.cpuSeconds} s; one ` +
+      'measurement per server, clock-tick resolution (10 ms). The first window holds the last of start-up: about ' +
+      "8 s after start V8's memory reducer runs compacting GCs (seen with `--trace-gc`, in the main isolate and in " +
+      "tsx's loader thread). The second window is the idle cost, and the target is judged on it.",
     '',
     '### Issue 5 targets',
     '',
