@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import {
@@ -34,10 +34,12 @@ import {
   Crash,
   Explode,
   Garbage,
+  Gated,
   Hang,
   Homeless,
   Later,
   Lost,
+  openGate,
   Square,
   Unsendable,
   Whoami,
@@ -176,6 +178,53 @@ test('a recruiter of your own: members in this thread, running Crew.work on the 
     (await the.assemble([new Square(3), new Later('own')])).outcomes.map((o) => o.result),
     [9, 'OWN'],
   );
+  await the.close();
+});
+
+test('no more members start at once than there are CPUs; the next are recruited as those report ready', async (t) => {
+  const cpus = availableParallelism();
+  const size = cpus + 2;
+  const starting: (() => void)[] = []; // deployed members, not started yet
+  let deployed = 0;
+  let mostAtOnce = 0;
+  class OnCue implements Recruiter {
+    recruit(team: Team) {
+      return Array.from({ length: team.vacancies() }, () => this.deploy());
+    }
+    deploy() {
+      const [ours, theirs] = pipe();
+      let ended: { code: number } | null = null;
+      const id = ++deployed;
+      starting.push(() => {
+        void Crew.work(theirs, id).then(() => {
+          theirs.close();
+          ended = { code: 0 };
+        });
+      });
+      mostAtOnce = Math.max(mostAtOnce, starting.length);
+      return new Crew(id, ours, { kill: () => theirs.abort(), exited: () => ended });
+    }
+    async dismiss(_team: Team, member: Crew) {
+      member.channel.close();
+      while (member.enlistment.exited() === null) await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  const the = new Pool({ size, recruiter: new OnCue() });
+  const plan = the.assemble(Array.from({ length: size }, (_, n) => new Gated(n)));
+  t.is(deployed, cpus, 'the first recruitment stops at one member per CPU');
+  while (deployed < size) {
+    const recruited = once(the, 'recruited');
+    starting.shift()?.();
+    await recruited; // the pool recruits the next member in the same turn, before this resumes
+  }
+  t.is(mostAtOnce, cpus);
+  for (const start of starting.splice(0)) start();
+  openGate();
+  t.deepEqual(
+    (await plan).outcomes.map((o) => o.result),
+    Array.from({ length: size }, (_, n) => n),
+  );
+  t.is(deployed, size);
   await the.close();
 });
 
