@@ -474,6 +474,8 @@ export class Pool extends EventEmitter implements Team {
     const [kind, body] = Array.isArray(message) ? message : [];
     if (kind === REPORTS && Array.isArray(body)) {
       for (const report of body) this.#report(member, report as Report);
+      // The next task started about when these reports were sent: the clock is read once a frame.
+      member.headStart = performance.now();
     } else if (kind === STARTED) {
       // The task's module is imported: its time starts now.
       if (member.jobs[0] === body) member.headStart = performance.now();
@@ -496,7 +498,6 @@ export class Pool extends EventEmitter implements Team {
     // A task cancelled after it was sent: its report is no longer wanted.
     if (at === -1 || job === undefined) return;
     member.jobs.splice(at, 1);
-    member.headStart = performance.now();
     this.#observe(ms);
     if (status === TaskStatus.completed) {
       this.#settle(job, TaskStatus.completed, value);

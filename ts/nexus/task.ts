@@ -76,7 +76,16 @@ export function describe(task: unknown): TaskDescription {
   if (!isTaskLike(task)) {
     throw new TypeError(`a workplan holds Task instances, got ${kind(task)}`);
   }
-  const Class = (task as object).constructor as typeof Task;
+  const { module, name } = whereIs((task as object).constructor as typeof Task);
+  return { module, name, state: { ...(task as object) } };
+}
+
+// Each class is looked up once: with many small tasks, checking it per task was measurable.
+const addresses = new WeakMap<typeof Task, { module: string; name: string }>();
+
+function whereIs(Class: typeof Task): { module: string; name: string } {
+  let address = addresses.get(Class);
+  if (address !== undefined) return address;
   const module = Object.hasOwn(Class, 'module') ? Class.module : undefined;
   if (typeof module !== 'string' || module === '') {
     throw new TypeError(
@@ -87,7 +96,9 @@ export function describe(task: unknown): TaskDescription {
   if (typeof name !== 'string' || name === '') {
     throw new TypeError(`task class in ${module} has no name: give it \`static exportName\``);
   }
-  return { module, name, state: { ...(task as object) } };
+  address = { module, name };
+  addresses.set(Class, address);
+  return address;
 }
 
 /**
