@@ -187,6 +187,40 @@ test('output the kernel does not take is buffered up to the bound, then delivere
   t.true(Buffer.concat(received).equals(data));
 });
 
+test('received frames own their bytes: small and large, across slabs, while more arrive', async (t) => {
+  // Sizes from empty to well past the 8 KiB slab, each payload filled with its own byte.
+  const sizes = Array.from({ length: 600 }, (_, i) => (i % 50 === 49 ? 20_000 + i : (i * 37) % 1500));
+  const expected = (i: number) => Buffer.alloc(sizes[i] as number, i % 251);
+  const scribble = (i: number) => (i * 7 + 3) % 256;
+  const [a, b] = pipe();
+  a.outputBound = 64 * 1024 * 1024;
+  sizes.forEach((_, i) => {
+    a.sendFrame(expected(i));
+  });
+  const kept: Buffer[] = [];
+  const damaged: number[] = [];
+  const dispatcher = new Dispatcher();
+  // What the socket did not take goes out as it drains.
+  dispatcher.whenWriteReady(a, (ch) => ch.pendingOutput > 0);
+  dispatcher.whenReadReady(b, (ch) => {
+    for (let frame = ch.recvFrame(); frame !== null; frame = ch.recvFrame()) {
+      if (!frame.equals(expected(kept.length))) damaged.push(kept.length);
+      // The receiver scribbles on what it got, each frame its own byte: no other may see it.
+      frame.fill(scribble(kept.length));
+      kept.push(frame);
+    }
+    return kept.length < sizes.length;
+  });
+  await dispatcher.watch();
+  t.deepEqual(damaged, [], 'frames that arrived with the wrong bytes');
+  t.deepEqual(
+    kept.map((frame) => frame.length),
+    sizes,
+  );
+  const overwritten = kept.findIndex((frame, i) => frame.some((byte) => byte !== scribble(i)));
+  t.is(overwritten, -1, `frame ${overwritten} changed after it was received`);
+});
+
 test('using a closed channel, or a listener as a stream, is a clear error', (t) => {
   const [a] = pipe();
   a.close();

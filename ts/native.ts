@@ -16,7 +16,7 @@ export interface NativeChannel {
   read(buffer: Buffer): number | null;
   write(buffer: Buffer): number;
   sendFrame(payload: Buffer): void;
-  recvFrame(): Buffer | null;
+  recvFrameInto(slab: Buffer, offset: number): number | Buffer;
   accept(): NativeChannel | null;
   close(): void;
   abort(): void;

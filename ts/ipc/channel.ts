@@ -1,6 +1,13 @@
 import { translate } from '../errors.js';
 import { type NativeChannel, native } from '../native.js';
 
+// The slab that received frames are copied into (see Channel.recvFrame): Node's pool size, so
+// that a payload kept for long pins no more memory than a pooled Buffer does.
+const SLAB = 8 * 1024;
+const SLAB_ROOM = 1024; // less room than this left: the next frame starts a new slab
+let slab = Buffer.allocUnsafeSlow(SLAB);
+let used = 0;
+
 function rethrow(error: unknown): never {
   throw translate(error);
 }
@@ -102,13 +109,27 @@ export class Channel {
     }
   }
 
-  /** The next whole frame's payload, or null if none has arrived whole yet. */
+  /**
+   * The next whole frame's payload, or null if none has arrived whole yet. Small payloads are
+   * views of a shared slab, as Node's pooled Buffers are: each owns its bytes, `.buffer` is the
+   * slab.
+   */
   recvFrame(): Buffer | null {
+    if (slab.length - used < SLAB_ROOM) {
+      slab = Buffer.allocUnsafeSlow(SLAB);
+      used = 0;
+    }
+    let got: number | Buffer;
     try {
-      return this.native.recvFrame();
+      got = this.native.recvFrameInto(slab, used);
     } catch (e) {
       rethrow(e);
     }
+    if (typeof got !== 'number') return got;
+    if (got < 0) return null;
+    const payload = slab.subarray(used, used + got);
+    used = (used + got + 7) & ~7; // aligned, as Node's pool does
+    return payload;
   }
 
   /** Takes the next connection waiting on a listening channel, or null if none is waiting. */
