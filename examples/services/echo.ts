@@ -7,9 +7,9 @@ export class EchoServer extends Server {
   readonly #buffer = Buffer.allocUnsafe(64 * 1024);
 
   override process(channel: Channel): boolean {
-    // Read until the socket is empty, unless the peer is not taking its echoes: then the
-    // server pauses this conversation until they have gone out.
-    while (channel.pendingOutput < this.highWater) {
+    // Called only while the peer takes its echoes (the server pauses it otherwise), so read until
+    // the socket is empty, unless the echoes pile up again.
+    do {
       const length = channel.read(this.#buffer);
       if (length === null) return true;
       if (length === 0) {
@@ -17,7 +17,9 @@ export class EchoServer extends Server {
         return false;
       }
       this.reply(channel, this.#buffer.subarray(0, length));
-    }
+      // A short read emptied the socket: asking again would only hear "nothing there".
+      if (length < this.#buffer.length) return true;
+    } while (channel.pendingOutput < this.highWater);
     return true;
   }
 }

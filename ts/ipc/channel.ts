@@ -20,9 +20,14 @@ export class Channel {
   /** @internal */
   readonly native: NativeChannel;
 
+  // Kept here, not asked of the addon: only close() and abort() close a channel, and a server
+  // asks after every request.
+  #closed: boolean;
+
   /** @internal Channels are made by {@link pipe}, {@link port}, {@link tcp} and {@link adopt}. */
   constructor(handle: NativeChannel) {
     this.native = handle;
+    this.#closed = handle.closed;
   }
 
   /** The file descriptor, or null once closed. */
@@ -37,7 +42,7 @@ export class Channel {
 
   /** Whether this side has closed the channel. */
   get closed(): boolean {
-    return this.native.closed;
+    return this.#closed;
   }
 
   /** Whether the peer has closed its end: everything it sent has been read. */
@@ -147,6 +152,7 @@ export class Channel {
    * dispatcher watches the channel. Closing twice is harmless.
    */
   close(): void {
+    this.#closed = true;
     this.native.close();
   }
 
@@ -155,6 +161,7 @@ export class Channel {
    * stopped reading, whose output {@link close} would otherwise keep waiting to deliver.
    */
   abort(): void {
+    this.#closed = true;
     this.native.abort();
   }
 }
