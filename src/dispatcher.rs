@@ -6,7 +6,7 @@
 //! re-runs turns while handlers leave their channels ready (level-triggered semantics without a
 //! busy loop: libuv still runs timers and I/O between turns), and one timer serves the alarms.
 
-use crate::channel::Channel;
+use crate::channel::Handle;
 use crate::error::{throw, OrThrow};
 use crate::uv;
 use napi::bindgen_prelude::*;
@@ -94,7 +94,7 @@ impl Dispatcher {
     /// Calls `handler()` whenever `channel` is ready: `kind` 0 for reading, 1 for writing,
     /// 2 for exceptions. A truthy return keeps it registered. Returns the handler's id.
     #[napi(catch_unwind)]
-    pub fn when(&self, env: Env, channel: &Channel, kind: u32, handler: JsFunction) -> Result<f64> {
+    pub fn when(&self, env: Env, channel: Handle, kind: u32, handler: JsFunction) -> Result<f64> {
         let Some(readiness) = readiness(kind) else {
             return Err(throw(
                 &env,
@@ -108,7 +108,7 @@ impl Dispatcher {
             .inner
             .core
             .borrow_mut()
-            .when(&channel.inner, readiness, handler);
+            .when(&channel, readiness, handler);
         match registered {
             Ok(id) => {
                 self.inner.schedule();

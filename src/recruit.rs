@@ -1,7 +1,7 @@
 //! Recruiting: `spawn` a worker process joined by a socket pair on its fd 3, `pair` for a worker
 //! thread, `reap` and `kill` by pid.
 
-use crate::channel::Channel;
+use crate::channel::handle;
 use crate::error::OrThrow;
 use napi::bindgen_prelude::*;
 use napi::{Env, JsObject};
@@ -9,25 +9,28 @@ use napi_derive::napi;
 use pyre_nexus_core::recruit::{self, Exit};
 
 /// Starts `program` with `args`, its channel on fd 3: `{ pid, channel }`.
-#[napi(catch_unwind, ts_return_type = "{ pid: number; channel: Channel }")]
+#[napi(
+    catch_unwind,
+    ts_return_type = "{ pid: number; channel: ExternalObject<unknown> }"
+)]
 pub fn spawn(env: Env, program: String, args: Vec<String>) -> Result<JsObject> {
     let recruit = recruit::spawn(&program, &args).or_throw(&env)?;
     let mut result = env.create_object()?;
     result.set("pid", recruit.pid)?;
-    result.set(
-        "channel",
-        Channel::wrap(recruit.channel).into_instance(env)?,
-    )?;
+    result.set("channel", handle(recruit.channel))?;
     Ok(result)
 }
 
 /// A socket pair for a worker thread: `{ fd, channel }`; the thread adopts `fd`.
-#[napi(catch_unwind, ts_return_type = "{ fd: number; channel: Channel }")]
+#[napi(
+    catch_unwind,
+    ts_return_type = "{ fd: number; channel: ExternalObject<unknown> }"
+)]
 pub fn pair(env: Env) -> Result<JsObject> {
     let (channel, fd) = recruit::pair().or_throw(&env)?;
     let mut result = env.create_object()?;
     result.set("fd", fd)?;
-    result.set("channel", Channel::wrap(channel).into_instance(env)?)?;
+    result.set("channel", handle(channel))?;
     Ok(result)
 }
 

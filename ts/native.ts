@@ -2,31 +2,14 @@
 import { createRequire } from 'node:module';
 import { UnsupportedPlatformError } from './errors.js';
 
-/** The native channel, as the binding exports it. */
-export interface NativeChannel {
-  readonly fd: number | null;
-  readonly kind: string;
-  readonly closed: boolean;
-  readonly atEnd: boolean;
-  readonly localAddress: string | null;
-  readonly peerAddress: string | null;
-  readonly pendingOutput: number;
-  setMaxFrame(max: number): void;
-  setOutputBound(bound: number): void;
-  read(buffer: Buffer): number | null;
-  write(buffer: Buffer): number;
-  sendFrame(payload: Buffer): void;
-  recvFrameInto(slab: Buffer, offset: number): number | Buffer;
-  accept(): NativeChannel | null;
-  close(): void;
-  abort(): void;
-}
+/** A native channel: an opaque handle that the binding's `channel*` functions take first. */
+export type ChannelHandle = { readonly __nexusChannel: unique symbol };
 
 /** The native dispatcher. */
 export interface NativeDispatcher {
   readonly handlerCount: number;
   readonly watching: boolean;
-  when(channel: NativeChannel, kind: number, handler: () => unknown): number;
+  when(channel: ChannelHandle, kind: number, handler: () => unknown): number;
   alarm(seconds: number, handler: (timestamp: number) => unknown): number;
   cancel(id: number): boolean;
   watch(): Promise<void>;
@@ -37,13 +20,29 @@ export interface NativeDispatcher {
 interface Binding {
   platformSupported(): boolean;
   Dispatcher: new () => NativeDispatcher;
-  pipe(): NativeChannel[];
-  port(address: string): NativeChannel;
-  connect(address: string): NativeChannel;
-  adopt(fd: number): NativeChannel;
+  pipe(): ChannelHandle[];
+  port(address: string): ChannelHandle;
+  connect(address: string): ChannelHandle;
+  adopt(fd: number): ChannelHandle;
   parseAddress(address: string): string;
-  spawn(program: string, args: string[]): { pid: number; channel: NativeChannel };
-  pair(): { fd: number; channel: NativeChannel };
+  channelFd(channel: ChannelHandle): number | null;
+  channelKind(channel: ChannelHandle): string;
+  channelClosed(channel: ChannelHandle): boolean;
+  channelAtEnd(channel: ChannelHandle): boolean;
+  channelLocalAddress(channel: ChannelHandle): string | null;
+  channelPeerAddress(channel: ChannelHandle): string | null;
+  channelPendingOutput(channel: ChannelHandle): number;
+  channelSetMaxFrame(channel: ChannelHandle, max: number): void;
+  channelSetOutputBound(channel: ChannelHandle, bound: number): void;
+  channelRead(channel: ChannelHandle, buffer: Buffer): number | null;
+  channelWrite(channel: ChannelHandle, buffer: Buffer): number;
+  channelSendFrame(channel: ChannelHandle, payload: Buffer): void;
+  channelRecvFrameInto(channel: ChannelHandle, slab: Buffer, offset: number): number | Buffer;
+  channelAccept(channel: ChannelHandle): ChannelHandle | null;
+  channelClose(channel: ChannelHandle): void;
+  channelAbort(channel: ChannelHandle): void;
+  spawn(program: string, args: string[]): { pid: number; channel: ChannelHandle };
+  pair(): { fd: number; channel: ChannelHandle };
   reap(pid: number): { code?: number; signal?: number } | null;
   watchParent(): void;
 }

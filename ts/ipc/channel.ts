@@ -1,5 +1,5 @@
 import { translate } from '../errors.js';
-import { type NativeChannel, native } from '../native.js';
+import { type ChannelHandle, native } from '../native.js';
 
 // The slab that received frames are copied into (see Channel.recvFrame): Node's pool size, so
 // that a payload kept for long pins no more memory than a pooled Buffer does.
@@ -17,27 +17,27 @@ function rethrow(error: unknown): never {
  * The socket is owned by the native core; reads and writes never block the event loop.
  */
 export class Channel {
-  /** @internal */
-  readonly native: NativeChannel;
+  /** @internal The native channel, which the binding's `channel*` functions take first. */
+  readonly handle: ChannelHandle;
 
   // Kept here, not asked of the addon: only close() and abort() close a channel, and a server
   // asks after every request.
   #closed: boolean;
 
   /** @internal Channels are made by {@link pipe}, {@link port}, {@link tcp} and {@link adopt}. */
-  constructor(handle: NativeChannel) {
-    this.native = handle;
-    this.#closed = handle.closed;
+  constructor(handle: ChannelHandle) {
+    this.handle = handle;
+    this.#closed = native.channelClosed(handle);
   }
 
   /** The file descriptor, or null once closed. */
   get fd(): number | null {
-    return this.native.fd;
+    return native.channelFd(this.handle);
   }
 
   /** `stream` (pipe or Unix-domain), `tcp`, `listener` or `closed`. */
   get kind(): string {
-    return this.native.kind;
+    return native.channelKind(this.handle);
   }
 
   /** Whether this side has closed the channel. */
@@ -47,34 +47,34 @@ export class Channel {
 
   /** Whether the peer has closed its end: everything it sent has been read. */
   get atEnd(): boolean {
-    return this.native.atEnd;
+    return native.channelAtEnd(this.handle);
   }
 
   /** The address really bound, in pyre's notation (`ip4:127.0.0.1:50123`), if any. */
   get address(): string | null {
-    return this.native.localAddress;
+    return native.channelLocalAddress(this.handle);
   }
 
   /** The peer's address, if known. */
   get peer(): string | null {
-    return this.native.peerAddress;
+    return native.channelPeerAddress(this.handle);
   }
 
   /** Bytes accepted by {@link write} or {@link sendFrame} that the kernel has not taken yet. */
   get pendingOutput(): number {
-    return this.native.pendingOutput;
+    return native.channelPendingOutput(this.handle);
   }
 
   /** Sets the largest frame this channel accepts (default 64 MiB); a longer one is an error. */
   set maxFrame(bytes: number) {
     checkSize('maxFrame', bytes);
-    this.native.setMaxFrame(bytes);
+    native.channelSetMaxFrame(this.handle, bytes);
   }
 
   /** Sets the bound on unsent output (default 1 MiB). */
   set outputBound(bytes: number) {
     checkSize('outputBound', bytes);
-    this.native.setOutputBound(bytes);
+    native.channelSetOutputBound(this.handle, bytes);
   }
 
   /**
@@ -87,7 +87,7 @@ export class Channel {
       throw new TypeError(`read: expected a non-empty Buffer to read into, got ${describeBuffer(buffer)}`);
     }
     try {
-      return this.native.read(buffer);
+      return native.channelRead(this.handle, buffer);
     } catch (e) {
       rethrow(e);
     }
@@ -99,7 +99,7 @@ export class Channel {
    */
   write(data: Buffer | Uint8Array | string): number {
     try {
-      return this.native.write(toBuffer(data));
+      return native.channelWrite(this.handle, toBuffer(data));
     } catch (e) {
       rethrow(e);
     }
@@ -108,7 +108,7 @@ export class Channel {
   /** Sends `payload` as one frame: a 4-byte little-endian length, then the bytes. */
   sendFrame(payload: Buffer | Uint8Array): void {
     try {
-      this.native.sendFrame(toBuffer(payload));
+      native.channelSendFrame(this.handle, toBuffer(payload));
     } catch (e) {
       rethrow(e);
     }
@@ -126,7 +126,7 @@ export class Channel {
     }
     let got: number | Buffer;
     try {
-      got = this.native.recvFrameInto(slab, used);
+      got = native.channelRecvFrameInto(this.handle, slab, used);
     } catch (e) {
       rethrow(e);
     }
@@ -140,7 +140,7 @@ export class Channel {
   /** Takes the next connection waiting on a listening channel, or null if none is waiting. */
   accept(): Channel | null {
     try {
-      const handle = this.native.accept();
+      const handle = native.channelAccept(this.handle);
       return handle === null ? null : new Channel(handle);
     } catch (e) {
       rethrow(e);
@@ -153,7 +153,7 @@ export class Channel {
    */
   close(): void {
     this.#closed = true;
-    this.native.close();
+    native.channelClose(this.handle);
   }
 
   /**
@@ -162,7 +162,7 @@ export class Channel {
    */
   abort(): void {
     this.#closed = true;
-    this.native.abort();
+    native.channelAbort(this.handle);
   }
 }
 
@@ -188,7 +188,7 @@ function checkSize(name: string, bytes: number): void {
 export function pipe(): [Channel, Channel] {
   try {
     const [a, b] = native.pipe();
-    return [new Channel(a as NativeChannel), new Channel(b as NativeChannel)];
+    return [new Channel(a as ChannelHandle), new Channel(b as ChannelHandle)];
   } catch (e) {
     rethrow(e);
   }

@@ -139,7 +139,7 @@ export class Dispatcher {
               return false;
             }
           };
-    return this.#call(() => this.#native.when(channel.native, kind, call));
+    return this.#call(() => this.#native.when(channel.handle, kind, call));
   }
 
   #call<T>(f: () => T): T {
