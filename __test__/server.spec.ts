@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import test from 'ava';
 import { type Channel, journal, type LogEntry, Node, Server, type Service } from '../dist/index.js';
 import { EchoServer } from '../examples/services/echo.ts';
@@ -89,12 +90,28 @@ test('the connection limit makes further peers wait until a conversation ends', 
 test('an idle conversation is closed after the idle timeout; active ones stay', async (t) => {
   await serving({ sleepy: new EchoServer({ name: 'sleepy', idleTimeout: 0.2 }) }, async ({ sleepy }) => {
     const idle = await Client.connect(sleepy.address);
+    const active = await Client.connect(sleepy.address);
     idle.send('x');
     t.is(await idle.take(1), 'x');
     const closedByTimeout = logged('sleepy', /idle for 0.2 s, closing/);
-    await idle.closed;
+    let idleClosed = false;
+    void idle.closed.then(() => {
+      idleClosed = true;
+    });
+    // The active peer talks every 20 ms until the idle one is closed, and for 2.5 timeouts at least.
+    const since = performance.now();
+    let rounds = 0;
+    while (!idleClosed || performance.now() - since < 500) {
+      active.send('a');
+      t.is(await active.take(1), 'a', `round ${rounds}`);
+      rounds++;
+      await delay(20);
+    }
     await closedByTimeout;
-    t.is(sleepy.connections, 0);
+    t.is(sleepy.connections, 1, 'the active conversation is still open');
+    active.send('b');
+    t.is(await active.take(1), 'b');
+    active.end();
     const fresh = await Client.connect(sleepy.address);
     fresh.send('y');
     t.is(await fresh.take(1), 'y', 'the server still accepts after closing idle peers');

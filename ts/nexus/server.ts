@@ -237,13 +237,11 @@ export class Server implements Service {
 
   #serve = (channel: Channel): boolean => {
     const conversations = this.#conversations;
-    if (this.idleTimeout === 0) {
-      if (!conversations.has(channel)) return false;
-    } else {
-      // Oldest input first: moving the channel to the end keeps the idle sweep O(expired).
-      if (!conversations.delete(channel)) return false;
-      conversations.set(channel, performance.now());
-    }
+    if (!conversations.has(channel)) return false;
+    // The time is updated in place. Keeping the map in order of last input (delete, then set)
+    // made V8 rehash the whole map every few hundred requests: 3.8 µs a request at 10,000
+    // conversations.
+    if (this.idleTimeout !== 0) conversations.set(channel, performance.now());
     let keep: unknown;
     try {
       keep = this.process(channel);
@@ -348,19 +346,30 @@ export class Server implements Service {
     this.#idleAlarm = this.#loop().alarm(this.idleTimeout, this.#sweep);
   }
 
-  /** Closes the conversations idle for too long; runs again when the next one would be. */
+  /**
+   * Closes the conversations idle for too long. Runs again when the next one would be, but no
+   * sooner than an eighth of the timeout (at most a second) later, since each run looks at every
+   * conversation.
+   */
   #sweep = (): number | undefined => {
     const limit = this.idleTimeout * 1000;
     const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
     for (const [channel, last] of this.#conversations) {
       const left = last + limit - now;
-      if (left > 0) return left / 1000;
+      if (left > 0) {
+        next = Math.min(next, left);
+        continue;
+      }
       this.debug.log(() => `${channel.peer} idle for ${this.idleTimeout} s, closing`);
       channel.abort();
       this.#forget(channel);
     }
-    this.#idleAlarm = null;
-    return undefined;
+    if (next === Number.POSITIVE_INFINITY) {
+      this.#idleAlarm = null;
+      return undefined;
+    }
+    return Math.max(next, Math.min(limit / 8, 1000)) / 1000;
   };
 
   #loop(): Dispatcher {
