@@ -56,6 +56,27 @@ async function executions(log: string): Promise<Map<number, number>> {
   return runs;
 }
 
+/**
+ * A crew member in this thread: Crew.work runs on the other end of a pipe once `start` calls
+ * what it is given (at once by default).
+ */
+function inThisThread(id: number, start: (work: () => void) => void = (work) => work()): Crew {
+  const [ours, theirs] = pipe();
+  let ended: { code: number } | null = null;
+  start(() => {
+    void Crew.work(theirs, id).then(() => {
+      theirs.close();
+      ended = { code: 0 };
+    });
+  });
+  return new Crew(id, ours, { kill: () => theirs.abort(), exited: () => ended });
+}
+
+async function dismissInThisThread(_team: Team, member: Crew): Promise<void> {
+  member.channel.close();
+  while (member.enlistment.exited() === null) await new Promise((resolve) => setImmediate(resolve));
+}
+
 async function logFile(): Promise<string> {
   return join(await mkdtemp(join(tmpdir(), 'nexus-pool-')), 'runs.log');
 }
@@ -159,18 +180,9 @@ test('a recruiter of your own: members in this thread, running Crew.work on the 
       return Array.from({ length: team.vacancies() }, () => this.deploy());
     }
     deploy() {
-      const [ours, theirs] = pipe();
-      let ended: { code: number } | null = null;
-      void Crew.work(theirs, 1).then(() => {
-        theirs.close();
-        ended = { code: 0 };
-      });
-      return new Crew(1, ours, { kill: () => theirs.abort(), exited: () => ended });
+      return inThisThread(1);
     }
-    async dismiss(_team: Team, member: Crew) {
-      member.channel.close();
-      while (member.enlistment.exited() === null) await new Promise((resolve) => setImmediate(resolve));
-    }
+    dismiss = dismissInThisThread;
   }
   const the = new Pool({ size: 1, recruiter: new InProcess() });
   t.is(await the.submit(new Whoami()), process.pid);
@@ -192,22 +204,11 @@ test('no more members start at once than there are CPUs; the next are recruited 
       return Array.from({ length: team.vacancies() }, () => this.deploy());
     }
     deploy() {
-      const [ours, theirs] = pipe();
-      let ended: { code: number } | null = null;
-      const id = ++deployed;
-      starting.push(() => {
-        void Crew.work(theirs, id).then(() => {
-          theirs.close();
-          ended = { code: 0 };
-        });
-      });
+      const member = inThisThread(++deployed, (work) => starting.push(work));
       mostAtOnce = Math.max(mostAtOnce, starting.length);
-      return new Crew(id, ours, { kill: () => theirs.abort(), exited: () => ended });
+      return member;
     }
-    async dismiss(_team: Team, member: Crew) {
-      member.channel.close();
-      while (member.enlistment.exited() === null) await new Promise((resolve) => setImmediate(resolve));
-    }
+    dismiss = dismissInThisThread;
   }
   const the = new Pool({ size, recruiter: new OnCue() });
   const plan = the.assemble(Array.from({ length: size }, (_, n) => new Gated(n)));
