@@ -16,7 +16,10 @@ export interface ServerOptions {
   name?: string;
   /** Conversations at once; further peers wait in the listen queue (default 10,000). */
   maxConnections?: number;
-  /** Seconds without input after which a conversation is closed; 0 never (default 300). */
+  /**
+   * Seconds without input after which a conversation is closed, within an eighth of it (at most
+   * a second) after it expires; 0 never (default 300).
+   */
   idleTimeout?: number;
   /**
    * Unsent output, in bytes, at which the server stops reading from a peer until half of it has
