@@ -126,6 +126,19 @@ test('read and write handlers share one channel', async (t) => {
   t.deepEqual(got, ['reply to request']);
 });
 
+test('spinning finds what becomes due without sleeping, and says when nothing did', async (t) => {
+  const dispatcher = new Dispatcher();
+  const [a, b] = pipe();
+  const got: unknown[] = [];
+  dispatcher.whenReadReady(b, collect(got, 1));
+  t.false(dispatcher.spin(1_000), 'nothing was sent yet');
+  marshaler.send('while spinning', a);
+  t.true(dispatcher.spin(10_000_000), 'the frame is found long before the time is up');
+  t.deepEqual(got, [], 'handlers run in the next turn, not inside spin()');
+  await dispatcher.watch();
+  t.deepEqual(got, ['while spinning']);
+});
+
 test('spurious readiness is a value: reading with nothing there returns null', (t) => {
   const [, b] = pipe();
   t.is(b.read(Buffer.alloc(8)), null);

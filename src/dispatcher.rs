@@ -202,6 +202,28 @@ impl Dispatcher {
         Ok(unsafe { JsObject::from_raw_unchecked(env.raw(), raw_promise) })
     }
 
+    /// Polls without sleeping, for up to `microseconds`, yielding the CPU between polls; returns
+    /// whether something became due. What it found runs in the next turn, without a wait.
+    #[napi(catch_unwind)]
+    pub fn spin(&self, env: Env, microseconds: u32) -> Result<bool> {
+        self.inner.check_open(&env)?;
+        let until = Instant::now() + Duration::from_micros(microseconds.into());
+        let due = loop {
+            let mut core = self.inner.core.borrow_mut();
+            core.poll(Some(Duration::ZERO)).or_throw(&env)?;
+            if core.has_due() {
+                break true;
+            }
+            drop(core);
+            if Instant::now() >= until {
+                break false;
+            }
+            std::thread::yield_now();
+        };
+        self.inner.schedule();
+        Ok(due)
+    }
+
     /// Asks the loop to stop: the current handler finishes, no further handler of this turn runs,
     /// and the watch promise resolves. Registrations stay for the next `watch()`.
     #[napi(catch_unwind)]

@@ -14,6 +14,7 @@ export interface NativeDispatcher {
   cancel(id: number): boolean;
   watch(): Promise<void>;
   stop(): void;
+  spin(microseconds: number): boolean;
   close(): void;
 }
 

@@ -102,6 +102,16 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * @internal Polls without sleeping for up to `microseconds`, yielding the CPU between polls;
+   * whether something became due (it runs in the next turn, without a wait). For a crew member
+   * about to sleep: the team's next task usually follows a report within tens of microseconds,
+   * and waking a sleeping process costs the sender about as much.
+   */
+  spin(microseconds: number): boolean {
+    return this.#native.spin(microseconds);
+  }
+
   /** Stops the loop after the current handler; registrations stay for the next {@link watch}. */
   stop(): void {
     this.#native.stop();
