@@ -126,17 +126,68 @@ test('read and write handlers share one channel', async (t) => {
   t.deepEqual(got, ['reply to request']);
 });
 
-test('spinning finds what becomes due without sleeping, and says when nothing did', async (t) => {
-  const dispatcher = new Dispatcher();
+test('a spinning dispatcher serves a conversation whose replies come at once, in order', async (t) => {
+  const dispatcher = new Dispatcher({ spin: 300 });
   const [a, b] = pipe();
-  const got: unknown[] = [];
-  dispatcher.whenReadReady(b, collect(got, 1));
-  t.false(dispatcher.spin(1_000), 'nothing was sent yet');
-  marshaler.send('while spinning', a);
-  t.true(dispatcher.spin(10_000_000), 'the frame is found long before the time is up');
-  t.deepEqual(got, [], 'handlers run in the next turn, not inside spin()');
+  const echoed: number[] = [];
+  dispatcher.whenReadReady(b, (ch) => {
+    for (let item = marshaler.recv(ch); item !== undefined; item = marshaler.recv(ch)) marshaler.send(item, ch);
+    return !ch.atEnd;
+  });
+  dispatcher.whenReadReady(a, (ch) => {
+    for (let item = marshaler.recv(ch); item !== undefined; item = marshaler.recv(ch)) {
+      echoed.push(item as number);
+      if (echoed.length === 2000) {
+        ch.close();
+        return false;
+      }
+      marshaler.send(echoed.length, ch);
+    }
+    return true;
+  });
+  marshaler.send(0, a);
   await dispatcher.watch();
-  t.deepEqual(got, ['while spinning']);
+  t.deepEqual(
+    echoed,
+    Array.from({ length: 2000 }, (_, i) => i),
+  );
+});
+
+test('a spinning dispatcher fed slowly stops spinning and sleeps', async (t) => {
+  // In a process of its own, as the idle test below. A spin of 10 ms after each of 15 frames sent
+  // 20 ms apart would burn half the time; the first spin finds nothing and spinning stops.
+  const { code, stdout, stderr } = await runScript(`
+    import { Dispatcher, JsonMarshaler, pipe } from './dist/index.js';
+    const marshaler = new JsonMarshaler();
+    const dispatcher = new Dispatcher({ spin: 10000 });
+    const [a, b] = pipe();
+    let got = 0;
+    dispatcher.whenReadReady(b, (ch) => {
+      while (marshaler.recv(ch) !== undefined) got++;
+      return got < 15;
+    });
+    const watching = dispatcher.watch();
+    const before = process.cpuUsage();
+    const started = process.hrtime.bigint();
+    let sent = 0;
+    const timer = setInterval(() => {
+      marshaler.send(++sent, a);
+      if (sent === 15) clearInterval(timer);
+    }, 20);
+    await watching;
+    const used = process.cpuUsage(before);
+    const elapsed = Number(process.hrtime.bigint() - started) / 1000;
+    console.log(JSON.stringify({ got, used: used.user + used.system, elapsed }));
+  `);
+  t.is(code, 0, stderr);
+  const { got, used, elapsed } = JSON.parse(stdout) as { got: number; used: number; elapsed: number };
+  t.is(got, 15);
+  t.true(used < elapsed / 4, `used ${used} µs of CPU in ${elapsed} µs`);
+});
+
+test('a bad spin option is refused, naming it', (t) => {
+  t.throws(() => new Dispatcher({ spin: -1 }), { instanceOf: RangeError, message: /options\.spin/ });
+  t.throws(() => new Dispatcher({ spin: 1.5 }), { instanceOf: RangeError, message: /options\.spin/ });
 });
 
 test('spurious readiness is a value: reading with nothing there returns null', (t) => {

@@ -14,13 +14,12 @@ export interface NativeDispatcher {
   cancel(id: number): boolean;
   watch(): Promise<void>;
   stop(): void;
-  spin(microseconds: number): boolean;
   close(): void;
 }
 
 interface Binding {
   platformSupported(): boolean;
-  Dispatcher: new () => NativeDispatcher;
+  Dispatcher: new (spinMicroseconds?: number) => NativeDispatcher;
   pipe(): ChannelHandle[];
   port(address: string): ChannelHandle;
   connect(address: string): ChannelHandle;

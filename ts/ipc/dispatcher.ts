@@ -21,6 +21,14 @@ export interface DispatcherOptions {
    * exception rejects the `watch()` promise and the loop stops (other registrations stay).
    */
   onError?: (error: unknown, channel: Channel | null) => void;
+  /**
+   * Microseconds to poll, yielding the CPU, before sleeping when a turn leaves nothing to do
+   * (default 0: sleep at once). For a process whose peer answers within microseconds, such as a
+   * crew member between tasks: waking a sleeping process costs the peer about 20 µs. A poll that
+   * finds nothing stops the polling until a pause, measured asleep, is that short again, so a
+   * dispatcher fed slowly sleeps as usual. It holds up this thread's other work for that long.
+   */
+  spin?: number;
 }
 
 const READ = 0;
@@ -44,7 +52,11 @@ export class Dispatcher {
     if (options.onError !== undefined && typeof options.onError !== 'function') {
       throw new TypeError(`options.onError must be a function, got ${typeof options.onError}`);
     }
-    this.#native = new native.Dispatcher();
+    const { spin = 0 } = options;
+    if (!Number.isInteger(spin) || spin < 0 || spin > 1_000_000) {
+      throw new RangeError(`options.spin must be a whole number of microseconds from 0 to 1000000, got ${spin}`);
+    }
+    this.#native = new native.Dispatcher(spin);
     this.#onError = options.onError;
   }
 
@@ -100,16 +112,6 @@ export class Dispatcher {
     } catch (e) {
       return Promise.reject(translate(e));
     }
-  }
-
-  /**
-   * @internal Polls without sleeping for up to `microseconds`, yielding the CPU between polls;
-   * whether something became due (it runs in the next turn, without a wait). For a crew member
-   * about to sleep: the team's next task usually follows a report within tens of microseconds,
-   * and waking a sleeping process costs the sender about as much.
-   */
-  spin(microseconds: number): boolean {
-    return this.#native.spin(microseconds);
   }
 
   /** Stops the loop after the current handler; registrations stay for the next {@link watch}. */

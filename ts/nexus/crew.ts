@@ -79,7 +79,7 @@ const marshaler = new HybridMarshaler();
 const UNBOUNDED = 0xffffffff;
 
 /**
- * How long a member with nothing left to do polls before it sleeps (see Dispatcher.spin): one
+ * How long a member with nothing left to do polls before it sleeps (DispatcherOptions.spin): one
  * task at a time, the team's next task came within 300 µs, and a round trip took 25–40% less.
  */
 const SPIN_MICROSECONDS = 300;
@@ -90,15 +90,11 @@ const SPIN_MICROSECONDS = 300;
  */
 export async function work(channel: Channel, id: number): Promise<void> {
   channel.outputBound = UNBOUNDED;
-  const dispatcher = new Dispatcher();
+  const dispatcher = new Dispatcher({ spin: SPIN_MICROSECONDS });
   const queue: Assignment[] = [];
   let reports: Report[] = [];
   let running = false;
   let lastFlush = performance.now();
-  // Whether to poll before sleeping: yes while the team's next task comes within the spin; after
-  // a spin that found nothing, only once a pause measured asleep turns out that short again.
-  let spinning = true;
-  let asleepSince = 0;
 
   const flush = () => {
     lastFlush = performance.now();
@@ -150,16 +146,7 @@ export async function work(channel: Channel, id: number): Promise<void> {
       dispatcher.stop();
       return false;
     }
-    if (asleepSince > 0) {
-      spinning = performance.now() - asleepSince < SPIN_MICROSECONDS / 1000;
-      asleepSince = 0;
-    }
     if (!running && queue.length > 0) run();
-    if (!running && queue.length === 0) {
-      // About to sleep with the reports out: stay awake a little for the team's next task.
-      if (!spinning) asleepSince = performance.now();
-      else spinning = dispatcher.spin(SPIN_MICROSECONDS);
-    }
     return true;
   });
   marshaler.send([READY, id], channel);
