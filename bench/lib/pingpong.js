@@ -29,6 +29,7 @@ const IMPLEMENTATIONS = [
 	// Skipped with a note while bench/pingpong/nexus.js does not exist.
 	{ impl: "pyre-nexus", transport: "socketpair", command: ["node", "bench/pingpong/nexus.js", "socketpair"] },
 	{ impl: "pyre-nexus", transport: "tcp", command: ["node", "bench/pingpong/nexus.js", "tcp"] },
+	{ impl: "pyre-nexus-spin", transport: "socketpair", command: ["node", "bench/pingpong/nexus.js", "socketpair"], env: { BENCH_SPIN: "300" } },
 	// ==============================================================================
 ];
 
@@ -52,6 +53,7 @@ export async function runRoundTrips(entry, s, { roundTrips, warmup, payload }) {
     BENCH_WARMUP: String(warmup),
     BENCH_TIMEOUT_MS: String(s.timeoutMs),
     ...(payload === undefined ? {} : { BENCH_PAYLOAD: String(payload) }),
+    ...entry.env,
   };
   const command = [...entry.command, String(roundTrips), String(warmup)];
   const run = await runToEnd(s.root, command, { env, timeoutMs: s.timeoutMs + 5_000 });
@@ -205,7 +207,7 @@ export function markdown({ meta, results }) {
     '|---|---|--:|--:|--:|--:|--:|--:|',
     ...ok.map(
       (e) =>
-        `| ${e.impl === 'pyre-nexus' ? '**pyre-nexus**' : e.impl} | ${e.transport} | ${fmtInt(e.roundTripsPerSec)} | ` +
+        `| ${e.impl.startsWith('pyre-nexus') ? `**${e.impl}**` : e.impl} | ${e.transport} | ${fmtInt(e.roundTripsPerSec)} | ` +
         `${fmtInt(e.medianRoundTripsPerSec)} | ${fmtUs(e.bestSeconds / meta.roundTrips)} | ${fmtRatio(e.vsNative)} | ` +
         `${fmtRatio(e.vsIpc[IPC_REFS[0]])} | ${fmtRatio(e.vsIpc[IPC_REFS[1]])} |`,
     ),
@@ -217,7 +219,9 @@ export function markdown({ meta, results }) {
     '- **child_process-ipc-json / -advanced**: `child_process.fork` IPC (`process.send` / `message`) with ' +
       "`serialization: 'json'` (a 64-character string; fork's default) or `'advanced'` (a 64-byte Buffer).",
     '- **pyre-nexus**: this library, two processes exchanging the same framed 64-byte messages ' +
-      '(`bench/pingpong/nexus.js`).',
+      '(`bench/pingpong/nexus.js`). **pyre-nexus-spin** is the same with `new Dispatcher({ spin: 300 })` on both ' +
+      'sides (`BENCH_SPIN=300`): each process polls up to 300 µs before it sleeps, so neither sleeps while the ' +
+      'other answers; each then keeps a CPU busy, where the others sleep between messages.',
     '- **× native** is round trips/s divided by the native run over the same kind of transport ' +
       '(tcp → native tcp; socketpair, unix and ipc → native socketpair). **× IPC** divides by the ' +
       'child_process IPC run. Above 1× is faster than the reference.',

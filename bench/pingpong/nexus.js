@@ -10,11 +10,14 @@ import { adopt, Dispatcher, pipe, port, tcp } from '../../dist/index.js';
 import { envInt, fail } from '../peers/common.js';
 
 const [role, transport, ...rest] = process.argv.slice(2);
+// $BENCH_SPIN: microseconds each side's dispatcher polls before sleeping (DispatcherOptions.spin).
+const spin = envInt('BENCH_SPIN', 0);
+const impl = spin > 0 ? 'pyre-nexus-spin' : 'pyre-nexus';
 
 if (role === 'child') {
   // Echo every frame back until the parent closes.
   const channel = transport === 'tcp' ? tcp(rest[0]) : adopt(3);
-  const dispatcher = new Dispatcher();
+  const dispatcher = new Dispatcher({ spin });
   dispatcher.whenReadReady(channel, (ch) => {
     for (let frame = ch.recvFrame(); frame !== null; frame = ch.recvFrame()) ch.sendFrame(frame);
     if (ch.atEnd) ch.close();
@@ -31,7 +34,7 @@ if (role === 'child') {
   if (mode === 'tcp') {
     const listener = port('ip4:127.0.0.1:0');
     child = spawn(process.execPath, [self, 'child', 'tcp', listener.address], { stdio: 'inherit' });
-    const accepting = new Dispatcher();
+    const accepting = new Dispatcher({ spin });
     accepting.whenReadReady(listener, (l) => {
       channel = l.accept();
       return channel === null;
@@ -50,7 +53,7 @@ if (role === 'child') {
   const size = envInt('BENCH_PAYLOAD', 64);
   if (size < 1) fail('pingpong/nexus.js', 'BENCH_PAYLOAD must be at least 1', 64);
   const payload = Buffer.alloc(size, 7);
-  const dispatcher = new Dispatcher();
+  const dispatcher = new Dispatcher({ spin });
   let done = 0;
   let started = 0n;
   let seconds = 0;
@@ -74,5 +77,5 @@ if (role === 'child') {
   await dispatcher.watch();
   await exited;
   const sized = size === 64 ? {} : { payloadBytes: size };
-  console.log(JSON.stringify({ impl: 'pyre-nexus', transport: mode, roundTrips, ...sized, seconds }));
+  console.log(JSON.stringify({ impl, transport: mode, roundTrips, ...sized, seconds }));
 }
