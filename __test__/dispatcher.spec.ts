@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import test from 'ava';
-import { type Channel, Dispatcher, pipe, V8Marshaler } from '../dist/index.js';
+import { type Channel, Dispatcher, type DispatcherOptions, pipe, V8Marshaler } from '../dist/index.js';
 import { runScript } from './helpers.js';
 
 const marshaler = new V8Marshaler();
@@ -185,9 +185,11 @@ test('a spinning dispatcher fed slowly stops spinning and sleeps', async (t) => 
   t.true(used < elapsed / 4, `used ${used} µs of CPU in ${elapsed} µs`);
 });
 
-test('a bad spin option is refused, naming it', (t) => {
+test('bad dispatcher options are refused, naming them', (t) => {
   t.throws(() => new Dispatcher({ spin: -1 }), { instanceOf: RangeError, message: /options\.spin/ });
   t.throws(() => new Dispatcher({ spin: 1.5 }), { instanceOf: RangeError, message: /options\.spin/ });
+  const misspelt = { spinn: 300 } as unknown as DispatcherOptions;
+  t.throws(() => new Dispatcher(misspelt), { instanceOf: TypeError, message: /unknown option spinn/ });
 });
 
 test('spurious readiness is a value: reading with nothing there returns null', (t) => {

@@ -49,6 +49,11 @@ export class Dispatcher {
     if (options === null || typeof options !== 'object') {
       throw new TypeError(`options must be an object, got ${options === null ? 'null' : typeof options}`);
     }
+    for (const key of Object.keys(options)) {
+      if (key !== 'onError' && key !== 'spin') {
+        throw new TypeError(`Dispatcher: unknown option ${key} (known: onError, spin)`);
+      }
+    }
     if (options.onError !== undefined && typeof options.onError !== 'function') {
       throw new TypeError(`options.onError must be a function, got ${typeof options.onError}`);
     }
