@@ -4,15 +4,7 @@ use pyre_nexus_core::{pipe, ReadOutcome, Readiness, Recv};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
-use util::{Loop, LIMIT};
-
-fn pair() -> (
-    pyre_nexus_core::SharedChannel,
-    pyre_nexus_core::SharedChannel,
-) {
-    let (a, b) = pipe().unwrap();
-    (a.shared(), b.shared())
-}
+use util::{pair, Loop, LIMIT};
 
 /// Whether the dispatcher's descriptor says there is news (what wakes the outer loop).
 fn woken(dispatcher: &pyre_nexus_core::Dispatcher<u8>) -> bool {
@@ -228,40 +220,6 @@ fn writability_wakes_the_loop_only_while_a_write_handler_waits() {
     let (mut calls, mut dropped) = (Vec::new(), Vec::new());
     dispatcher.collect(std::time::Instant::now(), &mut calls, &mut dropped);
     assert_eq!(calls.len(), 1);
-}
-
-#[test]
-fn a_reused_descriptor_number_does_not_inherit_old_handlers() {
-    let nexus = Loop::new();
-    let (a, b) = pair();
-    let old_fd = b.borrow().fd().unwrap();
-    nexus.when(&b, Readiness::Read, |_| {
-        panic!("the closed channel's handler ran")
-    });
-    b.borrow_mut().close();
-    a.borrow_mut().close();
-    let (c, d) = pair();
-    assert!(
-        [c.borrow().fd(), d.borrow().fd()].contains(&Some(old_fd)),
-        "the kernel did not reuse the descriptor"
-    );
-    c.borrow_mut().send_frame(b"new").unwrap();
-    d.borrow_mut().send_frame(b"new").unwrap();
-    let hits = Rc::new(Cell::new(0));
-    for ch in [c.clone(), d.clone()] {
-        let (h, ch2) = (hits.clone(), ch.clone());
-        nexus.when(&ch, Readiness::Read, move |_| {
-            match ch2.borrow_mut().recv_frame().unwrap() {
-                Recv::Frame(_) => {
-                    h.set(h.get() + 1);
-                    false
-                }
-                _ => true,
-            }
-        });
-    }
-    nexus.watch(LIMIT);
-    assert_eq!(hits.get(), 2);
 }
 
 #[test]

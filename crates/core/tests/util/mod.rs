@@ -1,10 +1,16 @@
 //! A blocking driver for the dispatcher, standing in for Node's loop in tests.
 #![allow(dead_code)]
 
-use pyre_nexus_core::{Call, Dispatcher, HandlerId, Readiness, SharedChannel};
+use pyre_nexus_core::{pipe, Call, Dispatcher, HandlerId, Readiness, SharedChannel};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+/// A connected socket pair, shared as the dispatcher holds channels.
+pub fn pair() -> (SharedChannel, SharedChannel) {
+    let (a, b) = pipe().unwrap();
+    (a.shared(), b.shared())
+}
 
 /// An alarm says how long until it runs again, or `None` to be dropped.
 pub type AlarmFn = dyn Fn(&Loop) -> Option<Duration>;
