@@ -153,6 +153,21 @@ test('a spinning dispatcher serves a conversation whose replies come at once, in
   );
 });
 
+test('a spinning dispatcher notices a channel closed by a handler, and its watch ends', async (t) => {
+  const dispatcher = new Dispatcher({ spin: 300 });
+  const [a, b] = pipe();
+  const [, d] = pipe();
+  dispatcher.whenReadReady(b, (ch) => {
+    marshaler.recv(ch);
+    d.close(); // the wake-up this posts must survive the spin that follows the turn
+    return false;
+  });
+  dispatcher.whenReadReady(d, () => true);
+  marshaler.send('close the other one', a);
+  await dispatcher.watch();
+  t.is(dispatcher.handlerCount, 0);
+});
+
 test('a spinning dispatcher fed slowly stops spinning and sleeps', async (t) => {
   // In a process of its own, as the idle test below. A spin of 10 ms after each of 15 frames sent
   // 20 ms apart would burn half the time; the first spin finds nothing and spinning stops.
