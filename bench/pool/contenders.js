@@ -17,14 +17,21 @@ function eachOf(run) {
   return { run, all: (kind, args) => Promise.all(args.map((arg) => run(kind, arg))) };
 }
 
-/** pyre-nexus: Pool with the default Fork recruiter, or with Threads. */
-function nexus(recruiter) {
+/**
+ * pyre-nexus: Pool with the default Fork recruiter, or with Threads; `spin` gives the pool a
+ * dispatcher that polls that many microseconds before sleeping (DispatcherOptions.spin).
+ */
+function nexus(recruiter, spin = 0) {
   return async () => {
-    const { Pool, Threads } = await import('../../dist/index.js');
+    const { Dispatcher, Pool, Threads } = await import('../../dist/index.js');
     const { Spin, Trivial } = await import('./nexus-tasks.js');
     const classes = { trivial: Trivial, spin: Spin };
     return (size) => {
-      const pool = new Pool(recruiter === 'threads' ? { size, recruiter: new Threads() } : { size });
+      const pool = new Pool({
+        size,
+        ...(recruiter === 'threads' ? { recruiter: new Threads() } : {}),
+        ...(spin > 0 ? { dispatcher: new Dispatcher({ spin }) } : {}),
+      });
       return {
         run: (kind, arg) => pool.submit(new classes[kind](arg)),
         async all(kind, args) {
@@ -138,6 +145,7 @@ async function framed() {
 export const CONTENDERS = {
   'pyre-nexus-fork': nexus('fork'),
   'pyre-nexus-threads': nexus('threads'),
+  'pyre-nexus-fork-spin': nexus('fork', 300),
   piscina,
   tinypool,
   workerpool,
