@@ -28,6 +28,7 @@ import {
   team,
   WorkerLostError,
 } from '../dist/index.js';
+import { memberSpin } from '../dist/nexus/crew.js';
 import {
   Bulky,
   Chancy,
@@ -227,6 +228,12 @@ test('no more members start at once than there are CPUs; the next are recruited 
   );
   t.is(deployed, size);
   await the.close();
+});
+
+test('members poll before sleeping only while the team fits the CPUs', (t) => {
+  const cpus = availableParallelism();
+  t.true(memberSpin({ size: cpus }) > 0);
+  t.is(memberSpin({ size: cpus + 1 }), 0, 'spinning beside more members than CPUs takes CPU from them');
 });
 
 test('bad tasks and bad options are refused with errors that name the problem', async (t) => {

@@ -6,7 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { Channel } from '../ipc/channel.js';
 import { native } from '../native.js';
-import { Crew } from './crew.js';
+import { Crew, memberSpin } from './crew.js';
 import { Recruiting } from './recruiting.js';
 import type { Team } from './team.js';
 
@@ -14,8 +14,9 @@ import type { Team } from './team.js';
 export const workerEntry = new URL('./worker.js', import.meta.url);
 
 export class Fork extends Recruiting {
-  deploy(_team: Team): Crew {
-    const { pid, channel } = native.spawn(process.execPath, [...this.execArgv, fileURLToPath(workerEntry)]);
+  deploy(team: Team): Crew {
+    const entry = [fileURLToPath(workerEntry), String(memberSpin(team))];
+    const { pid, channel } = native.spawn(process.execPath, [...this.execArgv, ...entry]);
     let exit: { code: number | null; signal: number | null } | null = null;
     return new Crew(pid, new Channel(channel), {
       kill: () => {

@@ -6,17 +6,18 @@
 import { Worker } from 'node:worker_threads';
 import { adopt, Channel } from '../ipc/channel.js';
 import { native } from '../native.js';
-import { Crew } from './crew.js';
+import { Crew, memberSpin } from './crew.js';
 import { workerEntry } from './fork.js';
 import { Recruiting } from './recruiting.js';
 import type { Team } from './team.js';
 
 export class Threads extends Recruiting {
-  deploy(_team: Team): Crew {
+  deploy(team: Team): Crew {
     const { fd, channel } = native.pair();
     let worker: Worker;
     try {
-      worker = new Worker(workerEntry, { workerData: { nexusChannel: fd }, execArgv: this.execArgv });
+      const workerData = { nexusChannel: fd, nexusSpin: memberSpin(team) };
+      worker = new Worker(workerEntry, { workerData, execArgv: this.execArgv });
     } catch (error) {
       adopt(fd).close(); // the thread never took its end
       throw error;

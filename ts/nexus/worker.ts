@@ -10,7 +10,10 @@ import { work } from './crew.js';
 
 // A process member must not outlive its team, even in the middle of a task that never yields.
 if (isMainThread) native.watchParent();
-const fd: number = isMainThread ? 3 : (workerData as { nexusChannel: number }).nexusChannel;
-await work(adopt(fd), isMainThread ? process.pid : threadId);
+// A process member finds how long to spin (see memberSpin) after the entry's path; a thread in
+// its workerData.
+const given = isMainThread ? { nexusChannel: 3, nexusSpin: Number(process.argv[2]) } : workerData;
+const { nexusChannel: fd, nexusSpin: spin } = given as { nexusChannel: number; nexusSpin: number };
+await work(adopt(fd), isMainThread ? process.pid : threadId, Number.isInteger(spin) ? spin : 0);
 // The team closed the channel: leave, even if a task left timers or sockets behind.
 process.exit(0);
