@@ -28,7 +28,7 @@ import {
   team,
   WorkerLostError,
 } from '../dist/index.js';
-import { memberSpin } from '../dist/nexus/crew.js';
+import { memberSpin } from '../dist/nexus/recruiting.js';
 import {
   Bulky,
   Chancy,

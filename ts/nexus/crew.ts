@@ -14,7 +14,6 @@
  * The team closing its end ends the worker.
  */
 
-import { availableParallelism } from 'node:os';
 import type { Channel } from '../ipc/channel.js';
 import { Dispatcher } from '../ipc/dispatcher.js';
 import { HybridMarshaler } from '../ipc/marshaler.js';
@@ -79,20 +78,6 @@ const marshaler = new HybridMarshaler();
  * task states or results would otherwise exceed the default 1 MiB and cost the member its life.
  */
 const UNBOUNDED = 0xffffffff;
-
-/**
- * How long a member with nothing left to do polls before it sleeps (DispatcherOptions.spin): one
- * task at a time, the team's next task came within 300 µs, and a round trip took 25–40% less.
- * Only for a team no larger than the machine's CPUs: members that spin beside more members than
- * CPUs take them from the team: a pool of 8 on 2 CPUs did 50k trivial tasks/s with spinning
- * members, against 68k without (medians of 5 interleaved runs).
- */
-export const MEMBER_SPIN = 300;
-
-/** How long the members of `team` spin (see {@link MEMBER_SPIN}). */
-export function memberSpin(team: { readonly size: number }): number {
-  return team.size <= availableParallelism() ? MEMBER_SPIN : 0;
-}
 
 /**
  * The worker side: says it is ready, then runs the tasks it receives until the team closes the

@@ -6,8 +6,8 @@
 import { fileURLToPath } from 'node:url';
 import { Channel } from '../ipc/channel.js';
 import { native } from '../native.js';
-import { Crew, memberSpin } from './crew.js';
-import { Recruiting } from './recruiting.js';
+import { Crew } from './crew.js';
+import { memberSpin, Recruiting } from './recruiting.js';
 import type { Team } from './team.js';
 
 /** The worker entry, next to this module (dist/nexus/worker.js). */

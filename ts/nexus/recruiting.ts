@@ -1,10 +1,26 @@
 /**
- * What the fork and threads recruiters share: one deployment per vacancy, and a dismissal that
- * ends a member without blocking the loop, so that dismissing N members takes as long as one.
+ * What the fork and threads recruiters share: one deployment per vacancy, how long members spin,
+ * and a dismissal that ends a member without blocking the loop, so that dismissing N members
+ * takes as long as one.
  */
+import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Crew } from './crew.js';
 import type { Recruiter, Team } from './team.js';
+
+/**
+ * How long a member with nothing left to do polls before it sleeps (DispatcherOptions.spin): one
+ * task at a time, the team's next task came within 300 µs, and a round trip took 25–40% less.
+ * Only for a team no larger than the machine's CPUs: members that spin beside more members than
+ * CPUs take them from the team: a pool of 8 on 2 CPUs did 50k trivial tasks/s with spinning
+ * members, against 68k without (medians of 5 interleaved runs).
+ */
+export const MEMBER_SPIN = 300;
+
+/** How long the members of `team` spin (see {@link MEMBER_SPIN}). */
+export function memberSpin(team: { readonly size: number }): number {
+  return team.size <= availableParallelism() ? MEMBER_SPIN : 0;
+}
 
 /** Options of the recruiters. */
 export interface RecruiterOptions {

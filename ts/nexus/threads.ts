@@ -6,9 +6,9 @@
 import { Worker } from 'node:worker_threads';
 import { adopt, Channel } from '../ipc/channel.js';
 import { native } from '../native.js';
-import { Crew, memberSpin } from './crew.js';
+import { Crew } from './crew.js';
 import { workerEntry } from './fork.js';
-import { Recruiting } from './recruiting.js';
+import { memberSpin, Recruiting } from './recruiting.js';
 import type { Team } from './team.js';
 
 export class Threads extends Recruiting {
