@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { runToEnd, startServer } from './proc.js';
-import { barChart, fmtInt, fmtRatio, log, printTable, summarise } from './report.js';
+import { barChart, endReport, fmtInt, fmtRatio, log, machineLine, printTable, summarise } from './report.js';
 
 const LOAD_SRC = 'bench/native/echo-load.c';
 const LOAD_BIN = 'bench/.build/echo-load';
@@ -215,18 +215,12 @@ export function markdown({ meta, results }) {
     '- **Mean latency** is connections ÷ round trips/s: how long each connection waits for its echo. ' +
       '**× native** and **× node-net** divide by that server at the same number of connections.',
     '',
-    `Machine: ${meta.cpu}, ${meta.cpus} CPUs, ${meta.platform}; Node ${meta.node}` +
-      `${meta.compiler ? `; ${meta.compiler}` : ''}. Measured ${meta.date.slice(0, 10)}.`,
+    machineLine(meta),
     '',
     `Reproduce: \`${meta.reproduce ?? 'npm run bench'}\` (\`BENCH_ONLY=echo node bench/run.js\` for this ` +
       'benchmark alone; `BENCH_ROUNDTRIPS` sets the size).',
   ];
-  const other = results.filter((r) => r.status !== 'ok');
-  if (other.length > 0) {
-    lines.push('', 'Not measured in this run:', '');
-    for (const r of other) lines.push(`- ${r.server} × ${plural(r.connections)} — ${r.status}: ${r.note}`);
-  }
-  return `${lines.join('\n')}\n`;
+  return endReport(lines, results, (r) => `${r.server} × ${plural(r.connections)}`);
 }
 
 export function chart({ meta, results }) {

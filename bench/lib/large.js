@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { envInt } from '../peers/common.js';
 import { roundTripRecord, runRoundTrips } from './pingpong.js';
-import { barChart, fmtInt, fmtRatio, fmtUs, log, printTable, summarise } from './report.js';
+import { barChart, endReport, fmtInt, fmtRatio, fmtUs, log, machineLine, printTable, summarise } from './report.js';
 
 const NATIVE_SRC = 'bench/native/pingpong.c';
 const NATIVE_BIN = 'bench/.build/pingpong';
@@ -175,18 +175,12 @@ export function markdown({ meta, results }) {
     "- **child_process-ipc-advanced**: `bench/peers/ipc.js advanced`, `fork` IPC with `serialization: 'advanced'`, " +
       `a ${size} Buffer each way.`,
     '',
-    `Machine: ${meta.cpu}, ${meta.cpus} CPUs, ${meta.platform}; Node ${meta.node}` +
-      `${meta.compiler ? `; ${meta.compiler}` : ''}. Measured ${meta.date.slice(0, 10)}.`,
+    machineLine(meta),
     '',
     `Reproduce: \`${meta.reproduce}\` (\`BENCH_LARGE_PAYLOAD\` and \`BENCH_LARGE_ROUNDTRIPS\` set the size, ` +
       '`BENCH_REPEATS` the runs).',
   ];
-  const other = results.filter((e) => e.status !== 'ok');
-  if (other.length > 0) {
-    lines.push('', 'Not measured in this run:', '');
-    for (const e of other) lines.push(`- ${e.impl} / ${e.transport} — ${e.status}: ${e.note}`);
-  }
-  return `${lines.join('\n')}\n`;
+  return endReport(lines, results, (e) => `${e.impl} / ${e.transport}`);
 }
 
 export function chart({ meta, results }) {

@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { runToEnd } from './proc.js';
-import { barChart, fmtInt, fmtRatio, fmtUs, log, printTable, summarise } from './report.js';
+import { barChart, endReport, fmtInt, fmtRatio, fmtUs, log, machineLine, printTable, summarise } from './report.js';
 
 const NATIVE_SRC = 'bench/native/pingpong.c';
 const NATIVE_BIN = 'bench/.build/pingpong';
@@ -226,20 +226,14 @@ export function markdown({ meta, results }) {
       '(tcp → native tcp; socketpair, unix and ipc → native socketpair). **× IPC** divides by the ' +
       'child_process IPC run. Above 1× is faster than the reference.',
     '',
-    `Machine: ${meta.cpu}, ${meta.cpus} CPUs, ${meta.platform}; Node ${meta.node}` +
-      `${meta.compiler ? `; ${meta.compiler}` : ''}. Measured ${meta.date.slice(0, 10)}.`,
+    machineLine(meta),
     'Both processes of a pair are busy, so on a 2-CPU machine the pair has the CPUs to itself and numbers ' +
       'vary with scheduling: compare ratios within one run rather than absolute numbers across machines.',
     '',
     `Reproduce: \`${meta.reproduce ?? 'npm run bench'}\` (\`BENCH_ONLY=pingpong node bench/run.js\` for this ` +
       'benchmark alone; `BENCH_ROUNDTRIPS` sets the size).',
   ];
-  const other = results.filter((e) => e.status !== 'ok');
-  if (other.length > 0) {
-    lines.push('', 'Not measured in this run:', '');
-    for (const e of other) lines.push(`- ${e.impl} / ${e.transport} — ${e.status}: ${e.note}`);
-  }
-  return `${lines.join('\n')}\n`;
+  return endReport(lines, results, (e) => `${e.impl} / ${e.transport}`);
 }
 
 export function chart({ meta, results }) {

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { runToEnd } from './proc.js';
-import { barChart, fmtInt, fmtRatio, log, median, printTable } from './report.js';
+import { barChart, endReport, fmtInt, fmtRatio, log, median, printTable } from './report.js';
 
 const DRIVER = 'bench/pool/driver.js';
 const WORKERS = 2;
@@ -426,12 +426,7 @@ export function markdown({ meta, results }) {
     `Reproduce: \`${meta.reproduce}\` (\`BENCH_ONLY=pool node bench/run.js\` without rebuilding; ` +
       '`BENCH_ONLY=pool/piscina` or `BENCH_ONLY=startup` for part of it).',
   );
-  const other = results.filter((r) => r.status !== 'ok');
-  if (other.length > 0) {
-    lines.push('', 'Not measured in this run:', '');
-    for (const r of other) lines.push(`- ${r.label} / ${r.scenario} — ${r.status}: ${r.note}`);
-  }
-  return `${lines.join('\n')}\n`;
+  return endReport(lines, results, (r) => `${r.label} / ${r.scenario}`);
 }
 
 const name = (r) => (r.contender.startsWith('pyre-nexus') ? `**${r.label}**` : r.label);

@@ -13,6 +13,21 @@ export const fmtUs = (s) => (s * 1e6).toFixed(2);
 
 export const log = (msg) => process.stderr.write(`${msg}\n`);
 
+/** The line that says where and when a benchmark ran. */
+export const machineLine = (meta) =>
+  `Machine: ${meta.cpu}, ${meta.cpus} CPUs, ${meta.platform}; Node ${meta.node}` +
+  `${meta.compiler ? `; ${meta.compiler}` : ''}. Measured ${meta.date.slice(0, 10)}.`;
+
+/** Ends a report: the entries that did not run, each named by `name(entry)`, then a newline. */
+export function endReport(lines, results, name) {
+  const other = results.filter((e) => e.status !== 'ok');
+  if (other.length > 0) {
+    lines.push('', 'Not measured in this run:', '');
+    for (const e of other) lines.push(`- ${name(e)} — ${e.status}: ${e.note}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 /** Summarises an entry's samples (seconds per run of `roundTrips`) into best and median figures. */
 export function summarise(e, roundTrips, repeats) {
   if (e.samples.length === 0) {

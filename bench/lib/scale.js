@@ -30,7 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { envInt } from '../peers/common.js';
 import { runLoad } from './echo.js';
 import { startHelper, startServer } from './proc.js';
-import { barChart, fmtInt, fmtRatio, log, median, printTable } from './report.js';
+import { barChart, fmtInt, fmtRatio, log, machineLine, median, printTable } from './report.js';
 
 const LOAD_SRC = 'bench/native/echo-load.c';
 const LOAD_BIN = 'bench/.build/echo-load';
@@ -497,8 +497,7 @@ export function markdown({ meta, results }) {
     "- **node-net** is `bench/echo/net.js` (Node's `net`, no connection limit); **native** is " +
       '`bench/native/echo-server.c` (C, epoll).',
     '',
-    `Machine: ${meta.cpu}, ${meta.cpus} CPUs, ${meta.platform}; Node ${meta.node}` +
-      `${meta.compiler ? `; ${meta.compiler}` : ''}. Measured ${meta.date.slice(0, 10)}.`,
+    machineLine(meta),
     '',
     `Reproduce: \`${meta.reproduce}\` (\`BENCH_SCALE_IDLE\`, \`BENCH_SCALE_ACTIVE\`, \`BENCH_SCALE_CPU_IDLE\`, ` +
       '`BENCH_SCALE_CPU_SECONDS`, `BENCH_SCALE_ROUNDTRIPS` and `BENCH_REPEATS` set the sizes).',
