@@ -7,14 +7,10 @@
 //   BENCH_LARGE_PAYLOAD     payload bytes per message (default 1048576)
 //   BENCH_LARGE_ROUNDTRIPS  counted round trips per run (default 1000)
 //   BENCH_LARGE_WARMUP      uncounted warm-up round trips first (default 5% of the above)
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { envInt } from '../peers/common.js';
-import { roundTripRecord, runRoundTrips } from './pingpong.js';
+import { NATIVE_BIN, roundTripEntries, roundTripRecord, runRoundTrips } from './pingpong.js';
 import { barChart, endReport, fmtInt, fmtRatio, fmtUs, log, machineLine, printTable, summarise } from './report.js';
 
-const NATIVE_SRC = 'bench/native/pingpong.c';
-const NATIVE_BIN = 'bench/.build/pingpong';
 const TARGET = 0.8; // issue 5: pyre-nexus >= 0.8x native bytes/s
 
 // biome-ignore format: keep one line per implementation
@@ -42,26 +38,10 @@ function settingsOf(s) {
 
 /** Runs the selected implementations; returns { meta, results }, or null when none was selected. */
 export async function measure(s) {
-  const entries = IMPLEMENTATIONS.filter((e) => s.selected(key(e))).map((e) => ({
-    ...e,
-    status: 'pending',
-    note: null,
-    samples: [],
-    errors: [],
-  }));
-  if (entries.length === 0) return null;
+  const prepared = roundTripEntries(IMPLEMENTATIONS, s, key);
+  if (prepared === null) return null;
+  const { entries, native } = prepared;
   const l = settingsOf(s);
-
-  const native = entries.some((e) => e.command[0] === NATIVE_BIN) ? s.compile(NATIVE_SRC, NATIVE_BIN) : null;
-  for (const e of entries) {
-    const missing = e.command.filter((a) => a.includes('/') && !existsSync(resolve(s.root, a)));
-    if (e.command[0] === NATIVE_BIN && !native.ok) e.note = native.note;
-    else if (missing.length > 0) e.note = `${missing.join(', ')} does not exist yet`;
-    else continue;
-    e.status = 'skipped';
-    log(`skip  ${key(e)}: ${e.note}`);
-  }
-
   const active = entries.filter((e) => e.status === 'pending');
   log(
     `large messages: ${fmtSize(l.payload)} payloads, ${fmtInt(l.roundTrips)} round trips (+${fmtInt(l.warmup)} ` +

@@ -13,7 +13,7 @@ import { runToEnd } from './proc.js';
 import { barChart, endReport, fmtInt, fmtRatio, fmtUs, log, machineLine, printTable, summarise } from './report.js';
 
 const NATIVE_SRC = 'bench/native/pingpong.c';
-const NATIVE_BIN = 'bench/.build/pingpong';
+export const NATIVE_BIN = 'bench/.build/pingpong';
 
 // One entry per (implementation, transport). Adding an implementation is one line.
 // 'node' as the first word means the Node running this harness (process.execPath).
@@ -98,18 +98,17 @@ export function roundTripRecord(e) {
   };
 }
 
-const runOnce = (entry, s) => runRoundTrips(entry, s, { roundTrips: s.roundTrips, warmup: s.warmup });
-
-export async function measure(s) {
-  const entries = IMPLEMENTATIONS.filter((e) => s.selected(key(e))).map((e) => ({
-    ...e,
-    status: 'pending',
-    note: null,
-    samples: [],
-    errors: [],
-  }));
+/**
+ * The selected implementations as entries to run, each with its samples to come or skipped with
+ * a note when its program is missing or would not compile, and the native program's build
+ * (`native`, null when none is selected); null when no implementation is selected. Shared with
+ * the large-message benchmark.
+ */
+export function roundTripEntries(implementations, s, key) {
+  const entries = implementations
+    .filter((e) => s.selected(key(e)))
+    .map((e) => ({ ...e, status: 'pending', note: null, samples: [], errors: [] }));
   if (entries.length === 0) return null;
-
   const native = entries.some((e) => e.command[0] === NATIVE_BIN) ? s.compile(NATIVE_SRC, NATIVE_BIN) : null;
   for (const e of entries) {
     const missing = e.command.filter((a) => a.includes('/') && !existsSync(resolve(s.root, a)));
@@ -119,7 +118,15 @@ export async function measure(s) {
     e.status = 'skipped';
     log(`skip  ${key(e)}: ${e.note}`);
   }
+  return { entries, native };
+}
 
+const runOnce = (entry, s) => runRoundTrips(entry, s, { roundTrips: s.roundTrips, warmup: s.warmup });
+
+export async function measure(s) {
+  const prepared = roundTripEntries(IMPLEMENTATIONS, s, key);
+  if (prepared === null) return null;
+  const { entries, native } = prepared;
   const active = entries.filter((e) => e.status === 'pending');
   log(
     `ping-pong: ${fmtInt(s.roundTrips)} round trips (+${fmtInt(s.warmup)} warm-up) × ${s.repeats} runs, ` +
