@@ -4,6 +4,8 @@ import { closeSync, fstatSync, mkdtempSync, openSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import test from 'ava';
 import {
   AddressInUseError,
@@ -21,6 +23,8 @@ import {
   tcp,
   V8Marshaler,
 } from '../dist/index.js';
+
+setFlagsFromString('--expose-gc'); // for the spec on reused large-frame buffers
 
 const marshaler = new V8Marshaler();
 /** Accepted connections, kept referenced so the collector does not close them mid-test. */
@@ -219,6 +223,49 @@ test('received frames own their bytes: small and large, across slabs, while more
   );
   const overwritten = kept.findIndex((frame, i) => frame.some((byte) => byte !== scribble(i)));
   t.is(overwritten, -1, `frame ${overwritten} changed after it was received`);
+});
+
+test('large frames arrive whole and keep their bytes after others are collected and reused', async (t) => {
+  // Large frames are read into buffers of their own, which go back for reuse once JavaScript
+  // lets go of them. A Buffer still held must never be one of those.
+  const collect = runInNewContext('gc') as () => void;
+  const [a, b] = pipe();
+  a.outputBound = 64 << 20;
+  const sizes = [200_000, 1 << 20, 3 << 20, 150_000];
+  let sent = 0;
+  const sendRound = () => {
+    for (const size of sizes) a.sendFrame(Buffer.alloc(size, sent++ % 251));
+  };
+  let received = 0;
+  const kept: Array<{ frame: Buffer; byte: number }> = [];
+  const damaged: number[] = [];
+  const dispatcher = new Dispatcher();
+  const receiveRound = async () => {
+    const goal = received + sizes.length;
+    dispatcher.whenWriteReady(a, (ch) => ch.pendingOutput > 0);
+    dispatcher.whenReadReady(b, (ch) => {
+      for (let frame = ch.recvFrame(); frame !== null; frame = ch.recvFrame()) {
+        const byte = received % 251;
+        if (frame.length !== sizes[received % sizes.length] || frame.some((x) => x !== byte)) {
+          damaged.push(received);
+        }
+        if (received % 2 === 1) kept.push({ frame, byte }); // the others become garbage
+        received += 1;
+      }
+      return received < goal;
+    });
+    await dispatcher.watch();
+  };
+  for (let round = 0; round < 4; round++) {
+    sendRound();
+    await receiveRound();
+    collect();
+    await new Promise(setImmediate); // Node runs the collected Buffers' finalizers on the loop
+  }
+  t.deepEqual(damaged, [], 'frames that arrived with the wrong bytes');
+  const changed = kept.findIndex(({ frame, byte }) => frame.some((x) => x !== byte));
+  t.is(changed, -1, `kept frame ${changed} changed after it was received`);
+  t.is(kept.length, 8);
 });
 
 test('using a closed channel, or a listener as a stream, is a clear error', (t) => {

@@ -11,7 +11,7 @@ use crate::error::{throw, OrThrow};
 use napi::bindgen_prelude::*;
 use napi::{Env, JsBuffer, JsUnknown};
 use napi_derive::napi;
-use pyre_nexus_core::{self as core, Address, ReadOutcome, Recv, SharedChannel};
+use pyre_nexus_core::{self as core, frame, Address, ReadOutcome, Recv, SharedChannel};
 
 /// A non-blocking socket end owned by the native core: a pipe end, a connection or a port.
 /// Dropped (and closed) when JavaScript lets go of it.
@@ -124,8 +124,24 @@ pub fn channel_recv_frame_into(
             Ok(env.create_int32(payload.len() as i32)?.into_unknown())
         }
         Recv::Frame(payload) => Ok(env.create_buffer_copy(payload)?.into_raw().into_unknown()),
+        Recv::Owned(frame) => owned_buffer(&env, frame),
         Recv::Pending | Recv::Eof => Ok(env.create_int32(-1)?.into_unknown()),
     }
+}
+
+/// A Buffer over a large frame's payload, without a copy; its memory goes back to the frame
+/// reader's spares once JavaScript lets go of it.
+fn owned_buffer(env: &Env, frame: frame::OwnedFrame) -> Result<JsUnknown> {
+    let len = frame.payload().len();
+    let mut whole = frame.into_buffer();
+    // The payload follows the header; the Vec's heap memory does not move with the Vec.
+    let payload = whole[frame::HEADER..].as_mut_ptr();
+    // SAFETY: `payload` points at `len` bytes owned by `whole`, which the finalizer keeps alive
+    // until V8 has let go of the Buffer.
+    let buffer = unsafe {
+        env.create_buffer_with_borrowed_data(payload, len, whole, |whole, _| frame::recycle(whole))
+    }?;
+    Ok(buffer.into_raw().into_unknown())
 }
 
 /// Takes the next waiting connection of a listening channel, or null if none is waiting.

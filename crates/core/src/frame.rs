@@ -4,7 +4,9 @@
 //! sees part of a message and never waits for the rest of one.
 
 use crate::error::{Error, Result};
+use std::cell::RefCell;
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
 /// Bytes in a frame header.
 pub const HEADER: usize = 4;
@@ -15,8 +17,87 @@ pub const DEFAULT_MAX_FRAME: u32 = 64 << 20;
 /// How much a read asks for when no frame length is known yet.
 const READ_CHUNK: usize = 64 << 10;
 
-/// The largest read buffer a channel keeps between frames (4 MiB).
-const KEEP: usize = 4 << 20;
+/// Frames (header included) at least this long are read into a buffer of their own and handed
+/// out whole as an [`OwnedFrame`], instead of being copied out of the shared read buffer.
+pub const LARGE: usize = 128 << 10;
+
+/// How many bytes of given-back large-frame buffers a thread keeps for the next large frames:
+/// what V8 lets Buffers hold outside its heap before it collects them (64 MiB), since a
+/// collection gives back that much at once. Kept less, most frames would miss (measured: 16 MiB
+/// kept was slower than keeping none).
+const SPARE_LIMIT: usize = 64 << 20;
+
+/// Spares are let go once no large frame has come for this long, at the next give-back (a
+/// collection, which V8 also runs when a process falls idle).
+const SPARE_IDLE: Duration = Duration::from_secs(1);
+
+thread_local! {
+    static SPARES: RefCell<Spares> = const {
+        RefCell::new(Spares { bufs: Vec::new(), bytes: 0, last_taken: None })
+    };
+}
+
+/// Buffers of large frames their receivers let go of. A fresh megabyte costs 256 page faults, each
+/// zeroing its page, and its unmapping once freed: half the CPU of a stream of 1 MiB frames
+/// (perf). A kept one costs nothing.
+struct Spares {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
+    last_taken: Option<Instant>,
+}
+
+/// Gives a large frame's buffer back for the next large frame this thread receives. It is
+/// dropped if the thread keeps enough already, or has had no large frame for a while (and then
+/// so are the others kept).
+pub fn recycle(buf: Vec<u8>) {
+    if buf.capacity() < LARGE {
+        return;
+    }
+    SPARES.with(|spares| {
+        let mut spares = spares.borrow_mut();
+        let busy = spares.last_taken.is_some_and(|t| t.elapsed() < SPARE_IDLE);
+        if !busy {
+            spares.bufs = Vec::new();
+            spares.bytes = 0;
+        } else if spares.bytes + buf.capacity() <= SPARE_LIMIT {
+            spares.bytes += buf.capacity();
+            spares.bufs.push(buf);
+        }
+    });
+}
+
+/// A buffer of exactly `size` bytes: the smallest kept one that fits, or a new one.
+fn buffer_of(size: usize) -> Vec<u8> {
+    let kept = SPARES.with(|spares| {
+        let mut spares = spares.borrow_mut();
+        spares.last_taken = Some(Instant::now());
+        let fit = (0..spares.bufs.len())
+            .filter(|&i| spares.bufs[i].capacity() >= size)
+            .min_by_key(|&i| spares.bufs[i].capacity())?;
+        let buf = spares.bufs.swap_remove(fit);
+        spares.bytes -= buf.capacity();
+        Some(buf)
+    });
+    let mut buf = kept.unwrap_or_default();
+    buf.resize(size, 0); // a kept buffer's old bytes are overwritten by the read
+    buf
+}
+
+/// A large frame, read into a buffer of its own that the receiver keeps: no copy on the way out.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OwnedFrame(Vec<u8>);
+
+impl OwnedFrame {
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.0[HEADER..]
+    }
+
+    /// The whole buffer: the 4-byte header, then the payload. Give it to [`recycle`] when done.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.0
+    }
+}
 
 /// The header announcing a payload of `len` bytes.
 pub fn header(len: usize) -> [u8; HEADER] {
@@ -83,9 +164,15 @@ impl FrameReader {
     }
 
     /// Room to read into: enough for the pending frame when its length is known, a chunk otherwise.
+    /// A large frame gets a buffer of exactly its size (see [`take_owned`](Self::take_owned)).
     pub fn spare(&mut self) -> &mut [u8] {
         let want = match self.announced() {
             Some(len) if len <= self.max as usize => {
+                if HEADER + len >= LARGE && self.buffered() < HEADER + len {
+                    self.own_room(HEADER + len);
+                    let end = self.end;
+                    return &mut self.buf[end..];
+                }
                 (HEADER + len).saturating_sub(self.buffered()).max(1)
             }
             _ => READ_CHUNK,
@@ -107,6 +194,35 @@ impl FrameReader {
         }
         let end = self.end;
         &mut self.buf[end..]
+    }
+
+    /// Makes the read buffer hold the pending frame alone, at its start, in exactly `size`
+    /// bytes, so that the reads go straight into what [`take_owned`](Self::take_owned) hands out.
+    fn own_room(&mut self, size: usize) {
+        if self.start == 0 && self.buf.len() == size {
+            return;
+        }
+        let mut own = buffer_of(size);
+        let have = self.buffered(); // all of it this frame's: it is not whole yet (see spare)
+        own[..have].copy_from_slice(&self.buf[self.start..self.end]);
+        self.buf = own;
+        self.start = 0;
+        self.end = have;
+    }
+
+    /// The pending frame in a buffer of its own, if it is large and has arrived whole.
+    pub fn take_owned(&mut self) -> Option<OwnedFrame> {
+        let len = self.announced()?;
+        let whole = HEADER + len;
+        if whole < LARGE || len > self.max as usize {
+            return None;
+        }
+        if self.start != 0 || self.end != whole || self.buf.len() != whole {
+            return None; // read in the shared way (next_frame), or not whole yet
+        }
+        self.start = 0;
+        self.end = 0;
+        Some(OwnedFrame(std::mem::take(&mut self.buf)))
     }
 
     /// Records that `n` bytes were read into [`spare`](Self::spare).
@@ -160,17 +276,6 @@ impl FrameReader {
         self.start += n;
         n
     }
-
-    /// Drops buffer memory kept from a very large frame once nothing is pending. Buffers up to
-    /// [`KEEP`] stay: a stream of 1 MiB frames would otherwise allocate, fault in and zero a
-    /// fresh megabyte for every frame.
-    pub fn shrink(&mut self) {
-        if self.buffered() == 0 && self.buf.len() > KEEP {
-            self.buf = Vec::new();
-            self.start = 0;
-            self.end = 0;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -183,7 +288,7 @@ mod tests {
         reader.commit(bytes.len());
     }
 
-    /// Feeds one whole frame of `len` bytes, in reads of at most 64 KiB, and takes it out.
+    /// Feeds one whole frame of `len` bytes, in reads of at most 64 KiB.
     fn pass_frame(reader: &mut FrameReader, len: usize) {
         feed(reader, &header(len));
         let mut left = len;
@@ -192,26 +297,73 @@ mod tests {
             feed(reader, &vec![7; n]);
             left -= n;
         }
-        let range = reader.next_frame().unwrap().unwrap();
-        assert_eq!(range.len(), len);
     }
 
     #[test]
-    fn the_read_buffer_of_large_frames_is_kept_up_to_a_bound() {
+    fn a_large_frame_is_read_into_a_buffer_of_its_own_and_handed_out_whole() {
+        let mut reader = FrameReader::new(64 << 20);
+        let payload: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        let mut wire = header(payload.len()).to_vec();
+        wire.extend_from_slice(&payload);
+        // In reads as a socket would give them: a chunk first, then what the reader asks for.
+        let mut sent = 0;
+        let mut reads = 0;
+        while sent < wire.len() {
+            assert!(reader.take_owned().is_none(), "not whole yet");
+            let room = reader.spare().len();
+            assert!(
+                sent + room <= wire.len(),
+                "a read never asks past the frame"
+            );
+            let n = room.min(300_000).min(wire.len() - sent);
+            feed(&mut reader, &wire[sent..sent + n]);
+            sent += n;
+            reads += 1;
+        }
+        assert!(reads <= 6, "{reads} reads for 1 MiB");
+        let frame = reader.take_owned().expect("a whole large frame");
+        assert!(frame.payload() == &payload[..]);
+        assert_eq!(reader.buffered(), 0);
+        assert!(reader.next_frame().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_given_back_buffer_serves_the_next_large_frame() {
         let mut reader = FrameReader::new(64 << 20);
         pass_frame(&mut reader, 1 << 20);
-        reader.shrink();
-        let kept = reader.buf.len();
-        assert!(
-            kept > 1 << 20,
-            "a 1 MiB frame's buffer is kept for the next one"
-        );
+        let first = reader.take_owned().unwrap().into_buffer();
+        let memory = first.as_ptr();
+        let size = first.capacity();
+        recycle(first);
+        assert_eq!(SPARES.with(|s| s.borrow().bytes), size, "kept");
         pass_frame(&mut reader, 1 << 20);
-        reader.shrink();
-        assert_eq!(reader.buf.len(), kept, "and reused, not grown");
-        pass_frame(&mut reader, 8 << 20);
-        reader.shrink();
-        assert_eq!(reader.buf.len(), 0, "an 8 MiB frame's buffer is given back");
+        assert_eq!(SPARES.with(|s| s.borrow().bytes), 0, "taken again");
+        let second = reader.take_owned().unwrap().into_buffer();
+        assert_eq!(
+            second.as_ptr(),
+            memory,
+            "the same memory, not a fresh megabyte"
+        );
+    }
+
+    #[test]
+    fn a_thread_that_takes_no_large_frames_keeps_no_buffers() {
+        std::thread::spawn(|| {
+            recycle(vec![0; 1 << 20]);
+            let kept = SPARES.with(|s| s.borrow().bytes);
+            assert_eq!(kept, 0);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn frames_under_the_large_size_come_from_the_shared_buffer() {
+        let mut reader = FrameReader::new(64 << 20);
+        pass_frame(&mut reader, LARGE - HEADER - 1);
+        assert!(reader.take_owned().is_none());
+        let range = reader.next_frame().unwrap().unwrap();
+        assert_eq!(range.len(), LARGE - HEADER - 1);
     }
 
     #[test]
