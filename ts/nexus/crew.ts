@@ -47,8 +47,8 @@ export class Crew {
   state: 'registered' | 'active' | 'retired' = 'registered';
   /** Ids of the tasks sent and not yet reported, oldest (the one running) first. */
   readonly jobs: number[] = [];
-  /** When the oldest task began (ms, performance.now()). */
-  headStart = 0;
+  /** When the oldest task began (ms, performance.now()); NaN before the first. */
+  headStart = Number.NaN; // a double from the start: see Pool's #idleSince
 
   constructor(
     /** The member's pid, or thread id. */

@@ -149,11 +149,17 @@ export class Pool extends EventEmitter implements Team {
   #nextId = 1;
   /** Tasks sent to a member at once: grows when tasks are short, to hide the round trip. */
   #depth = 2;
-  #taskMs = 1;
+  #taskMs = 0.5; // a first guess, and a double from the start: see #idleSince
   #sweep: HandlerId | null = null;
   #sweepAt = Number.POSITIVE_INFINITY;
   #linger: HandlerId | null = null;
-  #idleSince = 0;
+  /**
+   * When the pool last fell idle; NaN while it works. Fields that will hold fractional numbers
+   * start as doubles: V8 stores a field first given an integer as an integer, and switching it
+   * to a double later deoptimizes all compiled code that touches the object. Falling idle after
+   * the first workplan did that, and the second ran 1.5-2x slower while V8 recompiled.
+   */
+  #idleSince = Number.NaN;
   #startFailures = 0;
   #closing = false;
   #closed: Promise<void> | null = null;
@@ -694,7 +700,7 @@ export class Pool extends EventEmitter implements Team {
   /** With no work left: dismiss at once when closing, else after `linger` seconds. */
   #checkIdle(): void {
     if (this.counts.queued + this.counts.running > 0) {
-      this.#idleSince = 0;
+      this.#idleSince = Number.NaN;
       return;
     }
     if (this.#closing) {
