@@ -268,6 +268,24 @@ test('large frames arrive whole and keep their bytes after others are collected 
   t.is(kept.length, 8);
 });
 
+test('recheck lets a handler read what arrived during its own turn without waiting for the poll', async (t) => {
+  const [a, b] = pipe();
+  const dispatcher = new Dispatcher();
+  const seen: Array<string | null> = [];
+  a.sendFrame(Buffer.from('first'));
+  dispatcher.whenReadReady(b, (ch) => {
+    seen.push(String(ch.recvFrame()));
+    seen.push(ch.recvFrame() === null ? null : 'more'); // found empty: the poll must say so again
+    a.sendFrame(Buffer.from('second')); // arrives while this handler runs
+    seen.push(ch.recvFrame() === null ? null : 'early'); // not asked of the kernel yet
+    ch.recheck();
+    seen.push(String(ch.recvFrame()));
+    return false;
+  });
+  await dispatcher.watch();
+  t.deepEqual(seen, ['first', null, null, 'second']);
+});
+
 test('using a closed channel, or a listener as a stream, is a clear error', (t) => {
   const [a] = pipe();
   a.close();

@@ -79,6 +79,12 @@ pub fn channel_set_output_bound(channel: Handle, bound: u32) {
     channel.borrow_mut().set_output_bound(bound as usize);
 }
 
+/// Makes the next read ask the kernel even if the socket was last found empty.
+#[napi(catch_unwind)]
+pub fn channel_recheck(channel: Handle) {
+    channel.borrow_mut().recheck();
+}
+
 /// Reads into `buffer`: the number of bytes read, 0 at end of file, null if nothing is there.
 #[napi(catch_unwind)]
 pub fn channel_read(env: Env, channel: Handle, buffer: JsBuffer) -> Result<Option<u32>> {

@@ -29,6 +29,7 @@ interface Binding {
   channelKind(channel: ChannelHandle): string;
   channelClosed(channel: ChannelHandle): boolean;
   channelAtEnd(channel: ChannelHandle): boolean;
+  channelRecheck(channel: ChannelHandle): void;
   channelLocalAddress(channel: ChannelHandle): string | null;
   channelPeerAddress(channel: ChannelHandle): string | null;
   channelPendingOutput(channel: ChannelHandle): number;

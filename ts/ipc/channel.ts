@@ -50,6 +50,15 @@ export class Channel {
     return native.channelAtEnd(this.handle);
   }
 
+  /**
+   * @internal Makes the next read ask the kernel (one system call) even though the socket was
+   * last found empty and no poll has said otherwise since: for a handler that ran long and
+   * expects more to have arrived meanwhile.
+   */
+  recheck(): void {
+    native.channelRecheck(this.handle);
+  }
+
   /** The address really bound, in pyre's notation (`ip4:127.0.0.1:50123`), if any. */
   get address(): string | null {
     return native.channelLocalAddress(this.handle);

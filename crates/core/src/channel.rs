@@ -410,6 +410,13 @@ impl Channel {
         self.closing && !matches!(self.io, Io::Closed)
     }
 
+    /// Forgets that the socket was last found empty, so that the next read asks the kernel again
+    /// (one system call) instead of waiting for the poll to say so. For a reader that has run long
+    /// within one turn and expects more to have arrived meanwhile.
+    pub fn recheck(&mut self) {
+        self.ready |= ready::READABLE;
+    }
+
     /// Whether a read may find something. Unwatched channels get no readiness news, so for them
     /// only trying tells.
     fn may_read(&self) -> bool {
