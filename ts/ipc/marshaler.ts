@@ -1,6 +1,14 @@
-import { deserialize, serialize } from 'node:v8';
+import { createRequire } from 'node:module';
 import { BadPayloadError } from '../errors.js';
 import type { Channel } from './channel.js';
+
+// node:v8 is loaded on first use: it costs a process about 2.6 ms to load, and a crew member,
+// whose traffic is plain data (JSON), usually never needs it.
+let v8: typeof import('node:v8') | undefined;
+const v8Module = () => {
+  v8 ??= createRequire(import.meta.url)('node:v8') as typeof import('node:v8');
+  return v8;
+};
 
 /**
  * Turns items into frames and back (pyre's marshaler). A frame on the wire is a 4-byte
@@ -41,12 +49,12 @@ abstract class FramingMarshaler implements Marshaler {
 /** The default marshaler: V8's structured clone (`v8.serialize`), which keeps Maps, Dates, Buffers… */
 export class V8Marshaler extends FramingMarshaler {
   encode(item: unknown): Buffer {
-    return serialize(item);
+    return v8Module().serialize(item);
   }
 
   decode(payload: Buffer): unknown {
     try {
-      return deserialize(payload);
+      return v8Module().deserialize(payload);
     } catch (cause) {
       throw new BadPayloadError(
         `a ${payload.length}-byte frame is not a V8-serialized value: ${(cause as Error).message}`,
@@ -87,7 +95,7 @@ export class HybridMarshaler extends FramingMarshaler {
   readonly #v8 = new V8Marshaler();
 
   encode(item: unknown): Buffer {
-    return isPlain(item, 0) ? Buffer.from(JSON.stringify(item)) : serialize(item);
+    return isPlain(item, 0) ? Buffer.from(JSON.stringify(item)) : this.#v8.encode(item);
   }
 
   decode(payload: Buffer): unknown {
