@@ -11,7 +11,7 @@ import { memberSpin, Recruiting } from './recruiting.js';
 import type { Team } from './team.js';
 
 /** The worker entry, next to this module (dist/nexus/worker.js). */
-export const workerEntry = new URL('./worker.js', import.meta.url);
+const workerEntry = new URL('./worker.js', import.meta.url);
 
 export class Fork extends Recruiting {
   deploy(team: Team): Crew {

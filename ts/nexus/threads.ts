@@ -7,9 +7,11 @@ import { Worker } from 'node:worker_threads';
 import { adopt, Channel } from '../ipc/channel.js';
 import { native } from '../native.js';
 import { Crew } from './crew.js';
-import { workerEntry } from './fork.js';
 import { memberSpin, Recruiting } from './recruiting.js';
 import type { Team } from './team.js';
+
+/** The thread entry, next to this module (dist/nexus/thread.js). */
+const threadEntry = new URL('./thread.js', import.meta.url);
 
 export class Threads extends Recruiting {
   deploy(team: Team): Crew {
@@ -17,7 +19,7 @@ export class Threads extends Recruiting {
     let worker: Worker;
     try {
       const workerData = { nexusChannel: fd, nexusSpin: memberSpin(team) };
-      worker = new Worker(workerEntry, { workerData, execArgv: this.execArgv });
+      worker = new Worker(threadEntry, { workerData, execArgv: this.execArgv });
     } catch (error) {
       adopt(fd).close(); // the thread never took its end
       throw error;
