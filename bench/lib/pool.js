@@ -390,7 +390,7 @@ export function markdown({ meta, results }) {
       'go through `pool.assemble(tasks)`, one at a time through `pool.submit(task)`.',
     '- **pyre-nexus Threads**: the same with `recruiter: new Threads()`: worker threads, same protocol.',
     '- **pyre-nexus Fork, spinning parent**: the same as Fork with `dispatcher: new Dispatcher({ spin: 300 })`: ' +
-      "the parent polls up to 300 µs before it sleeps, as crew members always do, so a report's arrival wakes " +
+      "the parent polls up to 300 µs before it sleeps, as crew members do while their team fits the CPUs, so a report's arrival wakes " +
       "nobody. It keeps the parent's CPU busy while tasks come and go, and holds up its other work for as long.",
     `- **piscina** ${v.piscina ?? ''} and **tinypool** ${v.tinypool ?? ''}: worker threads, ` +
       '`minThreads = maxThreads = workers`, `pool.run(arg, { name })` per task, everything else left at its ' +
