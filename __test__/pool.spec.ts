@@ -290,15 +290,21 @@ test('workers that die before they are ready fail the queued tasks instead of be
   for (const pid of recruited) t.true(reaped(pid));
 });
 
-test('large task states and results cross even while the other side is too busy to read them', async (t) => {
-  // 40 half-megabyte states and results, more than the default 1 MiB of unsent output a channel
-  // holds: a member holding several at once must not be lost for it.
-  const the = new Pool({ size: 1 });
-  const report = await the.assemble(Array.from({ length: 40 }, () => new Bulky(Buffer.alloc(512 * 1024, 1))));
-  t.is(report.completed, 40, report.outcomes.find((o) => o.error)?.error?.message);
-  t.true(report.outcomes.every((o) => o.result?.length === 512 * 1024 && o.attempts === 1));
-  await the.close();
-});
+for (const [recruiting, recruiter] of [
+  ['processes', undefined],
+  ['threads', new Threads()],
+] as const) {
+  test(`large task states and results cross even while the other side is too busy to read them (${recruiting})`, async (t) => {
+    // 40 half-megabyte states and results, more than the default 1 MiB of unsent output a channel
+    // holds: a member holding several at once must not be lost for it. Frames this large are read
+    // into memory reused once collected; a thread's members end with such memory still held.
+    const the = new Pool({ size: 1, ...(recruiter ? { recruiter } : {}) });
+    const report = await the.assemble(Array.from({ length: 40 }, () => new Bulky(Buffer.alloc(512 * 1024, 1))));
+    t.is(report.completed, 40, report.outcomes.find((o) => o.error)?.error?.message);
+    t.true(report.outcomes.every((o) => o.result?.length === 512 * 1024 && o.attempts === 1));
+    await the.close();
+  });
+}
 
 test('a worker that sends garbage is retired like one that crashed', async (t) => {
   const the = new Pool({ size: 1, retries: 1 });

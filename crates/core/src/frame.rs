@@ -53,7 +53,8 @@ pub fn recycle(buf: Vec<u8>) {
     if buf.capacity() < LARGE {
         return;
     }
-    SPARES.with(|spares| {
+    // A finalizer may run while its thread is being torn down; the buffer is then just freed.
+    let _ = SPARES.try_with(|spares| {
         let mut spares = spares.borrow_mut();
         let busy = spares.last_taken.is_some_and(|t| t.elapsed() < SPARE_IDLE);
         if !busy {
@@ -68,16 +69,19 @@ pub fn recycle(buf: Vec<u8>) {
 
 /// A buffer of exactly `size` bytes: the smallest kept one that fits, or a new one.
 fn buffer_of(size: usize) -> Vec<u8> {
-    let kept = SPARES.with(|spares| {
-        let mut spares = spares.borrow_mut();
-        spares.last_taken = Some(Instant::now());
-        let fit = (0..spares.bufs.len())
-            .filter(|&i| spares.bufs[i].capacity() >= size)
-            .min_by_key(|&i| spares.bufs[i].capacity())?;
-        let buf = spares.bufs.swap_remove(fit);
-        spares.bytes -= buf.capacity();
-        Some(buf)
-    });
+    let kept = SPARES
+        .try_with(|spares| {
+            let mut spares = spares.borrow_mut();
+            spares.last_taken = Some(Instant::now());
+            let fit = (0..spares.bufs.len())
+                .filter(|&i| spares.bufs[i].capacity() >= size)
+                .min_by_key(|&i| spares.bufs[i].capacity())?;
+            let buf = spares.bufs.swap_remove(fit);
+            spares.bytes -= buf.capacity();
+            Some(buf)
+        })
+        .ok()
+        .flatten();
     let mut buf = kept.unwrap_or_default();
     buf.resize(size, 0); // a kept buffer's old bytes are overwritten by the read
     buf
