@@ -14,8 +14,6 @@ use mio::net::UnixStream;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 
 /// The descriptor on which a worker finds its channel.
 pub const CHANNEL_FD: RawFd = 3;
@@ -40,37 +38,195 @@ pub enum Exit {
 pub fn spawn<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<Recruit> {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()
         .map_err(|e| Error::io("socketpair for a worker", e))?;
-    let theirs_fd = theirs.as_raw_fd();
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
-    let mut command = Command::new(program);
-    command.args(args).stdin(Stdio::null());
-    // SAFETY: the closure runs in the child between fork and exec, and calls only
-    // async-signal-safe functions (dup2, fcntl, prctl, getppid, syscall); it allocates nothing.
-    unsafe {
-        command.pre_exec(move || {
-            if theirs_fd == CHANNEL_FD {
-                // dup2 onto itself would keep close-on-exec set; clear it by hand.
-                if libc::fcntl(CHANNEL_FD, libc::F_SETFD, 0) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-            } else if libc::dup2(theirs_fd, CHANNEL_FD) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            close_others_on_exec();
-            die_with_parent(parent)
-        });
-    }
-    let child = command
-        .spawn()
+    let pid = start(program, args, theirs.as_raw_fd(), parent)
         .map_err(|e| Error::io("starting a worker", e))?;
     drop(theirs);
     ours.set_nonblocking(true)
         .map_err(|e| Error::io("socketpair for a worker", e))?;
     Ok(Recruit {
-        pid: child.id(),
+        pid,
         channel: Channel::new(Io::Unix(UnixStream::from_std(ours)), None, None),
     })
+}
+
+/// What a child does between its start and `exec` to become a worker: its end of the pair on
+/// fd 3, every other descriptor above it close-on-exec, and (on Linux) death with its parent.
+/// Async-signal-safe: it allocates nothing.
+fn become_worker(theirs: RawFd, parent: libc::pid_t) -> io::Result<()> {
+    // SAFETY: dup2 and fcntl on descriptors of this (child) process.
+    unsafe {
+        if theirs == CHANNEL_FD {
+            // dup2 onto itself would keep close-on-exec set; clear it by hand.
+            if libc::fcntl(CHANNEL_FD, libc::F_SETFD, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        } else if libc::dup2(theirs, CHANNEL_FD) == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    close_others_on_exec();
+    die_with_parent(parent)
+}
+
+/// Elsewhere than Linux: the standard library forks, and the child becomes a worker before exec.
+#[cfg(not(target_os = "linux"))]
+fn start<S: AsRef<OsStr>>(
+    program: &str,
+    args: &[S],
+    theirs: RawFd,
+    parent: libc::pid_t,
+) -> io::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(program);
+    command.args(args).stdin(Stdio::null());
+    // SAFETY: the closure runs in the child between fork and exec and is async-signal-safe.
+    unsafe { command.pre_exec(move || become_worker(theirs, parent)) };
+    Ok(command.spawn()?.id())
+}
+
+#[cfg(target_os = "linux")]
+use vfork::start;
+
+/// Starting a worker without copying this process. A fork copies the page tables of the whole
+/// Node process and blocks it meanwhile: 3.6-6 ms per worker for a process of 80 MB, 15 ms for
+/// 300 MB, against 0.3-0.5 ms this way (measured here). The child shares our memory and runs on
+/// a stack of its own while we wait (`CLONE_VM | CLONE_VFORK`), as glibc's `posix_spawn` does;
+/// unlike `posix_spawn`, it can become a worker (see `become_worker`) before it runs `program`.
+#[cfg(target_os = "linux")]
+mod vfork {
+    use super::become_worker;
+    use std::ffi::{c_char, c_int, c_void, CString, OsStr};
+    use std::io;
+    use std::os::fd::RawFd;
+    use std::os::unix::ffi::OsStrExt;
+    use std::ptr;
+
+    extern "C" {
+        static environ: *const *const c_char;
+    }
+
+    const STACK: usize = 64 << 10;
+
+    /// Everything the child needs, prepared by the parent: the child must not allocate.
+    struct Plan {
+        program: *const c_char,
+        argv: *const *const c_char,
+        envp: *const *const c_char,
+        devnull: *const c_char,
+        theirs: RawFd,
+        parent: libc::pid_t,
+        mask: libc::sigset_t,
+        /// Written by the child when a step fails, before it exits: the errno.
+        error: c_int,
+    }
+
+    pub(super) fn start<S: AsRef<OsStr>>(
+        program: &str,
+        args: &[S],
+        theirs: RawFd,
+        parent: libc::pid_t,
+    ) -> io::Result<u32> {
+        let invalid = |_| io::Error::from(io::ErrorKind::InvalidInput);
+        let program = CString::new(program).map_err(invalid)?;
+        let args = args
+            .iter()
+            .map(|a| CString::new(a.as_ref().as_bytes()).map_err(invalid))
+            .collect::<io::Result<Vec<_>>>()?;
+        let mut argv: Vec<*const c_char> = Vec::with_capacity(args.len() + 2);
+        argv.push(program.as_ptr());
+        argv.extend(args.iter().map(|a| a.as_ptr()));
+        argv.push(ptr::null());
+        let devnull = c"/dev/null";
+        // SAFETY: plain libc calls on memory we own; the child only reads `plan` and writes
+        // `plan.error`, and we read it only after the child has exec'd or exited (CLONE_VFORK).
+        unsafe {
+            let mut plan = Plan {
+                program: program.as_ptr(),
+                argv: argv.as_ptr(),
+                envp: environ,
+                devnull: devnull.as_ptr(),
+                theirs,
+                parent,
+                mask: std::mem::zeroed(),
+                error: 0,
+            };
+            let stack = libc::mmap(
+                ptr::null_mut(),
+                STACK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            );
+            if stack == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            // No handler of ours may run in the child, which shares our memory: block every
+            // signal until it has exec'd (it resets the handlers and restores the mask).
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut plan.mask);
+            let pid = libc::clone(
+                child,
+                stack.cast::<u8>().add(STACK).cast(),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                (&mut plan as *mut Plan).cast(),
+            );
+            let cloned = io::Error::last_os_error();
+            libc::pthread_sigmask(libc::SIG_SETMASK, &plan.mask, ptr::null_mut());
+            libc::munmap(stack, STACK);
+            if pid == -1 {
+                return Err(cloned);
+            }
+            let error = ptr::read_volatile(&plan.error);
+            if error != 0 {
+                let mut status = 0;
+                libc::waitpid(pid, &mut status, 0); // it has exited: collect it
+                return Err(io::Error::from_raw_os_error(error));
+            }
+            Ok(pid as u32)
+        }
+    }
+
+    /// The child: default signal handlers, the worker's descriptors, the parent's signal mask,
+    /// then `exec`. Only async-signal-safe calls; a failure is reported in `plan.error`.
+    extern "C" fn child(arg: *mut c_void) -> c_int {
+        // SAFETY: `arg` is the parent's `Plan`, alive while the parent waits for us.
+        unsafe {
+            let plan = &mut *arg.cast::<Plan>();
+            for signal in 1..65 {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(signal, ptr::null(), &mut old) == 0
+                    && old.sa_sigaction != libc::SIG_DFL
+                    && old.sa_sigaction != libc::SIG_IGN
+                {
+                    let mut default: libc::sigaction = std::mem::zeroed();
+                    default.sa_sigaction = libc::SIG_DFL;
+                    libc::sigaction(signal, &default, ptr::null_mut());
+                }
+            }
+            let fail = |plan: &mut Plan, error: io::Error| -> c_int {
+                ptr::write_volatile(&mut plan.error, error.raw_os_error().unwrap_or(libc::EIO));
+                libc::_exit(127)
+            };
+            if let Err(error) = become_worker(plan.theirs, plan.parent) {
+                return fail(plan, error);
+            }
+            let null = libc::open(plan.devnull, libc::O_RDONLY | libc::O_CLOEXEC);
+            if null == -1 || libc::dup2(null, 0) == -1 {
+                return fail(plan, io::Error::last_os_error());
+            }
+            if null != 0 {
+                libc::close(null);
+            }
+            libc::pthread_sigmask(libc::SIG_SETMASK, &plan.mask, ptr::null_mut());
+            libc::execve(plan.program, plan.argv, plan.envp);
+            fail(plan, io::Error::last_os_error())
+        }
+    }
 }
 
 /// A socket pair for a worker in this process (a thread): our channel, and the raw descriptor
@@ -125,7 +281,7 @@ pub fn kill(pid: u32, signal: i32) -> Result<()> {
 
 /// Marks every descriptor above the channel close-on-exec, so that descriptors some library
 /// opened without that flag do not leak into the worker. Marking (not closing) keeps the pipe
-/// on which the standard library reports a failed exec.
+/// on which the standard library reports a failed exec where it forks.
 fn close_others_on_exec() {
     #[cfg(target_os = "linux")]
     {
@@ -166,7 +322,7 @@ fn die_with_parent(parent: libc::pid_t) -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
         if libc::getppid() != parent {
-            // No allocation here (between fork and exec): ESRCH says the parent is gone.
+            // No allocation here (before exec): ESRCH says the parent is gone.
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
     }

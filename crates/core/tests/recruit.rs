@@ -59,6 +59,19 @@ fn the_worker_gets_its_channel_on_fd_3_and_no_other_descriptor() {
     assert_eq!(wait(pid), Exit::Code(0));
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn the_worker_reads_nothing_from_our_terminal() {
+    let script = "echo \"stdin:$(readlink /proc/$$/fd/0)\" >&3";
+    let recruit = spawn("/bin/sh", &["-c", script]).unwrap();
+    let pid = recruit.pid;
+    assert_eq!(
+        read_to_end(recruit.channel.shared()).trim(),
+        "stdin:/dev/null"
+    );
+    assert_eq!(wait(pid), Exit::Code(0));
+}
+
 #[test]
 fn reaping_reports_the_exit_status_or_the_signal() {
     let recruit = spawn("/bin/sh", &["-c", "exit 7"]).unwrap();
