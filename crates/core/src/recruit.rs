@@ -34,7 +34,8 @@ pub enum Exit {
     Signal(i32),
 }
 
-/// Starts `program` with `args`; the child finds its end of a fresh socket pair on fd 3.
+/// Starts `program` (a path: it is not looked up in `PATH`) with `args`; the child finds its end
+/// of a fresh socket pair on fd 3.
 pub fn spawn<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<Recruit> {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()
         .map_err(|e| Error::io("socketpair for a worker", e))?;
@@ -215,7 +216,8 @@ mod vfork {
             if let Err(error) = become_worker(plan.theirs, plan.parent) {
                 return fail(plan, error);
             }
-            let null = libc::open(plan.devnull, libc::O_RDONLY | libc::O_CLOEXEC);
+            // Not close-on-exec: with our stdin closed, /dev/null lands on 0 and must stay.
+            let null = libc::open(plan.devnull, libc::O_RDONLY);
             if null == -1 || libc::dup2(null, 0) == -1 {
                 return fail(plan, io::Error::last_os_error());
             }
