@@ -34,7 +34,7 @@ pub enum Exit {
     Signal(i32),
 }
 
-/// Starts `program` (a path: it is not looked up in `PATH`) with `args`; the child finds its end
+/// Starts `program` (a path: Linux does not look it up in `PATH`) with `args`; the child finds its end
 /// of a fresh socket pair on fd 3.
 pub fn spawn<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<Recruit> {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()
