@@ -580,27 +580,27 @@ impl Channel {
         Ok(())
     }
 
-    /// Grows the kernel's send buffer to hold a large frame whole (one `setsockopt` per new
+    /// Grows a Unix socket's send buffer to hold a large frame whole (one `setsockopt` per new
     /// size). With the default (about 208 KiB) a 1 MiB frame crosses in five pieces, each a
     /// wake-up of both processes; an event loop pays for every one, a blocking writer does not.
-    /// The kernel caps the size at `net.core.wmem_max`; memory is only used while data is in flight.
-    fn make_room_for(&mut self, frame: usize) {
-        if frame < frame::LARGE || frame <= self.send_room {
+    /// The kernel caps the size at `net.core.wmem_max`; memory is only used while data is in
+    /// flight. TCP is left alone: setting the size would turn off the kernel's own tuning of it.
+    fn make_room_for(&mut self, size: usize) {
+        if size < frame::LARGE || size <= self.send_room {
             return;
         }
-        self.send_room = frame;
-        if let Some(fd) = self.fd() {
-            let size = frame.min(i32::MAX as usize) as libc::c_int;
-            // SAFETY: a valid descriptor and a pointer to an int of the size given.
-            unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_SNDBUF,
-                    (&size as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
+        let Io::Unix(socket) = &self.io else { return };
+        self.send_room = size;
+        let asked = size.min(i32::MAX as usize) as libc::c_int;
+        // SAFETY: a valid descriptor and a pointer to an int of the size given.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&asked as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
         }
     }
 

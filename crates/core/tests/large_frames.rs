@@ -2,9 +2,13 @@
 
 use pyre_nexus_core::frame::LARGE;
 use pyre_nexus_core::{pipe, Recv};
+#[cfg(target_os = "linux")]
+use pyre_nexus_core::{port, Address};
+#[cfg(target_os = "linux")]
 use std::os::fd::RawFd;
 
 /// The kernel's send buffer size for `fd`.
+#[cfg(target_os = "linux")]
 fn send_buffer(fd: RawFd) -> usize {
     let mut size: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -21,6 +25,7 @@ fn send_buffer(fd: RawFd) -> usize {
     size as usize
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn a_large_frame_gets_a_send_buffer_that_holds_it_whole() {
     let (mut a, _b) = pipe().unwrap();
@@ -35,17 +40,38 @@ fn a_large_frame_gets_a_send_buffer_that_holds_it_whole() {
         grown > default,
         "{grown} after a 1 MiB frame, {default} before"
     );
-    #[cfg(target_os = "linux")]
-    {
-        // Linux doubles what it is asked for (for its bookkeeping), up to net.core.wmem_max.
-        let cap: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        let asked = payload.len() + 4;
-        assert_eq!(grown, 2 * asked.min(cap));
-    }
+    // Linux doubles what it is asked for (for its bookkeeping), up to net.core.wmem_max.
+    assert_eq!(grown, 2 * (payload.len() + 4).min(wmem_max()));
+}
+
+/// The largest send buffer an unprivileged process may ask for.
+#[cfg(target_os = "linux")]
+fn wmem_max() -> usize {
+    std::fs::read_to_string("/proc/sys/net/core/wmem_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_tcp_connection_keeps_the_kernels_own_tuning_of_its_send_buffer() {
+    // Setting SO_SNDBUF on TCP would pin it and turn the kernel's autotuning off.
+    let mut listener = port(&"ip4:127.0.0.1:0".parse::<Address>().unwrap()).unwrap();
+    let target = listener.local_address().unwrap().to_string();
+    let client = std::net::TcpStream::connect(target.trim_start_matches("ip4:")).unwrap();
+    let mut server = loop {
+        if let Some(accepted) = listener.accept().unwrap() {
+            break accepted;
+        }
+    };
+    let payload = vec![5; 1 << 20];
+    server.send_frame(&payload).unwrap();
+    // The kernel may have grown it on its own meanwhile, but never to what asking would give.
+    let asked = 2 * (payload.len() + 4).min(wmem_max());
+    assert_ne!(send_buffer(server.fd().unwrap()), asked);
+    drop(client);
 }
 
 #[test]
