@@ -9,8 +9,10 @@ import {
   Crew,
   CrewStatus,
   crewcodes,
+  Dispatcher,
   Fork,
   fork,
+  HybridMarshaler,
   type Outcome,
   Pool,
   pipe,
@@ -28,6 +30,7 @@ import {
   team,
   WorkerLostError,
 } from '../dist/index.js';
+import { READY } from '../dist/nexus/crew.js';
 import { memberSpin } from '../dist/nexus/recruiting.js';
 import {
   Bulky,
@@ -277,6 +280,34 @@ test('a worker that crashes is replaced; its task runs elsewhere, then gives up 
   t.true(pids.size >= 3, 'a crashed member was replaced while work remained');
   await the.close();
   for (const pid of pids) t.true(reaped(pid), `worker ${pid} reaped`);
+});
+
+test('a member that dies with tasks unread in its socket ended; it did not break the protocol', async (t) => {
+  // Its team then reads a connection reset instead of an end of file.
+  const hybrid = new HybridMarshaler();
+  const memberSide = new Dispatcher();
+  class DiesUnread implements Recruiter {
+    recruit(team: Team) {
+      return Array.from({ length: team.vacancies() }, () => this.deploy());
+    }
+    deploy() {
+      const [ours, theirs] = pipe();
+      let exited: { code: number } | null = null;
+      hybrid.send([READY, 7], theirs);
+      memberSide.whenReadReady(theirs, (ch) => {
+        ch.abort(); // dies as its tasks arrive, without reading them
+        exited = { code: 1 };
+        return false;
+      });
+      void memberSide.watch();
+      return new Crew(7, ours, { kill: () => theirs.abort(), exited: () => exited });
+    }
+    dismiss = dismissInThisThread;
+  }
+  const the = new Pool({ size: 1, retries: 0, recruiter: new DiesUnread() });
+  const error = await t.throwsAsync(the.submit(new Square(3)), { instanceOf: WorkerLostError });
+  t.regex(error?.message ?? '', /crew member 7 ended while running task Square, 1 time: given up/);
+  await the.close();
 });
 
 test('workers that die before they are ready fail the queued tasks instead of being recruited forever', async (t) => {

@@ -10,7 +10,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
-import { NexusError } from '../errors.js';
+import { ConnectionResetError, NexusError } from '../errors.js';
 import { Dispatcher, type HandlerId } from '../ipc/dispatcher.js';
 import { HybridMarshaler } from '../ipc/marshaler.js';
 import { CANCEL, type Crew, READY, REPORTS, type Report, STARTED, TASKS } from './crew.js';
@@ -464,16 +464,21 @@ export class Pool extends EventEmitter implements Team {
         this.#receive(member, message);
       }
     } catch (error) {
-      this.#lose(member, `broke the crew protocol (${(error as Error).message})`, true);
+      // A member that died with tasks unread in its socket resets the connection: it ended, like
+      // one that died with none; anything else it sent that does not decode breaks the protocol.
+      if (error instanceof ConnectionResetError) this.#ended(member);
+      else this.#lose(member, `broke the crew protocol (${(error as Error).message})`, true);
       this.#schedule();
       return false;
     }
-    if (member.channel.atEnd) {
-      const cause = member.enlistment.cause?.();
-      this.#lose(member, cause ? `ended (${cause})` : 'ended', true);
-    }
+    if (member.channel.atEnd) this.#ended(member);
     this.#schedule();
     return this.active.has(member) || this.registered.has(member);
+  }
+
+  #ended(member: Crew): void {
+    const cause = member.enlistment.cause?.();
+    this.#lose(member, cause ? `ended (${cause})` : 'ended', true);
   }
 
   #receive(member: Crew, message: unknown): void {
