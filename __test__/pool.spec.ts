@@ -30,7 +30,7 @@ import {
   team,
   WorkerLostError,
 } from '../dist/index.js';
-import { READY } from '../dist/nexus/crew.js';
+import { READY, TASKS } from '../dist/nexus/crew.js';
 import { memberSpin } from '../dist/nexus/recruiting.js';
 import {
   Bulky,
@@ -308,6 +308,16 @@ test('a member that dies with tasks unread in its socket ended; it did not break
   const error = await t.throwsAsync(the.submit(new Square(3)), { instanceOf: WorkerLostError });
   t.regex(error?.message ?? '', /crew member 7 ended while running task Square, 1 time: given up/);
   await the.close();
+});
+
+test('a member whose team goes away without reading what it sent stops quietly', async (t) => {
+  // The member then reads a connection reset, and its report cannot be sent: the team is gone,
+  // which is how a member's life ends, not an error to crash on.
+  const [team, member] = pipe();
+  const working = Crew.work(member, 1);
+  new HybridMarshaler().send([TASKS, [[Square.module, 'Square']], [[1, 0, { n: 3 }]]], team);
+  team.abort(); // the member's READY, and its report to come, are never read
+  await t.notThrowsAsync(working);
 });
 
 test('workers that die before they are ready fail the queued tasks instead of being recruited forever', async (t) => {

@@ -16,6 +16,7 @@
 
 import type { Channel } from '../ipc/channel.js';
 import { Dispatcher } from '../ipc/dispatcher.js';
+import { ConnectionResetError } from '../errors.js';
 import { HybridMarshaler } from '../ipc/marshaler.js';
 import { importModule } from './loader.js';
 import { CrewStatus, type ErrorRecord, isTaskClass, recordError, revive, type Task, TaskStatus } from './task.js';
@@ -93,13 +94,26 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
   let reports: Report[] = [];
   let running = false;
   let lastFlush = performance.now();
+  // The team went away without reading what we sent: the channel reads a reset, and reports
+  // cannot go out. That ends the member's life like an end of file, not with an error.
+  let gone = false;
+  const teamGone = (error: unknown): void => {
+    if (!(error instanceof ConnectionResetError)) throw error;
+    gone = true;
+    queue.length = 0;
+    dispatcher.stop();
+  };
 
   const flush = () => {
     lastFlush = performance.now();
-    if (reports.length === 0) return;
+    if (reports.length === 0 || gone) return;
     const batch = reports;
     reports = [];
-    send(channel, batch);
+    try {
+      send(channel, batch);
+    } catch (error) {
+      teamGone(error);
+    }
   };
 
   // Runs the queue; synchronous tasks run back to back within one turn, without promise jobs.
@@ -138,32 +152,42 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
 
   // Queues the tasks that have arrived and drops those cancelled.
   const take = (): void => {
-    for (let message = marshaler.recv(channel); message !== undefined; message = marshaler.recv(channel)) {
-      const [kind, body, tasks] = message as [number, unknown, unknown];
-      if (kind === TASKS) {
-        const classes = body as [module: string, name: string][];
-        for (const [id, at, state] of tasks as [number, number, Record<string, unknown>][]) {
-          const [module, name] = classes[at] as [string, string];
-          queue.push([id, module, name, state]);
+    if (gone) return;
+    try {
+      for (let message = marshaler.recv(channel); message !== undefined; message = marshaler.recv(channel)) {
+        const [kind, body, tasks] = message as [number, unknown, unknown];
+        if (kind === TASKS) {
+          const classes = body as [module: string, name: string][];
+          for (const [id, at, state] of tasks as [number, number, Record<string, unknown>][]) {
+            const [module, name] = classes[at] as [string, string];
+            queue.push([id, module, name, state]);
+          }
+        } else if (kind === CANCEL) {
+          // Only a task still waiting here can be skipped; one already run is reported anyway.
+          const at = queue.findIndex(([id]) => id === body);
+          if (at !== -1) queue.splice(at, 1);
         }
-      } else if (kind === CANCEL) {
-        // Only a task still waiting here can be skipped; one already run is reported anyway.
-        const at = queue.findIndex(([id]) => id === body);
-        if (at !== -1) queue.splice(at, 1);
       }
+    } catch (error) {
+      teamGone(error);
     }
   };
 
   dispatcher.whenReadReady(channel, () => {
     take();
-    if (channel.atEnd) {
+    if (channel.atEnd || gone) {
       dispatcher.stop();
       return false;
     }
     if (!running && queue.length > 0) run();
     return true;
   });
-  marshaler.send([READY, id], channel);
+  try {
+    marshaler.send([READY, id], channel);
+  } catch (error) {
+    teamGone(error);
+    return;
+  }
   await dispatcher.watch();
 }
 
