@@ -14,9 +14,9 @@
  * The team closing its end ends the worker.
  */
 
+import { ConnectionResetError } from '../errors.js';
 import type { Channel } from '../ipc/channel.js';
 import { Dispatcher } from '../ipc/dispatcher.js';
-import { ConnectionResetError } from '../errors.js';
 import { HybridMarshaler } from '../ipc/marshaler.js';
 import { importModule } from './loader.js';
 import { CrewStatus, type ErrorRecord, isTaskClass, recordError, revive, type Task, TaskStatus } from './task.js';
