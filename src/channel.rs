@@ -150,6 +150,13 @@ fn owned_buffer(env: &Env, frame: frame::OwnedFrame) -> Result<JsUnknown> {
     Ok(buffer.into_raw().into_unknown())
 }
 
+/// Lets this thread's large-frame spares go if no large frame has come for a while; true while
+/// some are still kept (ask again later).
+#[napi(catch_unwind)]
+pub fn trim_large_frame_spares() -> bool {
+    frame::trim_spares()
+}
+
 /// Takes the next waiting connection of a listening channel, or null if none is waiting.
 #[napi(catch_unwind)]
 pub fn channel_accept(env: Env, channel: Handle) -> Result<Option<Handle>> {

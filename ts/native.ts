@@ -30,6 +30,7 @@ interface Binding {
   channelClosed(channel: ChannelHandle): boolean;
   channelAtEnd(channel: ChannelHandle): boolean;
   channelRecheck(channel: ChannelHandle): void;
+  trimLargeFrameSpares(): boolean;
   channelLocalAddress(channel: ChannelHandle): string | null;
   channelPeerAddress(channel: ChannelHandle): string | null;
   channelPendingOutput(channel: ChannelHandle): number;

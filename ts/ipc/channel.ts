@@ -8,6 +8,22 @@ const SLAB_ROOM = 1024; // less room than this left: the next frame starts a new
 let slab = Buffer.allocUnsafeSlow(SLAB);
 let used = 0;
 
+/** Payloads this long come in memory of their own, kept for later ones (native frame::LARGE). */
+const LARGE_PAYLOAD = 128 * 1024 - 4;
+let trimming: NodeJS.Timeout | null = null;
+
+/**
+ * The native side keeps the memory of collected large frames for the next ones; once they stop
+ * coming, a timer lets it go. Unreferenced: it never keeps a process alive.
+ */
+function trimSparesLater(): void {
+  if (trimming !== null) return;
+  trimming = setTimeout(() => {
+    trimming = null;
+    if (native.trimLargeFrameSpares()) trimSparesLater();
+  }, 1000).unref();
+}
+
 function rethrow(error: unknown): never {
   throw translate(error);
 }
@@ -139,7 +155,10 @@ export class Channel {
     } catch (e) {
       rethrow(e);
     }
-    if (typeof got !== 'number') return got;
+    if (typeof got !== 'number') {
+      if (got.length >= LARGE_PAYLOAD) trimSparesLater();
+      return got;
+    }
     if (got < 0) return null;
     const payload = slab.subarray(used, used + got);
     used = (used + got + 7) & ~7; // aligned, as Node's pool does

@@ -27,8 +27,8 @@ pub const LARGE: usize = 128 << 10;
 /// kept was slower than keeping none).
 const SPARE_LIMIT: usize = 64 << 20;
 
-/// Spares are let go once no large frame has come for this long, at the next give-back (a
-/// collection, which V8 also runs when a process falls idle).
+/// Spares are let go once no large frame has come for this long: by [`trim_spares`], which the
+/// binding calls from a timer, or when a buffer comes back after that.
 const SPARE_IDLE: Duration = Duration::from_secs(1);
 
 thread_local! {
@@ -65,6 +65,22 @@ pub fn recycle(buf: Vec<u8>) {
             spares.bufs.push(buf);
         }
     });
+}
+
+/// Lets this thread's spares go if no large frame has come for a while; says whether any are
+/// still kept (then ask again later).
+pub fn trim_spares() -> bool {
+    SPARES
+        .try_with(|spares| {
+            let mut spares = spares.borrow_mut();
+            let busy = spares.last_taken.is_some_and(|t| t.elapsed() < SPARE_IDLE);
+            if !busy {
+                spares.bufs = Vec::new();
+                spares.bytes = 0;
+            }
+            spares.bytes > 0
+        })
+        .unwrap_or(false)
 }
 
 /// A buffer of exactly `size` bytes: the smallest kept one that fits, or a new one.
@@ -348,6 +364,18 @@ mod tests {
             memory,
             "the same memory, not a fresh megabyte"
         );
+    }
+
+    #[test]
+    fn spares_are_let_go_once_large_frames_stop_coming() {
+        let mut reader = FrameReader::new(64 << 20);
+        pass_frame(&mut reader, 1 << 20);
+        recycle(reader.take_owned().unwrap().into_buffer());
+        assert!(trim_spares(), "kept while large frames come");
+        assert!(SPARES.with(|s| s.borrow().bytes) > 0);
+        SPARES.with(|s| s.borrow_mut().last_taken = Some(Instant::now() - SPARE_IDLE));
+        assert!(!trim_spares(), "nothing kept once they stopped");
+        assert_eq!(SPARES.with(|s| s.borrow().bytes), 0);
     }
 
     #[test]
