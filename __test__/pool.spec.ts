@@ -43,6 +43,7 @@ import {
   Homeless,
   Later,
   Lost,
+  Oversized,
   openGate,
   Square,
   Unsendable,
@@ -346,6 +347,32 @@ for (const [recruiting, recruiter] of [
     await the.close();
   });
 }
+
+test('a task or a result that cannot travel is aborted with an error saying why; no member is lost for it', async (t) => {
+  // Sent anyway, the member would refuse the frame (or the team its report) and be replaced,
+  // again and again for the same task.
+  const the = new Pool({ size: 1 });
+  const retired: number[] = [];
+  the.on('retired', (member) => retired.push(member.id));
+  const unclonable = Object.assign(new Square(2), { callback: () => 1 });
+  const huge = Object.assign(new Square(3), { blob: Buffer.alloc(65 * 1024 * 1024) });
+  const report = await the.assemble([unclonable, huge, new Square(4), new Oversized(), new Square(5)]);
+  t.like(report.outcomes[0], { status: TaskStatus.aborted, attempts: 0 });
+  t.true(report.outcomes[0]?.error instanceof TypeError);
+  t.regex(
+    report.outcomes[0]?.error?.message ?? '',
+    /task #0 \(Square\) cannot be sent to a crew member: .*could not be cloned/,
+  );
+  t.like(report.outcomes[1], { status: TaskStatus.aborted, attempts: 0 });
+  t.is((report.outcomes[1]?.error as NodeJS.ErrnoException | undefined)?.code, 'ERR_NEXUS_FRAME_TOO_LARGE');
+  t.regex(report.outcomes[1]?.error?.message ?? '', /task #1 \(Square\) is \d+ bytes encoded, more than the 67108864/);
+  t.like(report.outcomes[2], { status: TaskStatus.completed, result: 16 });
+  t.like(report.outcomes[3], { status: TaskStatus.aborted, attempts: 1 });
+  t.regex(report.outcomes[3]?.error?.message ?? '', /result is \d+ bytes encoded, more than the 67108864/);
+  t.like(report.outcomes[4], { status: TaskStatus.completed, result: 25 });
+  t.deepEqual(retired, [], 'no member was replaced');
+  await the.close();
+});
 
 test('a worker that sends garbage is retired like one that crashed', async (t) => {
   const the = new Pool({ size: 1, retries: 1 });

@@ -14,7 +14,7 @@
  * The team closing its end ends the worker.
  */
 
-import { ConnectionResetError } from '../errors.js';
+import { ConnectionResetError, FrameTooLargeError } from '../errors.js';
 import type { Channel } from '../ipc/channel.js';
 import { Dispatcher } from '../ipc/dispatcher.js';
 import { HybridMarshaler } from '../ipc/marshaler.js';
@@ -79,6 +79,9 @@ const marshaler = new HybridMarshaler();
  * task states or results would otherwise exceed the default 1 MiB and cost the member its life.
  */
 const UNBOUNDED = 0xffffffff;
+
+/** The largest frame either end of a crew channel accepts: the channels' default, which both keep. */
+export const CREW_MAX_FRAME = 64 * 1024 * 1024;
 
 /** A run of tasks longer than this (ms) looks for the next tasks before it returns to the loop. */
 const RECHECK_AFTER_MS = 0.05;
@@ -191,24 +194,48 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
   await dispatcher.watch();
 }
 
-/** Sends reports; one that cannot be serialized is replaced by an abort that says why. */
+/**
+ * Sends reports, in one frame when they fit. Otherwise each goes in its own, and one that cannot
+ * travel (a result that does not serialize, or is larger than a frame) becomes an abort that
+ * says why: the team would refuse the frame, and lose the member with it.
+ */
 function send(channel: Channel, batch: Report[]): void {
-  try {
-    marshaler.send([REPORTS, batch], channel);
-  } catch {
-    marshaler.send([REPORTS, batch.map(sendable)], channel);
+  const whole = reportsFrame(batch);
+  if (whole !== null) {
+    channel.sendFrame(whole);
+    return;
+  }
+  for (const report of batch) {
+    channel.sendFrame(reportsFrame([report]) ?? marshaler.encode([REPORTS, [unsendable(report)]]));
   }
 }
 
-function sendable(report: Report): Report {
+/** The frame that carries `reports`, or null if they cannot travel in one. */
+function reportsFrame(reports: Report[]): Buffer | null {
   try {
-    marshaler.encode(report);
-    return report;
-  } catch (error) {
-    const record = recordError(error);
-    record.message = `the task's result cannot be sent back to the team: ${record.message}`;
-    return [report[0], CrewStatus.healthy, TaskStatus.aborted, record, report[4]];
+    const payload = marshaler.encode([REPORTS, reports]);
+    return payload.length <= CREW_MAX_FRAME ? payload : null;
+  } catch {
+    return null;
   }
+}
+
+/** An abort in place of a report whose result cannot travel, saying why. */
+function unsendable(report: Report): Report {
+  let record: ErrorRecord;
+  try {
+    const size = marshaler.encode(report[3]).length;
+    record = recordError(
+      new FrameTooLargeError(
+        `the task's result is ${size} bytes encoded, more than the ${CREW_MAX_FRAME} bytes a frame between team and member may carry`,
+        'ERR_NEXUS_FRAME_TOO_LARGE',
+      ),
+    );
+  } catch (error) {
+    record = recordError(error);
+    record.message = `the task's result cannot be sent back to the team: ${record.message}`;
+  }
+  return [report[0], CrewStatus.healthy, TaskStatus.aborted, record, report[4]];
 }
 
 /** Runs one task: synchronously when its class is loaded and it returns a plain value. */

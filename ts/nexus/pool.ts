@@ -10,10 +10,10 @@
  */
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
-import { ConnectionResetError, NexusError } from '../errors.js';
+import { ConnectionResetError, FrameTooLargeError, NexusError } from '../errors.js';
 import { Dispatcher, type HandlerId } from '../ipc/dispatcher.js';
 import { HybridMarshaler } from '../ipc/marshaler.js';
-import { CANCEL, type Crew, READY, REPORTS, type Report, STARTED, TASKS } from './crew.js';
+import { CANCEL, CREW_MAX_FRAME, type Crew, READY, REPORTS, type Report, STARTED, TASKS } from './crew.js';
 import { Fork } from './fork.js';
 import {
   CrewStatus,
@@ -382,35 +382,66 @@ export class Pool extends EventEmitter implements Team {
     this.#checkIdle();
   }
 
-  /** Sends up to `room` queued tasks to `member`, in one frame; false when the queue is empty. */
+  /**
+   * Sends up to `room` queued tasks to `member`, in one frame; false when the queue is empty.
+   * Tasks that cannot travel are aborted and the next ones taken, so that the queue moves even
+   * when nothing was sent (no report would come to move it).
+   */
   #assign(member: Crew, room: number): boolean {
-    const batch: Job[] = [];
-    while (batch.length < room) {
-      const job = this.#next();
-      if (job === undefined) break;
-      batch.push(job);
-    }
-    if (batch.length === 0) return false;
-    // Each class once per frame: a module URL per task was most of the frame.
-    const classes: [string, string][] = [];
-    let at = -1;
-    const assignments = batch.map(({ id, description: { module, name, state } }) => {
-      const last = classes[at];
-      if (last === undefined || last[0] !== module || last[1] !== name) {
-        at = classes.findIndex(([m, n]) => m === module && n === name);
-        if (at === -1) at = classes.push([module, name]) - 1;
+    for (;;) {
+      const batch: Job[] = [];
+      while (batch.length < room) {
+        const job = this.#next();
+        if (job === undefined) break;
+        batch.push(job);
       }
-      return [id, at, state];
-    });
-    try {
-      marshaler.send([TASKS, classes, assignments], member.channel);
-    } catch (error) {
-      this.#front.unshift(...batch);
-      this.#lose(member, `could not be sent its tasks (${(error as Error).message})`, false);
+      if (batch.length === 0) return false;
+      if (this.#deal(member, batch)) return true;
+    }
+  }
+
+  /**
+   * Sends `batch` to `member`, in one frame when it fits. Otherwise each task goes in a frame of
+   * its own, and one whose state does not serialize or fit is aborted: sent anyway, it would cost
+   * members their lives, one after another, for the same task. False when every task was aborted.
+   */
+  #deal(member: Crew, batch: Job[]): boolean {
+    const whole = tasksFrame(batch);
+    if (!(whole instanceof Error) && whole.length <= CREW_MAX_FRAME) {
+      this.#send(member, batch, whole);
       return true;
     }
+    let dealt = false;
+    for (const [i, job] of batch.entries()) {
+      const alone = tasksFrame([job]);
+      if (alone instanceof Error) {
+        const message = `task ${label(job)} cannot be sent to a crew member: ${alone.message}`;
+        this.#settle(job, TaskStatus.aborted, new TypeError(message, { cause: alone }));
+      } else if (alone.length > CREW_MAX_FRAME) {
+        const message = `task ${label(job)} is ${alone.length} bytes encoded, more than the ${CREW_MAX_FRAME} bytes a frame between team and member may carry`;
+        this.#settle(job, TaskStatus.aborted, new FrameTooLargeError(message, 'ERR_NEXUS_FRAME_TOO_LARGE'));
+      } else {
+        dealt = true;
+        if (!this.#send(member, [job], alone)) {
+          this.#front.splice(1, 0, ...batch.slice(i + 1)); // back in order, behind `job`
+          break;
+        }
+      }
+    }
+    return dealt;
+  }
+
+  /** Sends `jobs` in `frame` and marks them running; false (the member lost) if it cannot. */
+  #send(member: Crew, jobs: Job[], frame: Buffer): boolean {
+    try {
+      member.channel.sendFrame(frame);
+    } catch (error) {
+      this.#front.unshift(...jobs);
+      this.#lose(member, `could not be sent its tasks (${(error as Error).message})`, false);
+      return false;
+    }
     if (member.jobs.length === 0) member.headStart = performance.now();
-    for (const job of batch) {
+    for (const job of jobs) {
       job.state = 'running';
       job.member = member;
       job.attempts++;
@@ -873,6 +904,26 @@ export class Workplan<R = unknown> implements PromiseLike<WorkplanReport<R>>, As
     const wake = this.#wake;
     this.#wake = null;
     wake?.();
+  }
+}
+
+/** The frame that assigns `jobs`, naming each class once (a module URL per task was most of the
+ * frame), or the error that stops them from being encoded. */
+function tasksFrame(jobs: Job[]): Buffer | Error {
+  const classes: [string, string][] = [];
+  let at = -1;
+  const assignments = jobs.map(({ id, description: { module, name, state } }) => {
+    const last = classes[at];
+    if (last === undefined || last[0] !== module || last[1] !== name) {
+      at = classes.findIndex(([m, n]) => m === module && n === name);
+      if (at === -1) at = classes.push([module, name]) - 1;
+    }
+    return [id, at, state];
+  });
+  try {
+    return marshaler.encode([TASKS, classes, assignments]);
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
   }
 }
 
