@@ -52,6 +52,9 @@ struct Inner {
     /// pause measured asleep (from `asleep_since`) was shorter than `spin`.
     spinning: Cell<bool>,
     asleep_since: Cell<Option<Instant>>,
+    /// A turn's lists, kept from turn to turn so that a turn allocates nothing.
+    calls: Cell<Vec<Call>>,
+    dropped: Cell<Vec<JsRef>>,
 }
 
 /// pyre's event dispatcher: calls handlers when channels are ready and when alarms expire.
@@ -96,6 +99,8 @@ impl Dispatcher {
             spin: Duration::from_micros(spin_microseconds.unwrap_or(0).into()),
             spinning: Cell::new(true),
             asleep_since: Cell::new(None),
+            calls: Cell::new(Vec::new()),
+            dropped: Cell::new(Vec::new()),
         });
         inner.open(&env)?;
         Ok(Dispatcher { inner })
@@ -491,8 +496,8 @@ impl Inner {
             self.spinning.set(since.elapsed() < self.spin);
         }
         let env = self.env;
-        let mut calls = Vec::new();
-        let mut dropped = Vec::new();
+        let mut calls = self.calls.take();
+        let mut dropped = self.dropped.take();
         {
             let mut core = self.core.borrow_mut();
             if let Err(e) = core.poll(Some(Duration::ZERO)) {
@@ -504,9 +509,10 @@ impl Inner {
             }
             core.collect(Instant::now(), &mut calls, &mut dropped);
         }
-        for handler in dropped {
+        for handler in dropped.drain(..) {
             release(env, handler);
         }
+        self.dropped.set(dropped);
         // SAFETY: we are in a libuv callback on the JavaScript thread with no scope open; every
         // value created below lives in the handle scope opened here.
         unsafe {
@@ -515,7 +521,7 @@ impl Inner {
             // napi_make_callback wants an object as `this`; handlers get the global one.
             let mut receiver = ptr::null_mut();
             sys::napi_get_global(env, &mut receiver);
-            for call in calls {
+            for call in calls.drain(..) {
                 if self.stop_requested.get() || !self.failure.get().is_null() || self.closed.get() {
                     break;
                 }
@@ -523,6 +529,7 @@ impl Inner {
             }
             sys::napi_close_handle_scope(env, scope);
         }
+        self.calls.set(calls);
         if !self.closed.get() {
             self.core.borrow_mut().settle();
             self.linger();
