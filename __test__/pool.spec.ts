@@ -374,6 +374,22 @@ test('a task or a result that cannot travel is aborted with an error saying why;
   await the.close();
 });
 
+test('a member is sent each task class once, and later frames name it by number', async (t) => {
+  // One task at a time, classes alternating, then a frame that mixes known classes with a new one.
+  const the = new Pool({ size: 1 });
+  const one = [await the.submit(new Square(2)), await the.submit(new Later('a')), await the.submit(new Square(3))];
+  t.deepEqual(one, [4, 'A', 9]);
+  const mixed = (await the.assemble([new Later('b'), new Whoami(), new Square(4), new Whoami()])).outcomes;
+  t.deepEqual(
+    mixed.map((o) => o.status),
+    [TaskStatus.completed, TaskStatus.completed, TaskStatus.completed, TaskStatus.completed],
+  );
+  const [later, pid, square, samePid] = mixed.map((o) => o.result);
+  t.deepEqual([later, square], ['B', 16]);
+  t.true(typeof pid === 'number' && pid === samePid, `${pid} and ${samePid}: the same member's pid`);
+  await the.close();
+});
+
 test('a worker that sends garbage is retired like one that crashed', async (t) => {
   const the = new Pool({ size: 1, retries: 1 });
   const outcome = (await the.assemble([new Garbage(), new Square(5)])).outcomes;

@@ -5,7 +5,8 @@
  * The protocol, one V8-serialized array per frame:
  * - worker → team `[READY, id]` once at start-up (the member is healthy);
  * - team → worker `[TASKS, [[module, name], …], [[taskId, class, state], …]]`: several tasks per
- *   frame, each naming its class by its place in the frame's list of classes;
+ *   frame, each naming its class by its number; the list holds the classes this member has not
+ *   been sent yet, which take the next numbers (the first class sent is 0);
  * - team → worker `[CANCEL, taskId]`: skip that task if it has not started;
  * - worker → team `[REPORTS, [[taskId, crewStatus, taskStatus, value, ms], …]]`, where value is
  *   the result, or an {@link ErrorRecord} when the task did not complete;
@@ -51,6 +52,30 @@ export class Crew {
   /** When the oldest task began (ms, performance.now()); NaN before the first. */
   headStart = Number.NaN; // a double from the start: see Pool's #idleSince
 
+  // The task classes this member has been sent, by module URL, then export name: their numbers
+  // in the protocol, in the order sent (see TASKS).
+  readonly #classes = new Map<string, Map<string, number>>();
+  #classCount = 0;
+
+  /** @internal The number this member knows a task class by, if it has been sent it. */
+  classNumber(module: string, name: string): number | undefined {
+    return this.#classes.get(module)?.get(name);
+  }
+
+  /** @internal How many task classes this member has been sent. */
+  get classCount(): number {
+    return this.#classCount;
+  }
+
+  /** @internal Numbers `added` (classes just sent) after those already known. */
+  learn(added: [module: string, name: string][]): void {
+    for (const [module, name] of added) {
+      const byName = this.#classes.get(module) ?? new Map<string, number>();
+      this.#classes.set(module, byName);
+      byName.set(name, this.#classCount++);
+    }
+  }
+
   constructor(
     /** The member's pid, or thread id. */
     readonly id: number,
@@ -94,6 +119,7 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
   channel.outputBound = UNBOUNDED;
   const dispatcher = new Dispatcher({ spin });
   const queue: Assignment[] = [];
+  const classes: [module: string, name: string][] = []; // by number, as the team sent them
   let reports: Report[] = [];
   let running = false;
   let lastFlush = performance.now();
@@ -160,7 +186,7 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
       for (let message = marshaler.recv(channel); message !== undefined; message = marshaler.recv(channel)) {
         const [kind, body, tasks] = message as [number, unknown, unknown];
         if (kind === TASKS) {
-          const classes = body as [module: string, name: string][];
+          for (const added of body as [module: string, name: string][]) classes.push(added);
           for (const [id, at, state] of tasks as [number, number, Record<string, unknown>][]) {
             const [module, name] = classes[at] as [string, string];
             queue.push([id, module, name, state]);

@@ -406,26 +406,27 @@ export class Pool extends EventEmitter implements Team {
    * members their lives, one after another, for the same task. False when every task was aborted.
    */
   #deal(member: Crew, batch: Job[]): boolean {
-    const whole = tasksFrame(batch);
-    if (!(whole instanceof Error) && whole.length <= CREW_MAX_FRAME) {
-      this.#send(member, batch, whole);
+    const whole = tasksFrame(member, batch);
+    if (!(whole instanceof Error) && whole.payload.length <= CREW_MAX_FRAME) {
+      if (this.#send(member, batch, whole.payload)) whole.learn();
       return true;
     }
     let dealt = false;
     for (const [i, job] of batch.entries()) {
-      const alone = tasksFrame([job]);
+      const alone = tasksFrame(member, [job]);
       if (alone instanceof Error) {
         const message = `task ${label(job)} cannot be sent to a crew member: ${alone.message}`;
         this.#settle(job, TaskStatus.aborted, new TypeError(message, { cause: alone }));
-      } else if (alone.length > CREW_MAX_FRAME) {
-        const message = `task ${label(job)} is ${alone.length} bytes encoded, more than the ${CREW_MAX_FRAME} bytes a frame between team and member may carry`;
+      } else if (alone.payload.length > CREW_MAX_FRAME) {
+        const message = `task ${label(job)} is ${alone.payload.length} bytes encoded, more than the ${CREW_MAX_FRAME} bytes a frame between team and member may carry`;
         this.#settle(job, TaskStatus.aborted, new FrameTooLargeError(message, 'ERR_NEXUS_FRAME_TOO_LARGE'));
       } else {
         dealt = true;
-        if (!this.#send(member, [job], alone)) {
+        if (!this.#send(member, [job], alone.payload)) {
           this.#front.splice(1, 0, ...batch.slice(i + 1)); // back in order, behind `job`
           break;
         }
+        alone.learn();
       }
     }
     return dealt;
@@ -907,21 +908,24 @@ export class Workplan<R = unknown> implements PromiseLike<WorkplanReport<R>>, As
   }
 }
 
-/** The frame that assigns `jobs`, naming each class once (a module URL per task was most of the
- * frame), or the error that stops them from being encoded. */
-function tasksFrame(jobs: Job[]): Buffer | Error {
-  const classes: [string, string][] = [];
-  let at = -1;
-  const assignments = jobs.map(({ id, description: { module, name, state } }) => {
-    const last = classes[at];
-    if (last === undefined || last[0] !== module || last[1] !== name) {
-      at = classes.findIndex(([m, n]) => m === module && n === name);
-      if (at === -1) at = classes.push([module, name]) - 1;
-    }
-    return [id, at, state];
-  });
+/**
+ * The frame that assigns `jobs` to `member`, or the error that stops them from being encoded.
+ * Classes go by number: a class is sent once per member, with the first frame that needs it (a
+ * module URL per frame was most of a one-task frame). The member knows them once the frame is
+ * sent: call the returned `learn` then.
+ */
+function tasksFrame(member: Crew, jobs: Job[]): { payload: Buffer; learn: () => void } | Error {
+  const added: [string, string][] = [];
+  const numberOf = (module: string, name: string): number => {
+    const known = member.classNumber(module, name);
+    if (known !== undefined) return known;
+    const at = added.findIndex(([m, n]) => m === module && n === name);
+    return member.classCount + (at === -1 ? added.push([module, name]) - 1 : at);
+  };
+  const assignments = jobs.map(({ id, description: { module, name, state } }) => [id, numberOf(module, name), state]);
   try {
-    return marshaler.encode([TASKS, classes, assignments]);
+    const payload = marshaler.encode([TASKS, added, assignments]);
+    return { payload, learn: () => member.learn(added) };
   } catch (error) {
     return error instanceof Error ? error : new Error(String(error));
   }
