@@ -25,6 +25,15 @@ fn address(env: &Env, text: &str) -> Result<Address> {
     text.parse::<Address>().or_throw(env)
 }
 
+/// The largest frame a channel accepts unless told otherwise (`maxFrame`, 64 MiB).
+#[napi]
+pub const DEFAULT_MAX_FRAME: u32 = frame::DEFAULT_MAX_FRAME;
+
+/// Payloads at least this long arrive in memory of their own, kept for later ones once collected
+/// (see `trimLargeFrameSpares`).
+#[napi]
+pub const LARGE_PAYLOAD: u32 = (frame::LARGE - frame::HEADER) as u32;
+
 /// The file descriptor, or null once closed.
 #[napi(catch_unwind)]
 pub fn channel_fd(channel: Handle) -> Option<i32> {

@@ -19,6 +19,10 @@ export interface NativeDispatcher {
 
 interface Binding {
   platformSupported(): boolean;
+  /** The largest frame a channel accepts unless told otherwise. */
+  DEFAULT_MAX_FRAME: number;
+  /** Payloads at least this long arrive in memory of their own, kept for later ones. */
+  LARGE_PAYLOAD: number;
   Dispatcher: new (spinMicroseconds?: number) => NativeDispatcher;
   pipe(): ChannelHandle[];
   port(address: string): ChannelHandle;

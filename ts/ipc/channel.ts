@@ -8,8 +8,6 @@ const SLAB_ROOM = 1024; // less room than this left: the next frame starts a new
 let slab = Buffer.allocUnsafeSlow(SLAB);
 let used = 0;
 
-/** Payloads this long come in memory of their own, kept for later ones (native frame::LARGE). */
-const LARGE_PAYLOAD = 128 * 1024 - 4;
 let trimming: NodeJS.Timeout | null = null;
 
 /**
@@ -156,7 +154,7 @@ export class Channel {
       rethrow(e);
     }
     if (typeof got !== 'number') {
-      if (got.length >= LARGE_PAYLOAD) trimSparesLater();
+      if (got.length >= native.LARGE_PAYLOAD) trimSparesLater();
       return got;
     }
     if (got < 0) return null;

@@ -19,6 +19,7 @@ import { ConnectionResetError, FrameTooLargeError } from '../errors.js';
 import type { Channel } from '../ipc/channel.js';
 import { Dispatcher } from '../ipc/dispatcher.js';
 import { HybridMarshaler } from '../ipc/marshaler.js';
+import { native } from '../native.js';
 import { importModule } from './loader.js';
 import { CrewStatus, type ErrorRecord, isTaskClass, recordError, revive, type Task, TaskStatus } from './task.js';
 
@@ -106,7 +107,7 @@ const marshaler = new HybridMarshaler();
 const UNBOUNDED = 0xffffffff;
 
 /** The largest frame either end of a crew channel accepts: the channels' default, which both keep. */
-export const CREW_MAX_FRAME = 64 * 1024 * 1024;
+export const CREW_MAX_FRAME = native.DEFAULT_MAX_FRAME;
 
 /** A run of tasks longer than this (ms) looks for the next tasks before it returns to the loop. */
 const RECHECK_AFTER_MS = 0.05;
