@@ -408,7 +408,7 @@ export class Pool extends EventEmitter implements Team {
   #deal(member: Crew, batch: Job[]): boolean {
     const whole = tasksFrame(member, batch);
     if (!(whole instanceof Error) && whole.payload.length <= CREW_MAX_FRAME) {
-      if (this.#send(member, batch, whole.payload)) whole.learn();
+      if (this.#send(member, batch, whole.payload)) member.learn(whole.added);
       return true;
     }
     let dealt = false;
@@ -426,7 +426,7 @@ export class Pool extends EventEmitter implements Team {
           this.#front.splice(1, 0, ...batch.slice(i + 1)); // back in order, behind `job`
           break;
         }
-        alone.learn();
+        member.learn(alone.added);
       }
     }
     return dealt;
@@ -911,10 +911,10 @@ export class Workplan<R = unknown> implements PromiseLike<WorkplanReport<R>>, As
 /**
  * The frame that assigns `jobs` to `member`, or the error that stops them from being encoded.
  * Classes go by number: a class is sent once per member, with the first frame that needs it (a
- * module URL per frame was most of a one-task frame). The member knows them once the frame is
- * sent: call the returned `learn` then.
+ * module URL per frame was most of a one-task frame). `added` are the classes the frame sends,
+ * which the member knows once the frame is sent (`member.learn`).
  */
-function tasksFrame(member: Crew, jobs: Job[]): { payload: Buffer; learn: () => void } | Error {
+function tasksFrame(member: Crew, jobs: Job[]): { payload: Buffer; added: [string, string][] } | Error {
   const added: [string, string][] = [];
   const numberOf = (module: string, name: string): number => {
     const known = member.classNumber(module, name);
@@ -924,8 +924,7 @@ function tasksFrame(member: Crew, jobs: Job[]): { payload: Buffer; learn: () => 
   };
   const assignments = jobs.map(({ id, description: { module, name, state } }) => [id, numberOf(module, name), state]);
   try {
-    const payload = marshaler.encode([TASKS, added, assignments]);
-    return { payload, learn: () => member.learn(added) };
+    return { payload: marshaler.encode([TASKS, added, assignments]), added };
   } catch (error) {
     return error instanceof Error ? error : new Error(String(error));
   }
