@@ -321,6 +321,14 @@ test('a member whose team goes away without reading what it sent stops quietly',
   await t.notThrowsAsync(working);
 });
 
+test('a member sent a task of a class it was never told of says so', async (t) => {
+  const [team, member] = pipe();
+  const working = Crew.work(member, 1);
+  new HybridMarshaler().send([TASKS, [], [[1, 5, { n: 3 }]]], team);
+  await t.throwsAsync(working, { message: /task 1 of class 5, which it never named \(crew protocol\)/ });
+  team.close();
+});
+
 test('workers that die before they are ready fail the queued tasks instead of being recruited forever', async (t) => {
   const the = new Pool({ size: 2, recruiter: new Fork({ execArgv: ['--no-such-node-option'] }) });
   const recruited: number[] = [];

@@ -189,8 +189,11 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
         if (kind === TASKS) {
           for (const added of body as [module: string, name: string][]) classes.push(added);
           for (const [id, at, state] of tasks as [number, number, Record<string, unknown>][]) {
-            const [module, name] = classes[at] as [string, string];
-            queue.push([id, module, name, state]);
+            const named = classes[at];
+            if (named === undefined) {
+              throw new Error(`the team sent task ${id} of class ${at}, which it never named (crew protocol)`);
+            }
+            queue.push([id, named[0], named[1], state]);
           }
         } else if (kind === CANCEL) {
           // Only a task still waiting here can be skipped; one already run is reported anyway.
