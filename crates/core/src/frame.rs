@@ -46,59 +46,72 @@ struct Spares {
     last_taken: Option<Instant>,
 }
 
+impl Spares {
+    /// Whether a large frame came lately.
+    fn busy(&self) -> bool {
+        self.last_taken.is_some_and(|t| t.elapsed() < SPARE_IDLE)
+    }
+
+    /// Lets every spare go if no large frame has come for a while; whether any are still kept.
+    fn let_go_if_idle(&mut self) -> bool {
+        if !self.busy() {
+            self.bufs = Vec::new();
+            self.bytes = 0;
+        }
+        self.bytes > 0
+    }
+
+    fn keep(&mut self, buf: Vec<u8>) {
+        if self.bytes + buf.capacity() <= SPARE_LIMIT {
+            self.bytes += buf.capacity();
+            self.bufs.push(buf);
+        }
+    }
+
+    /// The smallest kept buffer of at least `size` bytes.
+    fn take(&mut self, size: usize) -> Option<Vec<u8>> {
+        self.last_taken = Some(Instant::now());
+        let fit = (0..self.bufs.len())
+            .filter(|&i| self.bufs[i].capacity() >= size)
+            .min_by_key(|&i| self.bufs[i].capacity())?;
+        let buf = self.bufs.swap_remove(fit);
+        self.bytes -= buf.capacity();
+        Some(buf)
+    }
+}
+
+/// Runs `f` on this thread's spares; `None` once the thread is being torn down (a finalizer may
+/// run then), when there are none to use.
+fn with_spares<R>(f: impl FnOnce(&mut Spares) -> R) -> Option<R> {
+    SPARES.try_with(|spares| f(&mut spares.borrow_mut())).ok()
+}
+
 /// Gives a large frame's buffer back for the next large frame this thread receives. It is
 /// dropped if the thread keeps enough already, or has had no large frame for a while (and then
 /// so are the others kept).
 pub fn recycle(buf: Vec<u8>) {
-    if buf.capacity() < LARGE {
-        return;
+    if buf.capacity() >= LARGE {
+        with_spares(|spares| {
+            if spares.busy() {
+                spares.keep(buf);
+            } else {
+                spares.let_go_if_idle();
+            }
+        });
     }
-    // A finalizer may run while its thread is being torn down; the buffer is then just freed.
-    let _ = SPARES.try_with(|spares| {
-        let mut spares = spares.borrow_mut();
-        let busy = spares.last_taken.is_some_and(|t| t.elapsed() < SPARE_IDLE);
-        if !busy {
-            spares.bufs = Vec::new();
-            spares.bytes = 0;
-        } else if spares.bytes + buf.capacity() <= SPARE_LIMIT {
-            spares.bytes += buf.capacity();
-            spares.bufs.push(buf);
-        }
-    });
 }
 
 /// Lets this thread's spares go if no large frame has come for a while; says whether any are
 /// still kept (then ask again later).
 pub fn trim_spares() -> bool {
-    SPARES
-        .try_with(|spares| {
-            let mut spares = spares.borrow_mut();
-            let busy = spares.last_taken.is_some_and(|t| t.elapsed() < SPARE_IDLE);
-            if !busy {
-                spares.bufs = Vec::new();
-                spares.bytes = 0;
-            }
-            spares.bytes > 0
-        })
-        .unwrap_or(false)
+    with_spares(Spares::let_go_if_idle).unwrap_or(false)
 }
 
 /// A buffer of exactly `size` bytes: the smallest kept one that fits, or a new one.
 fn buffer_of(size: usize) -> Vec<u8> {
-    let kept = SPARES
-        .try_with(|spares| {
-            let mut spares = spares.borrow_mut();
-            spares.last_taken = Some(Instant::now());
-            let fit = (0..spares.bufs.len())
-                .filter(|&i| spares.bufs[i].capacity() >= size)
-                .min_by_key(|&i| spares.bufs[i].capacity())?;
-            let buf = spares.bufs.swap_remove(fit);
-            spares.bytes -= buf.capacity();
-            Some(buf)
-        })
-        .ok()
-        .flatten();
-    let mut buf = kept.unwrap_or_default();
+    let mut buf = with_spares(|spares| spares.take(size))
+        .flatten()
+        .unwrap_or_default();
     buf.resize(size, 0); // a kept buffer's old bytes are overwritten by the read
     buf
 }
