@@ -16,7 +16,7 @@
  */
 
 import { ConnectionResetError, FrameTooLargeError } from '../errors.js';
-import type { Channel } from '../ipc/channel.js';
+import { adopt, type Channel } from '../ipc/channel.js';
 import { Dispatcher } from '../ipc/dispatcher.js';
 import { HybridMarshaler } from '../ipc/marshaler.js';
 import { native } from '../native.js';
@@ -111,6 +111,16 @@ export const CREW_MAX_FRAME = native.DEFAULT_MAX_FRAME;
 
 /** A run of tasks longer than this (ms) looks for the next tasks before it returns to the loop. */
 const RECHECK_AFTER_MS = 0.05;
+
+/**
+ * A member's life, from its entry (member.cts): serves the team on the channel at descriptor `fd`
+ * until the team closes it. A process watches its parent, so that it never outlives its team,
+ * even inside a task that never yields.
+ */
+export async function serve(fd: number, id: number, spin: number, process: boolean): Promise<void> {
+  if (process) native.watchParent();
+  await work(adopt(fd), id, Number.isInteger(spin) ? spin : 0);
+}
 
 /**
  * The worker side: says it is ready, then runs the tasks it receives until the team closes the

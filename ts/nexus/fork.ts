@@ -1,6 +1,6 @@
 /**
  * The fork recruiter (pyre's `fork`, the default): each member is a fresh Node process running
- * the worker entry, joined to the team by a socket pair on its fd 3. Node cannot clone itself
+ * the member entry, joined to the team by a socket pair on its fd 3. Node cannot clone itself
  * (V8 and libuv run threads), so "fork" starts a new process, as Python's spawn method does.
  */
 import { fileURLToPath } from 'node:url';
@@ -10,12 +10,12 @@ import { Crew } from './crew.js';
 import { memberSpin, Recruiting } from './recruiting.js';
 import type { Team } from './team.js';
 
-/** The worker entry, next to this module (dist/nexus/worker.js). */
-const workerEntry = new URL('./worker.js', import.meta.url);
+/** The member entry, next to this module (dist/nexus/member.cjs). */
+const memberEntry = fileURLToPath(new URL('./member.cjs', import.meta.url));
 
 export class Fork extends Recruiting {
   deploy(team: Team): Crew {
-    const entry = [fileURLToPath(workerEntry), String(memberSpin(team))];
+    const entry = [memberEntry, 'process', String(memberSpin(team))];
     const { pid, channel } = native.spawn(process.execPath, [...this.execArgv, ...entry]);
     let exit: { code: number | null; signal: number | null } | null = null;
     return new Crew(pid, new Channel(channel), {

@@ -1,5 +1,5 @@
 /**
- * The threads recruiter: each member is a worker thread running the same worker entry and the
+ * The threads recruiter: each member is a worker thread running the same member entry and the
  * same crew protocol over a socket pair, for tasks that gain from a cheaper start and shared
  * memory more than from the isolation of a process.
  */
@@ -10,16 +10,16 @@ import { Crew } from './crew.js';
 import { memberSpin, Recruiting } from './recruiting.js';
 import type { Team } from './team.js';
 
-/** The thread entry, next to this module (dist/nexus/thread.js). */
-const threadEntry = new URL('./thread.js', import.meta.url);
+/** The member entry, next to this module (dist/nexus/member.cjs), which Fork runs too. */
+const memberEntry = new URL('./member.cjs', import.meta.url);
 
 export class Threads extends Recruiting {
   deploy(team: Team): Crew {
     const { fd, channel } = native.pair();
     let worker: Worker;
     try {
-      const workerData = { nexusChannel: fd, nexusSpin: memberSpin(team) };
-      worker = new Worker(threadEntry, { workerData, execArgv: this.execArgv });
+      const argv = ['thread', memberSpin(team), fd];
+      worker = new Worker(memberEntry, { argv, execArgv: this.execArgv });
     } catch (error) {
       adopt(fd).close(); // the thread never took its end
       throw error;
