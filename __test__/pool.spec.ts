@@ -606,6 +606,26 @@ test('workers start from a parent run as `node --input-type=module -e`, whose op
   t.is(stdout, '42\n');
 });
 
+for (const recruiter of ['Fork', 'Threads']) {
+  test(`${recruiter} members load every kind of JavaScript task module, and say why one fails`, async (t) => {
+    const { code, stdout, stderr } = await runScript(`
+      import { Pool, ${recruiter} } from './dist/index.js';
+      import { Double } from './__test__/fixtures/plain-tasks.js';
+      import { Doomed, Later, Triple } from './__test__/fixtures/module-kinds.js';
+      const pool = new Pool({ size: 1, recruiter: new ${recruiter}() });
+      const results = [await pool.submit(new Double(1)), await pool.submit(new Later(1)), await pool.submit(new Triple(1))];
+      const failure = await pool.submit(new Doomed()).catch((error) => error.message);
+      console.log(JSON.stringify({ results, failure, healthy: pool.active.size }));
+      await pool.close();
+    `);
+    t.is(code, 0, stderr);
+    const { results, failure, healthy } = JSON.parse(stdout);
+    t.deepEqual(results, [2, 2, 3]);
+    t.regex(failure, /cannot import task module .*throwing-module\.js: this module refuses to load/);
+    t.is(healthy, 1, 'a module that does not load costs no member');
+  });
+}
+
 test('killing the team process with SIGKILL leaves no worker alive a second later', async (t) => {
   const team = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'team.ts')], {
     stdio: ['ignore', 'pipe', 'inherit'],

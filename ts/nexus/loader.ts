@@ -2,7 +2,16 @@
  * Imports user modules (task files, service modules, configurations) so that TypeScript ones
  * work without a build step: when the process has no TypeScript loader of its own, tsx is
  * registered the first time a `.ts` module is met (not before: it costs about 0.3 s).
+ *
+ * Where Node can require() an ES module (20.19 and later), a JavaScript file is required rather
+ * than imported: the first import() starts Node's ES-module loader, 8-10 ms a crew member would
+ * spend before its first task. Both share one module cache, so a class is the same either way.
  */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { isModuleNamespaceObject } from 'node:util/types';
+
+const require = createRequire(import.meta.url);
 
 const typescriptModule = /\.[cm]?tsx?$/;
 const typescriptLoader = /(^|[/@])(tsx|ts-node|swc-node|esbuild-register|esbuild-kit)\b/;
@@ -12,11 +21,33 @@ let registration: Promise<unknown> | null = null;
 
 /** Imports `url`; a TypeScript module first gets a loader, if this thread has none yet. */
 export async function importModule(url: string): Promise<Record<string, unknown>> {
-  if (typescriptModule.test(new URL(url).pathname) && !hasTypeScriptLoader(process.execArgv)) {
-    registration ??= import('tsx/esm/api').then((tsx) => tsx.register());
-    await registration;
+  const { protocol, pathname } = new URL(url);
+  if (typescriptModule.test(pathname)) {
+    if (!hasTypeScriptLoader(process.execArgv)) {
+      registration ??= import('tsx/esm/api').then((tsx) => tsx.register());
+      await registration;
+    }
+  } else if (protocol === 'file:' && process.features.require_module) {
+    const namespace = required(fileURLToPath(url));
+    if (namespace !== null) return namespace;
   }
   return import(url);
+}
+
+/**
+ * The namespace of the ES module at `path`, required; null when import() must do it: the module
+ * awaits at its top level, is in a cycle being imported, or is CommonJS (whose import() namespace
+ * has a `default` that require() does not give).
+ */
+function required(path: string): Record<string, unknown> | null {
+  let exports: unknown;
+  try {
+    exports = require(path);
+  } catch (error) {
+    if (String((error as NodeJS.ErrnoException).code).startsWith('ERR_REQUIRE_')) return null;
+    throw error;
+  }
+  return isModuleNamespaceObject(exports) ? (exports as Record<string, unknown>) : null;
 }
 
 /** Whether Node options already give TypeScript support (a loader, or Node's own). */
