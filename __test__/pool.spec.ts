@@ -1,7 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -31,7 +31,7 @@ import {
   WorkerLostError,
 } from '../dist/index.js';
 import { READY, TASKS } from '../dist/nexus/crew.js';
-import { memberSpin } from '../dist/nexus/recruiting.js';
+import { memberSpin, workerExecArgv } from '../dist/nexus/recruiting.js';
 import {
   Bulky,
   Chancy,
@@ -604,6 +604,53 @@ test('workers start from a parent run as `node --input-type=module -e`, whose op
   `);
   t.is(code, 0, stderr);
   t.is(stdout, '42\n');
+});
+
+test('members get the Node options of their parent, less those a worker cannot share, values and all', (t) => {
+  t.deepEqual(
+    workerExecArgv([
+      '--cpu-prof',
+      '--cpu-prof-dir',
+      '/tmp/profiles',
+      '--cpu-prof-interval',
+      '50',
+      '--max-old-space-size',
+      '100',
+      '--title=team',
+      '-r',
+      './setup.cjs',
+      '--import',
+      'tsx',
+      '--input-type',
+      'module',
+      '-e',
+      '-1',
+    ]),
+    ['--max-old-space-size', '100', '--title=team', '-r', './setup.cjs'],
+  );
+});
+
+test('a parent run with profiling options that take values still gets members', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'nexus-profiles-'));
+  const { code, stdout, stderr } = await runNode([
+    '--cpu-prof',
+    '--cpu-prof-dir',
+    dir,
+    '--cpu-prof-interval',
+    '1000',
+    '--input-type=module',
+    '-e',
+    `
+      import { Pool } from './dist/index.js';
+      import { Double } from './__test__/fixtures/plain-tasks.js';
+      const pool = new Pool({ size: 1 });
+      console.log(await pool.submit(new Double(21)));
+      await pool.close();
+    `,
+  ]);
+  t.is(code, 0, stderr);
+  t.is(stdout, '42\n');
+  t.is((await readdir(dir)).length, 1, 'the parent is profiled, its members are not');
 });
 
 for (const recruiter of ['Fork', 'Threads']) {

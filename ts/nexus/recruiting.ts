@@ -80,6 +80,7 @@ export abstract class Recruiting implements Recruiter {
 
 const unshareable =
   /^--(inspect|debug|eval|print|input-type|test|watch|env-file|prof|cpu-prof|heap-prof|diagnostic-dir)/;
+/** Options whose separate value may itself start with a dash (code, a module). */
 const withValue = new Set([
   '-e',
   '--eval',
@@ -98,7 +99,10 @@ export function workerExecArgv(argv: readonly string[]): string[] {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const [flag, inline] = arg.split('=', 2) as [string, string | undefined];
-    const value = inline ?? (withValue.has(flag) ? argv[++i] : undefined);
+    // execArgv holds only Node's options, so a word that is not an option is a value.
+    const next = argv[i + 1];
+    const separate = withValue.has(flag) || (next !== undefined && !next.startsWith('-'));
+    const value = inline ?? (separate ? argv[++i] : undefined);
     if (flag === '-e' || flag === '-p' || unshareable.test(flag)) continue;
     if (value !== undefined && /^tsx(\/|$)/.test(value)) continue;
     kept.push(...(inline === undefined && value !== undefined ? [flag, value] : [arg]));
