@@ -8,14 +8,17 @@
 //
 // $BENCH_MAX_CONNECTIONS, when set, is given to the service as its `maxConnections` (the scale
 // benchmark holds more connections than the default limit of 10,000); otherwise the service's
-// defaults apply.
-import { Node } from '../../dist/index.js';
+// defaults apply. $BENCH_SPIN: microseconds the node's dispatcher polls before it sleeps
+// (DispatcherOptions.spin; 0, the default, sleeps at once).
+import { Dispatcher, Node } from '../../dist/index.js';
 import { EchoServer } from '../../examples/services/echo.ts';
 import { envInt, fail } from '../peers/common.js';
 
 const maxConnections = envInt('BENCH_MAX_CONNECTIONS', 0);
+const spin = envInt('BENCH_SPIN', 0);
 const options = { address: 'ip4:127.0.0.1:0', ...(maxConnections > 0 ? { maxConnections } : {}) };
-const node = new Node({ services: { echo: new EchoServer(options) } });
+const services = { echo: new EchoServer(options) };
+const node = new Node({ services, ...(spin > 0 ? { dispatcher: new Dispatcher({ spin }) } : {}) });
 await node.prepare();
 // After prepare() the service knows the port it was given, e.g. 'ip4:127.0.0.1:40123'.
 const address = node.services.get('echo').address;

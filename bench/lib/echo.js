@@ -23,6 +23,7 @@ const SERVERS = [
 	{ server: "native", command: [SERVER_BIN] },
 	{ server: "node-net", command: ["node", "bench/echo/net.js"] },
 	{ server: "pyre-nexus", command: ["node", "--import", "tsx", "bench/echo/nexus.js"], needs: ["examples/services/echo.ts", "dist/index.js#Node"] },
+	{ server: "pyre-nexus-spin", command: ["node", "--import", "tsx", "bench/echo/nexus.js"], env: { BENCH_SPIN: "300" }, needs: ["examples/services/echo.ts", "dist/index.js#Node"] },
 ];
 
 const key = (e) => `echo/${e.server}`;
@@ -98,7 +99,10 @@ export async function measure(s) {
   // run never inherits another run's connections or heap.
   for (let rep = 1; rep <= s.repeats; rep++) {
     for (const e of active) {
-      const server = await startServer(s.root, e.command, { timeoutMs: s.timeoutMs });
+      const server = await startServer(s.root, e.command, {
+        env: { ...process.env, ...e.env },
+        timeoutMs: s.timeoutMs,
+      });
       for (const row of rowsOf(e)) {
         const r = server.error ? server : await runLoad(server.port, row.connections, s);
         const label = `${key(e)} × ${plural(row.connections)}`.padEnd(40);
@@ -201,7 +205,7 @@ export function markdown({ meta, results }) {
     '|---|--:|--:|--:|--:|--:|--:|',
     ...ok.map(
       (r) =>
-        `| ${r.server === 'pyre-nexus' ? '**pyre-nexus**' : r.server} | ${r.connections} | ${fmtInt(r.roundTripsPerSec)} | ` +
+        `| ${r.server.startsWith('pyre-nexus') ? `**${r.server}**` : r.server} | ${r.connections} | ${fmtInt(r.roundTripsPerSec)} | ` +
         `${fmtInt(r.medianRoundTripsPerSec)} | ${r.latencyUs.toFixed(2)} | ${fmtRatio(r.vsNative)} | ${fmtRatio(r.vsNet)} |`,
     ),
     '',
@@ -211,7 +215,9 @@ export function markdown({ meta, results }) {
       'and one `write` per wakeup — the practical limit.',
     "- **node-net**: `bench/echo/net.js`, Node's `net` server (`noDelay`), `socket.pipe(socket)`.",
     '- **pyre-nexus**: `bench/echo/nexus.js`, a `Node` of this library hosting the example `EchoServer` ' +
-      'service (`examples/services/echo.ts`).',
+      'service (`examples/services/echo.ts`). **pyre-nexus-spin** is the same node given ' +
+      '`new Dispatcher({ spin: 300 })` (`BENCH_SPIN=300`): it polls up to 300 µs before it sleeps, so it is ' +
+      'awake when the next request comes, and keeps a CPU busy meanwhile, where the other servers sleep.',
     '- **Mean latency** is connections ÷ round trips/s: how long each connection waits for its echo. ' +
       '**× native** and **× node-net** divide by that server at the same number of connections.',
     '',
