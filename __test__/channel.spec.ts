@@ -11,6 +11,7 @@ import {
   AddressInUseError,
   adopt,
   BadAddressError,
+  BufferTooSmallError,
   type Channel,
   ChannelClosedError,
   ChannelFullError,
@@ -266,6 +267,44 @@ test('large frames arrive whole and keep their bytes after others are collected 
   const changed = kept.findIndex(({ frame, byte }) => frame.some((x) => x !== byte));
   t.is(changed, -1, `kept frame ${changed} changed after it was received`);
   t.is(kept.length, 8);
+});
+
+test('frames received into a buffer of the caller: small, large, at an offset, and one that does not fit stays queued', async (t) => {
+  const [a, b] = pipe();
+  a.outputBound = 64 << 20;
+  const large = Buffer.alloc(1 << 20);
+  for (let i = 0; i < large.length; i++) large[i] = (i * 13) % 256;
+  const frames = [Buffer.from('hello'), large, Buffer.alloc(0), large, Buffer.from('after')];
+  for (const frame of frames) a.sendFrame(frame);
+  const buffer = Buffer.alloc(2 << 20);
+  const got: Buffer[] = [];
+  let refusal: unknown = null;
+  const dispatcher = new Dispatcher();
+  dispatcher.whenWriteReady(a, (ch) => ch.pendingOutput > 0);
+  dispatcher.whenReadReady(b, (ch) => {
+    for (;;) {
+      // The first large frame is offered too little room first: it must stay the next frame.
+      const offset = got.length === 1 && refusal === null ? buffer.length - 100 : got.length;
+      let length: number | null;
+      try {
+        length = ch.recvFrameInto(buffer, offset);
+      } catch (error) {
+        refusal = error;
+        continue;
+      }
+      if (length === null) break;
+      got.push(Buffer.from(buffer.subarray(offset, offset + length)));
+      buffer.fill(0xee); // the caller's to overwrite: the next frame must not depend on it
+    }
+    return got.length < frames.length;
+  });
+  await dispatcher.watch();
+  t.true(refusal instanceof BufferTooSmallError, String(refusal));
+  t.is((refusal as BufferTooSmallError).code, 'ERR_NEXUS_BUFFER_TOO_SMALL');
+  t.regex(String((refusal as Error).message), /payload is 1048576 bytes, more than the 100 bytes of room/);
+  t.deepEqual(got, frames);
+  t.throws(() => b.recvFrameInto(buffer, buffer.length + 1), { instanceOf: RangeError });
+  t.throws(() => b.recvFrameInto('text' as unknown as Buffer), { instanceOf: TypeError });
 });
 
 test('recheck lets a handler read what arrived during its own turn without waiting for the poll', async (t) => {

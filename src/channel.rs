@@ -11,7 +11,7 @@ use crate::error::{throw, OrThrow};
 use napi::bindgen_prelude::*;
 use napi::{Env, JsBuffer, JsUnknown};
 use napi_derive::napi;
-use pyre_nexus_core::{self as core, frame, Address, ReadOutcome, Recv, SharedChannel};
+use pyre_nexus_core::{self as core, frame, Address, ReadOutcome, Recv, RecvInto, SharedChannel};
 
 /// A non-blocking socket end owned by the native core: a pipe end, a connection or a port.
 /// Dropped (and closed) when JavaScript lets go of it.
@@ -119,12 +119,12 @@ pub fn channel_send_frame(env: Env, channel: Handle, payload: JsBuffer) -> Resul
     channel.borrow_mut().send_frame(&data).or_throw(&env)
 }
 
-/// Copies the next whole frame's payload into `slab` at `offset` and returns its length, or -1
-/// if no frame has arrived whole yet (see `atEnd`). A payload larger than the room left in the
-/// slab comes back as a Buffer of its own. The slab spares a Buffer per frame, which cost more
-/// than the rest of a receive.
+/// `recvFrame`: copies the next whole frame's payload into `slab` at `offset` and returns its
+/// length, or -1 if no frame has arrived whole yet (see `atEnd`). A payload larger than the room
+/// left in the slab comes back as a Buffer of its own. The slab spares a Buffer per frame, which
+/// cost more than the rest of a receive.
 #[napi(ts_return_type = "number | Buffer", catch_unwind)]
-pub fn channel_recv_frame_into(
+pub fn channel_recv_frame(
     env: Env,
     channel: Handle,
     slab: JsBuffer,
@@ -141,6 +141,28 @@ pub fn channel_recv_frame_into(
         Recv::Frame(payload) => Ok(env.create_buffer_copy(payload)?.into_raw().into_unknown()),
         Recv::Owned(frame) => owned_buffer(&env, frame),
         Recv::Pending | Recv::Eof => Ok(env.create_int32(-1)?.into_unknown()),
+    }
+}
+
+/// `recvFrameInto`: copies the next whole frame's payload into `buffer` at `offset` and returns
+/// its length, or -1 if no frame has arrived whole yet (see `atEnd`). A payload that does not
+/// fit stays queued, and the error says how long it is. Nothing is allocated for JavaScript.
+#[napi(catch_unwind)]
+pub fn channel_recv_frame_into(
+    env: Env,
+    channel: Handle,
+    buffer: JsBuffer,
+    offset: u32,
+) -> Result<i64> {
+    let mut buffer = buffer.into_value()?;
+    let offset = (offset as usize).min(buffer.len());
+    match channel
+        .borrow_mut()
+        .recv_frame_into(&mut buffer[offset..])
+        .or_throw(&env)?
+    {
+        RecvInto::Copied(len) => Ok(len as i64),
+        RecvInto::Pending | RecvInto::Eof => Ok(-1),
     }
 }
 

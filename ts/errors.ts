@@ -32,6 +32,8 @@ export class AddressInUseError extends NexusError {}
 export class FrameTooLargeError extends NexusError {}
 /** A peer closed its channel in the middle of a frame. */
 export class TruncatedFrameError extends NexusError {}
+/** The next frame does not fit the buffer given to receive it into; it stays queued. */
+export class BufferTooSmallError extends NexusError {}
 /** A frame's payload does not decode with the channel's marshaler. */
 export class BadPayloadError extends NexusError {}
 /** The channel was closed by this side. */
@@ -47,6 +49,7 @@ const classes: Record<string, new (message: string, code: string) => NexusError>
   ERR_NEXUS_ADDRESS_IN_USE: AddressInUseError,
   ERR_NEXUS_FRAME_TOO_LARGE: FrameTooLargeError,
   ERR_NEXUS_TRUNCATED: TruncatedFrameError,
+  ERR_NEXUS_BUFFER_TOO_SMALL: BufferTooSmallError,
   ERR_NEXUS_BAD_PAYLOAD: BadPayloadError,
   ERR_NEXUS_CHANNEL_CLOSED: ChannelClosedError,
   ERR_NEXUS_CHANNEL_FULL: ChannelFullError,

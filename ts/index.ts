@@ -10,6 +10,7 @@ export {
   AddressInUseError,
   BadAddressError,
   BadPayloadError,
+  BufferTooSmallError,
   ChannelClosedError,
   ChannelFullError,
   ConnectionResetError,

@@ -43,7 +43,8 @@ interface Binding {
   channelRead(channel: ChannelHandle, buffer: Buffer): number | null;
   channelWrite(channel: ChannelHandle, buffer: Buffer): number;
   channelSendFrame(channel: ChannelHandle, payload: Buffer): void;
-  channelRecvFrameInto(channel: ChannelHandle, slab: Buffer, offset: number): number | Buffer;
+  channelRecvFrame(channel: ChannelHandle, slab: Buffer, offset: number): number | Buffer;
+  channelRecvFrameInto(channel: ChannelHandle, buffer: Buffer, offset: number): number;
   channelAccept(channel: ChannelHandle): ChannelHandle | null;
   channelClose(channel: ChannelHandle): void;
   channelAbort(channel: ChannelHandle): void;

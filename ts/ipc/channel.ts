@@ -149,7 +149,7 @@ export class Channel {
     }
     let got: number | Buffer;
     try {
-      got = native.channelRecvFrameInto(this.handle, slab, used);
+      got = native.channelRecvFrame(this.handle, slab, used);
     } catch (e) {
       rethrow(e);
     }
@@ -161,6 +161,29 @@ export class Channel {
     const payload = slab.subarray(used, used + got);
     used = (used + got + 7) & ~7; // aligned, as Node's pool does
     return payload;
+  }
+
+  /**
+   * Copies the next whole frame's payload into `buffer` from `offset` on and returns its length,
+   * or null if none has arrived whole yet. Nothing is allocated, so a receiver of large frames
+   * that reuses one buffer keeps the same memory, and the CPU's cache, frame after frame; the
+   * bytes are the caller's to keep or overwrite. A payload longer than the room from `offset` is
+   * a {@link BufferTooSmallError} that says how long it is, and stays the next frame.
+   */
+  recvFrameInto(buffer: Buffer | Uint8Array, offset = 0): number | null {
+    if (!(buffer instanceof Uint8Array)) {
+      throw new TypeError(`recvFrameInto: expected a Buffer or Uint8Array to receive into, got ${typeof buffer}`);
+    }
+    if (!Number.isInteger(offset) || offset < 0 || offset > buffer.length) {
+      throw new RangeError(`recvFrameInto: offset must be an integer from 0 to ${buffer.length}, got ${offset}`);
+    }
+    let got: number;
+    try {
+      got = native.channelRecvFrameInto(this.handle, toBuffer(buffer), offset);
+    } catch (e) {
+      rethrow(e);
+    }
+    return got < 0 ? null : got;
   }
 
   /** Takes the next connection waiting on a listening channel, or null if none is waiting. */

@@ -51,6 +51,17 @@ pub enum Recv<'a> {
     Eof,
 }
 
+/// What [`Channel::recv_frame_into`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RecvInto {
+    /// A whole frame's payload was copied into the buffer given; its length.
+    Copied(usize),
+    /// No whole frame yet.
+    Pending,
+    /// The peer closed its end cleanly, between frames.
+    Eof,
+}
+
 #[derive(Debug)]
 pub(crate) enum Io {
     Unix(UnixStream),
@@ -487,23 +498,64 @@ impl Channel {
 
     /// The next whole frame, reading what the socket holds; never waits for the rest of one.
     pub fn recv_frame(&mut self) -> Result<Recv<'_>> {
+        if self.fill()?.is_none() {
+            return Ok(if self.eof { Recv::Eof } else { Recv::Pending });
+        }
+        if let Some(owned) = self.frames.take_owned() {
+            return Ok(Recv::Owned(owned));
+        }
+        match self.frames.next_frame()? {
+            Some(range) => Ok(Recv::Frame(self.frames.frame(range))),
+            None => Ok(Recv::Pending),
+        }
+    }
+
+    /// Copies the next whole frame's payload into the start of `out`, reading what the socket
+    /// holds. A payload longer than `out` stays queued, and the error says how long it is. A large
+    /// frame's own buffer goes straight back to the spares, so a receiver that reuses `out` keeps
+    /// the same memory in use, and in the CPU's cache, frame after frame.
+    pub fn recv_frame_into(&mut self, out: &mut [u8]) -> Result<RecvInto> {
+        let Some(len) = self.fill()? else {
+            return Ok(if self.eof {
+                RecvInto::Eof
+            } else {
+                RecvInto::Pending
+            });
+        };
+        if len > out.len() {
+            return Err(Error::BufferTooSmall {
+                needed: len,
+                room: out.len(),
+            });
+        }
+        match self.recv_frame()? {
+            Recv::Frame(payload) => out[..len].copy_from_slice(payload),
+            Recv::Owned(frame) => {
+                out[..len].copy_from_slice(frame.payload());
+                frame::recycle(frame.into_buffer());
+            }
+            Recv::Pending | Recv::Eof => return Ok(RecvInto::Pending), // fill() found it whole
+        }
+        Ok(RecvInto::Copied(len))
+    }
+
+    /// Reads what the socket holds until a whole frame is buffered, and returns its payload
+    /// length; `None` when none has arrived whole yet, or the peer closed between frames (`eof`).
+    fn fill(&mut self) -> Result<Option<usize>> {
         self.check_open()?;
         self.check_stream("receive")?;
         loop {
-            if let Some(owned) = self.frames.take_owned() {
-                return Ok(Recv::Owned(owned));
-            }
-            if let Some(range) = self.frames.next_frame()? {
-                return Ok(Recv::Frame(self.frames.frame(range)));
+            if let Some(len) = self.frames.whole()? {
+                return Ok(Some(len));
             }
             if self.eof {
                 return match self.frames.truncation() {
                     Some(e) => Err(e),
-                    None => Ok(Recv::Eof),
+                    None => Ok(None),
                 };
             }
             if !self.may_read() {
-                return Ok(Recv::Pending);
+                return Ok(None);
             }
             let spare = self.frames.spare();
             let room = spare.len();
@@ -517,7 +569,7 @@ impl Channel {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.drained();
-                    return Ok(Recv::Pending);
+                    return Ok(None);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Error::io("read", e)),

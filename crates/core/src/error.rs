@@ -21,6 +21,8 @@ pub enum Error {
     PayloadTooLarge { length: usize },
     /// The peer closed the channel in the middle of a frame.
     Truncated { received: usize, expected: usize },
+    /// The next frame does not fit the buffer it was to be received into; it stays queued.
+    BufferTooSmall { needed: usize, room: usize },
     /// The channel was closed by this side.
     ChannelClosed,
     /// The channel already holds as much unsent output as it may; wait until it is write-ready.
@@ -49,6 +51,7 @@ impl Error {
                 "ERR_NEXUS_FRAME_TOO_LARGE"
             }
             Error::Truncated { .. } => "ERR_NEXUS_TRUNCATED",
+            Error::BufferTooSmall { .. } => "ERR_NEXUS_BUFFER_TOO_SMALL",
             Error::ChannelClosed => "ERR_NEXUS_CHANNEL_CLOSED",
             Error::ChannelFull { .. } => "ERR_NEXUS_CHANNEL_FULL",
             Error::AlreadyWatched => "ERR_NEXUS_ALREADY_WATCHED",
@@ -84,6 +87,10 @@ impl fmt::Display for Error {
             Error::Truncated { received, expected } => write!(
                 f,
                 "the peer closed the channel in the middle of a frame ({received} of {expected} bytes)"
+            ),
+            Error::BufferTooSmall { needed, room } => write!(
+                f,
+                "the next frame's payload is {needed} bytes, more than the {room} bytes of room given for it; it stays queued"
             ),
             Error::ChannelClosed => write!(f, "the channel is closed"),
             Error::ChannelFull { pending, bound } => write!(

@@ -191,6 +191,19 @@ impl FrameReader {
         Some(u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize)
     }
 
+    /// The payload length of the pending frame once it is buffered whole; an error if its header
+    /// announced more than the maximum (the stream cannot be resynchronised after it).
+    pub fn whole(&self) -> Result<Option<usize>> {
+        match self.announced() {
+            Some(len) if len > self.max as usize => Err(Error::FrameTooLarge {
+                length: len as u64,
+                max: self.max,
+            }),
+            Some(len) if self.buffered() >= HEADER + len => Ok(Some(len)),
+            _ => Ok(None),
+        }
+    }
+
     /// Whether a whole frame is buffered (and can be taken without reading).
     pub fn has_frame(&self) -> bool {
         matches!(self.announced(), Some(len) if self.buffered() >= HEADER + len)
@@ -268,18 +281,9 @@ impl FrameReader {
     /// has not arrived yet. A header announcing more than the maximum is an error, and the stream
     /// cannot be resynchronised after it.
     pub fn next_frame(&mut self) -> Result<Option<Range<usize>>> {
-        let Some(len) = self.announced() else {
+        let Some(len) = self.whole()? else {
             return Ok(None);
         };
-        if len > self.max as usize {
-            return Err(Error::FrameTooLarge {
-                length: len as u64,
-                max: self.max,
-            });
-        }
-        if self.buffered() < HEADER + len {
-            return Ok(None);
-        }
         let payload = self.start + HEADER..self.start + HEADER + len;
         self.start = payload.end;
         Ok(Some(payload))

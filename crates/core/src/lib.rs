@@ -41,7 +41,9 @@ pub mod recruit;
 
 pub use address::Address;
 #[cfg(unix)]
-pub use channel::{adopt, connect, pipe, port, Channel, ReadOutcome, Recv, SharedChannel};
+pub use channel::{
+    adopt, connect, pipe, port, Channel, ReadOutcome, Recv, RecvInto, SharedChannel,
+};
 #[cfg(unix)]
 pub use dispatcher::{Call, Dispatcher, HandlerId, Readiness};
 pub use error::{Error, Result};

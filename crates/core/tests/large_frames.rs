@@ -1,7 +1,8 @@
-//! Large frames: a send buffer that holds one whole, and a receive into a buffer of its own.
+//! Large frames: a send buffer that holds one whole, a receive into a buffer of its own, and a
+//! receive into the caller's buffer.
 
-use pyre_nexus_core::frame::LARGE;
-use pyre_nexus_core::{pipe, Recv};
+use pyre_nexus_core::frame::{trim_spares, LARGE};
+use pyre_nexus_core::{pipe, Error, Recv, RecvInto};
 #[cfg(target_os = "linux")]
 use pyre_nexus_core::{port, Address};
 #[cfg(target_os = "linux")]
@@ -95,4 +96,48 @@ fn a_large_frame_arrives_whole_in_a_buffer_of_its_own() {
     }
     assert!(got.expect("the frame, already in the socket").payload() == &large[..]);
     assert_eq!(b.recv_frame().unwrap(), Recv::Frame(b"after"));
+}
+
+/// Receives into `out`, trying until the frame has come whole (it is in the socket already).
+fn recv_into(channel: &mut pyre_nexus_core::Channel, out: &mut [u8]) -> Result<RecvInto, Error> {
+    for _ in 0..100 {
+        match channel.recv_frame_into(out) {
+            Ok(RecvInto::Pending) => {}
+            done => return done,
+        }
+    }
+    Ok(RecvInto::Pending)
+}
+
+#[test]
+fn frames_are_received_into_the_callers_buffer_and_one_that_does_not_fit_stays_queued() {
+    let (mut a, mut b) = pipe().unwrap();
+    let large: Vec<u8> = (0..LARGE + 1000).map(|i| (i % 251) as u8).collect();
+    a.send_frame(b"hello").unwrap();
+    a.send_frame(&large).unwrap();
+    a.send_frame(b"after").unwrap();
+    assert_eq!(a.pending_output(), 0);
+
+    let mut small = [0u8; 10];
+    assert_eq!(recv_into(&mut b, &mut small).unwrap(), RecvInto::Copied(5));
+    assert_eq!(&small[..5], b"hello");
+    match recv_into(&mut b, &mut small) {
+        Err(Error::BufferTooSmall { needed, room }) => {
+            assert_eq!((needed, room), (large.len(), 10))
+        }
+        other => panic!("expected the large frame to be refused, got {other:?}"),
+    }
+    // Refused, it is still the next frame.
+    let mut big = vec![0u8; 2 * LARGE];
+    assert_eq!(
+        recv_into(&mut b, &mut big).unwrap(),
+        RecvInto::Copied(large.len())
+    );
+    assert!(big[..large.len()] == large[..]);
+    // Its own buffer went back to this thread's spares, for the next large frame.
+    assert!(trim_spares(), "the large frame's buffer is kept");
+    assert_eq!(recv_into(&mut b, &mut small).unwrap(), RecvInto::Copied(5));
+    assert_eq!(&small[..5], b"after");
+    a.close();
+    assert_eq!(recv_into(&mut b, &mut small).unwrap(), RecvInto::Eof);
 }
