@@ -12,14 +12,29 @@ import { envInt, fail } from '../peers/common.js';
 const [role, transport, ...rest] = process.argv.slice(2);
 // $BENCH_SPIN: microseconds each side's dispatcher polls before sleeping (DispatcherOptions.spin).
 const spin = envInt('BENCH_SPIN', 0);
-const impl = spin > 0 ? 'pyre-nexus-spin' : 'pyre-nexus';
+// $BENCH_INTO=1: both sides receive with recvFrameInto into one buffer of their own, reused.
+const into = envInt('BENCH_INTO', 0) === 1;
+const impl = spin > 0 ? 'pyre-nexus-spin' : into ? 'pyre-nexus-into' : 'pyre-nexus';
+const size = envInt('BENCH_PAYLOAD', 64);
+/** Receives every whole frame there is, handing each to `take`: its own Buffer, or a view of `room`. */
+const room = into ? Buffer.alloc(Math.max(size, 1)) : null;
+function receive(ch, take) {
+  if (room === null) {
+    for (let frame = ch.recvFrame(); frame !== null; frame = ch.recvFrame()) if (take(frame) === false) return false;
+  } else {
+    for (let n = ch.recvFrameInto(room); n !== null; n = ch.recvFrameInto(room)) {
+      if (take(room.subarray(0, n)) === false) return false;
+    }
+  }
+  return true;
+}
 
 if (role === 'child') {
   // Echo every frame back until the parent closes.
   const channel = transport === 'tcp' ? tcp(rest[0]) : adopt(3);
   const dispatcher = new Dispatcher({ spin });
   dispatcher.whenReadReady(channel, (ch) => {
-    for (let frame = ch.recvFrame(); frame !== null; frame = ch.recvFrame()) ch.sendFrame(frame);
+    receive(ch, (frame) => ch.sendFrame(frame));
     if (ch.atEnd) ch.close();
     return !ch.atEnd;
   });
@@ -50,7 +65,6 @@ if (role === 'child') {
     channel = parent;
   }
   const exited = once(child, 'exit');
-  const size = envInt('BENCH_PAYLOAD', 64);
   if (size < 1) fail('pingpong/nexus.js', 'BENCH_PAYLOAD must be at least 1', 64);
   const payload = Buffer.alloc(size, 7);
   const dispatcher = new Dispatcher({ spin });
@@ -58,7 +72,7 @@ if (role === 'child') {
   let started = 0n;
   let seconds = 0;
   dispatcher.whenReadReady(channel, (ch) => {
-    for (let frame = ch.recvFrame(); frame !== null; frame = ch.recvFrame()) {
+    const more = receive(ch, (frame) => {
       if (frame.length !== size) throw new Error(`echo of ${frame.length} bytes, expected ${size}`);
       done += 1;
       if (done === warmup) started = process.hrtime.bigint();
@@ -68,7 +82,8 @@ if (role === 'child') {
         return false;
       }
       ch.sendFrame(payload);
-    }
+    });
+    if (!more) return false;
     if (ch.atEnd) throw new Error('the echo process went away');
     return true;
   });
