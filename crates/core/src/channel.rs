@@ -62,6 +62,16 @@ pub enum RecvInto {
     Eof,
 }
 
+/// Where [`Channel::fill`] left the next frame.
+enum Filled {
+    /// Whole in the reader; its payload length.
+    Buffered(usize),
+    /// Whole in the buffer given; its payload length.
+    Delivered(usize),
+    /// Not whole yet, or the peer closed between frames.
+    Nothing,
+}
+
 #[derive(Debug)]
 pub(crate) enum Io {
     Unix(UnixStream),
@@ -498,7 +508,7 @@ impl Channel {
 
     /// The next whole frame, reading what the socket holds; never waits for the rest of one.
     pub fn recv_frame(&mut self) -> Result<Recv<'_>> {
-        if self.fill()?.is_none() {
+        if let Filled::Nothing = self.fill(None)? {
             return Ok(if self.eof { Recv::Eof } else { Recv::Pending });
         }
         if let Some(owned) = self.frames.take_owned() {
@@ -511,16 +521,16 @@ impl Channel {
     }
 
     /// Copies the next whole frame's payload into the start of `out`, reading what the socket
-    /// holds. A payload longer than `out` stays queued, and the error says how long it is. A large
-    /// frame's own buffer goes straight back to the spares, so a receiver that reuses `out` keeps
-    /// the same memory in use, and in the CPU's cache, frame after frame.
+    /// holds. A payload longer than `out` stays queued, and the error says how long it is. The
+    /// rest of a large frame is read straight into `out`, and a large frame's own buffer goes back
+    /// to the spares, so a receiver that reuses `out` keeps the same memory in use, and in the
+    /// CPU's cache, frame after frame.
     pub fn recv_frame_into(&mut self, out: &mut [u8]) -> Result<RecvInto> {
-        let Some(len) = self.fill()? else {
-            return Ok(if self.eof {
-                RecvInto::Eof
-            } else {
-                RecvInto::Pending
-            });
+        let len = match self.fill(Some(&mut *out))? {
+            Filled::Delivered(len) => return Ok(RecvInto::Copied(len)),
+            Filled::Buffered(len) => len,
+            Filled::Nothing if self.eof => return Ok(RecvInto::Eof),
+            Filled::Nothing => return Ok(RecvInto::Pending),
         };
         if len > out.len() {
             return Err(Error::BufferTooSmall {
@@ -539,23 +549,35 @@ impl Channel {
         Ok(RecvInto::Copied(len))
     }
 
-    /// Reads what the socket holds until a whole frame is buffered, and returns its payload
-    /// length; `None` when none has arrived whole yet, or the peer closed between frames (`eof`).
-    fn fill(&mut self) -> Result<Option<usize>> {
+    /// Reads what the socket holds until a whole frame is buffered, or, given `out` with room
+    /// for a large frame that has begun to arrive, until that frame has come whole into `out`.
+    fn fill(&mut self, mut out: Option<&mut [u8]>) -> Result<Filled> {
         self.check_open()?;
         self.check_stream("receive")?;
         loop {
             if let Some(len) = self.frames.whole()? {
-                return Ok(Some(len));
+                return Ok(Filled::Buffered(len));
             }
             if self.eof {
                 return match self.frames.truncation() {
                     Some(e) => Err(e),
-                    None => Ok(None),
+                    None => Ok(Filled::Nothing),
                 };
             }
             if !self.may_read() {
-                return Ok(None);
+                return Ok(Filled::Nothing);
+            }
+            if let Some(out) = out.as_deref_mut() {
+                let fits = self.frames.pending_large().filter(|&len| len <= out.len());
+                if let Some(len) = fits {
+                    if self.read_rest_into(len, out)? {
+                        return Ok(Filled::Delivered(len));
+                    }
+                    if !self.eof {
+                        return Ok(Filled::Nothing); // the socket is empty
+                    }
+                    continue;
+                }
             }
             let spare = self.frames.spare();
             let room = spare.len();
@@ -569,12 +591,44 @@ impl Channel {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.drained();
-                    return Ok(None);
+                    return Ok(Filled::Nothing);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Error::io("read", e)),
             }
         }
+    }
+
+    /// Reads the rest of the pending large frame, `len` bytes of payload, straight into `out`,
+    /// after what the reader holds of it: one copy less than through the reader. Whether it came
+    /// whole; if not, what came goes back to the reader.
+    fn read_rest_into(&mut self, len: usize, out: &mut [u8]) -> Result<bool> {
+        let mut got = self.frames.take_partial(out);
+        let read = loop {
+            match self.io.read(&mut out[got..len]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break Ok(());
+                }
+                Ok(n) => {
+                    got += n;
+                    if got < len {
+                        self.drained(); // a short read emptied the socket
+                    }
+                    break Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.drained();
+                    break Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(Error::io("read", e)),
+            }
+        };
+        if got < len {
+            self.frames.restore_partial(len, &out[..got]);
+        }
+        read.map(|()| got == len)
     }
 
     /// Writes as much of `data` as the kernel takes now and buffers the rest up to the output

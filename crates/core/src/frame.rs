@@ -204,6 +204,35 @@ impl FrameReader {
         }
     }
 
+    /// The payload length of the pending frame while it is a large one that has not come whole.
+    pub fn pending_large(&self) -> Option<usize> {
+        let len = self.announced()?;
+        let partial = self.buffered() < HEADER + len;
+        (partial && HEADER + len >= LARGE && len <= self.max as usize).then_some(len)
+    }
+
+    /// Moves the payload bytes buffered so far of a pending frame that has not come whole into
+    /// `out`, for the rest to be read after them, and forgets the frame; how many were moved.
+    /// Everything buffered is that frame's (see [`spare`](Self::spare)).
+    pub fn take_partial(&mut self, out: &mut [u8]) -> usize {
+        let part = &self.buf[self.start + HEADER..self.end];
+        out[..part.len()].copy_from_slice(part);
+        self.start = 0;
+        self.end = 0;
+        part.len()
+    }
+
+    /// Takes back the first `got` bytes of a pending frame of `len` bytes (after
+    /// [`take_partial`](Self::take_partial)), as if they had been read here.
+    pub fn restore_partial(&mut self, len: usize, got: &[u8]) {
+        self.start = 0;
+        self.end = 0;
+        self.own_room(HEADER + len);
+        self.buf[..HEADER].copy_from_slice(&header(len));
+        self.buf[HEADER..HEADER + got.len()].copy_from_slice(got);
+        self.end = HEADER + got.len();
+    }
+
     /// Whether a whole frame is buffered (and can be taken without reading).
     pub fn has_frame(&self) -> bool {
         matches!(self.announced(), Some(len) if self.buffered() >= HEADER + len)

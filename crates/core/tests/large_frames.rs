@@ -1,7 +1,7 @@
 //! Large frames: a send buffer that holds one whole, a receive into a buffer of its own, and a
 //! receive into the caller's buffer.
 
-use pyre_nexus_core::frame::{trim_spares, LARGE};
+use pyre_nexus_core::frame::{header, trim_spares, HEADER, LARGE};
 use pyre_nexus_core::{pipe, Error, Recv, RecvInto};
 #[cfg(target_os = "linux")]
 use pyre_nexus_core::{port, Address};
@@ -140,4 +140,42 @@ fn frames_are_received_into_the_callers_buffer_and_one_that_does_not_fit_stays_q
     assert_eq!(&small[..5], b"after");
     a.close();
     assert_eq!(recv_into(&mut b, &mut small).unwrap(), RecvInto::Eof);
+}
+
+#[test]
+fn a_large_frame_that_comes_in_pieces_is_read_into_the_callers_buffer_without_losing_a_byte() {
+    let (mut a, mut b) = pipe().unwrap();
+    let large: Vec<u8> = (0..3 * LARGE).map(|i| (i % 241) as u8).collect();
+    let mut wire = header(large.len()).to_vec();
+    wire.extend_from_slice(&large);
+    let mut out = vec![0u8; 4 * LARGE];
+    // Written in three pieces; between them the receiver finds the frame unfinished, and
+    // scribbles over its buffer, which must not matter: what came is kept by the channel.
+    let cuts = [0, LARGE / 2, 2 * LARGE, wire.len()];
+    for (i, piece) in cuts.windows(2).enumerate() {
+        assert_eq!(
+            a.write(&wire[piece[0]..piece[1]]).unwrap(),
+            piece[1] - piece[0]
+        );
+        let last = i == cuts.len() - 2;
+        match b.recv_frame_into(&mut out).unwrap() {
+            RecvInto::Copied(n) if last => {
+                assert_eq!(n, large.len());
+                assert!(out[..n] == large[..], "the frame's bytes");
+            }
+            RecvInto::Pending if !last => out.fill(0xee),
+            other => panic!("piece {i}: got {other:?}"),
+        }
+    }
+    // recv_frame takes over a frame begun with recv_frame_into (small enough for the socket to
+    // take each write whole).
+    let payload = &large[..LARGE + 10_000];
+    assert_eq!(a.write(&header(payload.len())).unwrap(), HEADER);
+    assert_eq!(a.write(&payload[..50_000]).unwrap(), 50_000);
+    assert_eq!(b.recv_frame_into(&mut out).unwrap(), RecvInto::Pending);
+    assert_eq!(a.write(&payload[50_000..]).unwrap(), payload.len() - 50_000);
+    match b.recv_frame().unwrap() {
+        Recv::Owned(frame) => assert!(frame.payload() == payload),
+        other => panic!("expected the large frame whole, got {other:?}"),
+    }
 }
