@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { NexusError, Node } from '../dist/index.js';
 import { Client, refused } from './clients.js';
+import { runScript } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const echo = { module: join(root, 'examples/services/echo.ts'), export: 'EchoServer' };
@@ -170,4 +171,40 @@ test('a node started from a module configuration reloads it too', async (t) => {
 test('without a configuration, reload leaves every service as it is', async (t) => {
   const node = new Node();
   t.deepEqual(await node.reload(), { added: [], removed: [], changed: [], unchanged: [], failed: [] });
+});
+
+test('in plain Node, a reload loads the new version of JavaScript modules, not the cached one', async (t) => {
+  // Without a TypeScript loader, JavaScript modules are require()d where Node allows it; a new
+  // version is asked for with a query, which require() would ignore.
+  const dir = await mkdtemp(join(tmpdir(), 'nexus-plain-reload-'));
+  const { code, stdout, stderr } = await runScript(`
+    import { utimes, writeFile } from 'node:fs/promises';
+    import { join } from 'node:path';
+    import { Node } from './dist/index.js';
+    const dir = ${JSON.stringify(dir)};
+    const config = join(dir, 'node.config.mjs');
+    const greeter = join(dir, 'greeter.mjs');
+    const write = async (file, text, time) => {
+      await writeFile(file, text);
+      await utimes(file, time, time);
+    };
+    const greeterOf = (word) =>
+      'import { Server } from ' + JSON.stringify(join(process.cwd(), 'dist/index.js')) + '; ' +
+      'export class Greeter extends Server { word = ' + JSON.stringify(word) + '; }';
+    const spec = { module: './greeter.mjs', export: 'Greeter', address: 'ip4:127.0.0.1:0' };
+    await write(greeter, greeterOf('hello'), 1000);
+    await write(config, 'export default { services: {} };', 1000);
+    const node = new Node({ config });
+    await node.prepare();
+    await write(config, 'export default ' + JSON.stringify({ services: { greeter: spec } }) + ';', 2000);
+    const { added } = await node.reload();
+    const before = node.services.get('greeter')?.word;
+    await write(greeter, greeterOf('howdy'), 3000);
+    const { changed } = await node.reload();
+    const after = node.services.get('greeter')?.word;
+    console.log(JSON.stringify({ added, changed, before, after }));
+    await node.shutdown();
+  `);
+  t.is(code, 0, stderr);
+  t.deepEqual(JSON.parse(stdout), { added: ['greeter'], changed: ['greeter'], before: 'hello', after: 'howdy' });
 });

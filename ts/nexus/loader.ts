@@ -21,13 +21,14 @@ let registration: Promise<unknown> | null = null;
 
 /** Imports `url`; a TypeScript module first gets a loader, if this thread has none yet. */
 export async function importModule(url: string): Promise<Record<string, unknown>> {
-  const { protocol, pathname } = new URL(url);
+  const { protocol, pathname, search, hash } = new URL(url);
   if (typescriptModule.test(pathname)) {
     if (!hasTypeScriptLoader(process.execArgv)) {
       registration ??= import('tsx/esm/api').then((tsx) => tsx.register());
       await registration;
     }
-  } else if (protocol === 'file:' && process.features.require_module) {
+  } else if (protocol === 'file:' && search === '' && hash === '' && process.features.require_module) {
+    // (A query is how a reload asks for a module's new version: require() would ignore it.)
     const namespace = required(fileURLToPath(url));
     if (namespace !== null) return namespace;
   }
