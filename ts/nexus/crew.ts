@@ -114,11 +114,11 @@ const RECHECK_AFTER_MS = 0.05;
 
 /**
  * A member's life, from its entry (member.cts): serves the team on the channel at descriptor `fd`
- * until the team closes it. A process watches its parent, so that it never outlives its team,
- * even inside a task that never yields.
+ * until the team closes it. A process member watches its parent, so that it never outlives its
+ * team, even inside a task that never yields.
  */
-export async function serve(fd: number, id: number, spin: number, process: boolean): Promise<void> {
-  if (process) native.watchParent();
+export async function serve(fd: number, id: number, spin: number, watchParent: boolean): Promise<void> {
+  if (watchParent) native.watchParent();
   await work(adopt(fd), id, Number.isInteger(spin) ? spin : 0);
 }
 
