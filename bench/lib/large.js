@@ -156,7 +156,7 @@ export function markdown({ meta, results }) {
       'socket pair, each side in a `Dispatcher`; the default channel settings (output bound 1 MiB, ' +
       'largest frame 64 MiB). Each received frame is a Buffer of its own. **pyre-nexus-into** is the same ' +
       'with `BENCH_INTO=1`: each side receives with `recvFrameInto` into one buffer of its own, reused for every ' +
-      'frame, as the native program does (a copy out of the channel, and nothing for the collector).',
+      'frame, as the native program does: nothing for the collector, and most of each frame read straight into that buffer.',
     "- **node-net**: `bench/peers/net.js unix`, Node's `net` over a Unix-domain socket, same framing, the " +
       'chunks of a frame joined once it is whole.',
     "- **child_process-ipc-advanced**: `bench/peers/ipc.js advanced`, `fork` IPC with `serialization: 'advanced'`, " +
