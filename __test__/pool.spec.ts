@@ -606,6 +606,28 @@ test('workers start from a parent run as `node --input-type=module -e`, whose op
   t.is(stdout, '42\n');
 });
 
+test('where Node cannot require() ES modules, members import() the library and their tasks', async (t) => {
+  // Node before 20.19 has no require() of ES modules; this flag turns it off in later ones.
+  const { code, stdout, stderr } = await runNode([
+    '--no-experimental-require-module',
+    '--input-type=module',
+    '-e',
+    `
+      import { Pool, Threads } from './dist/index.js';
+      import { Double } from './__test__/fixtures/plain-tasks.js';
+      const results = [process.features.require_module];
+      for (const recruiter of [undefined, new Threads()]) {
+        const pool = new Pool({ size: 1, ...(recruiter === undefined ? {} : { recruiter }) });
+        results.push(await pool.submit(new Double(21)));
+        await pool.close();
+      }
+      console.log(JSON.stringify(results));
+    `,
+  ]);
+  t.is(code, 0, stderr);
+  t.deepEqual(JSON.parse(stdout), [false, 42, 42]);
+});
+
 test('members get the Node options of their parent, less those a worker cannot share, values and all', (t) => {
   t.deepEqual(
     workerExecArgv([
