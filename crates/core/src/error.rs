@@ -36,6 +36,8 @@ pub enum Error {
         op: &'static str,
         kind: &'static str,
     },
+    /// A worker process could not be started; `program` is what was to run.
+    Start { program: String, source: io::Error },
     /// Any other failure of the operating system, with the operation that met it.
     Io { op: &'static str, source: io::Error },
 }
@@ -57,7 +59,7 @@ impl Error {
             Error::AlreadyWatched => "ERR_NEXUS_ALREADY_WATCHED",
             Error::WrongKind { .. } => "ERR_NEXUS_WRONG_KIND",
             Error::NotASocket { .. } => "ERR_NEXUS_NOT_A_SOCKET",
-            Error::Io { .. } => "ERR_NEXUS_IO",
+            Error::Start { .. } | Error::Io { .. } => "ERR_NEXUS_IO",
         }
     }
 
@@ -100,6 +102,9 @@ impl fmt::Display for Error {
             Error::AlreadyWatched => write!(f, "the channel is already watched by another dispatcher"),
             Error::NotASocket { fd } => write!(f, "descriptor {fd} is not a socket"),
             Error::WrongKind { op, kind } => write!(f, "cannot {op} on a {kind} channel"),
+            Error::Start { program, source } => {
+                write!(f, "starting a worker failed: {program}: {source}")
+            }
             Error::Io { op, source } => write!(f, "{op} failed: {source}"),
         }
     }
@@ -108,7 +113,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io { source, .. } => Some(source),
+            Error::Start { source, .. } | Error::Io { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -41,8 +41,10 @@ pub fn spawn<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<Recruit> {
         .map_err(|e| Error::io("socketpair for a worker", e))?;
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
-    let pid = start(program, args, theirs.as_raw_fd(), parent)
-        .map_err(|e| Error::io("starting a worker", e))?;
+    let pid = start(program, args, theirs.as_raw_fd(), parent).map_err(|source| Error::Start {
+        program: program.to_owned(),
+        source,
+    })?;
     drop(theirs);
     ours.set_nonblocking(true)
         .map_err(|e| Error::io("socketpair for a worker", e))?;
@@ -53,8 +55,8 @@ pub fn spawn<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<Recruit> {
 }
 
 /// What a child does between its start and `exec` to become a worker: its end of the pair on
-/// fd 3, every other descriptor above it close-on-exec, and (on Linux) death with its parent.
-/// Async-signal-safe: it allocates nothing.
+/// fd 3, every other descriptor above it close-on-exec, (on Linux) death with its parent, and
+/// default signal handling. Async-signal-safe: it allocates nothing.
 fn become_worker(theirs: RawFd, parent: libc::pid_t) -> io::Result<()> {
     // SAFETY: dup2 and fcntl on descriptors of this (child) process.
     unsafe {
@@ -68,7 +70,32 @@ fn become_worker(theirs: RawFd, parent: libc::pid_t) -> io::Result<()> {
         }
     }
     close_others_on_exec();
-    die_with_parent(parent)
+    die_with_parent(parent)?;
+    default_signals();
+    Ok(())
+}
+
+/// Every signal handled the default way and none blocked, as Node's `child_process` starts a
+/// child: nothing this process ignores (Node ignores SIGPIPE) or blocks reaches the worker.
+/// Handlers are reset before signals are unblocked: a child sharing our memory must never run
+/// one of ours. Async-signal-safe.
+fn default_signals() {
+    // SAFETY: sigaction and sigprocmask on this (child) process; no memory of ours is touched.
+    unsafe {
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        for signal in 1..65 {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction != libc::SIG_DFL
+            {
+                libc::sigaction(signal, &default, std::ptr::null_mut());
+            }
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
 }
 
 /// Elsewhere than Linux: the standard library forks, and the child becomes a worker before exec.
@@ -119,7 +146,6 @@ mod vfork {
         devnull: *const c_char,
         theirs: RawFd,
         parent: libc::pid_t,
-        mask: libc::sigset_t,
         /// Written by the child when a step fails, before it exits: the errno.
         error: c_int,
     }
@@ -130,7 +156,10 @@ mod vfork {
         theirs: RawFd,
         parent: libc::pid_t,
     ) -> io::Result<u32> {
-        let invalid = |_| io::Error::from(io::ErrorKind::InvalidInput);
+        let invalid = |_| {
+            let what = "a NUL byte in the program's name or an argument";
+            io::Error::new(io::ErrorKind::InvalidInput, what)
+        };
         let program = CString::new(program).map_err(invalid)?;
         let args = args
             .iter()
@@ -151,7 +180,6 @@ mod vfork {
                 devnull: devnull.as_ptr(),
                 theirs,
                 parent,
-                mask: std::mem::zeroed(),
                 error: 0,
             };
             let stack = libc::mmap(
@@ -166,10 +194,11 @@ mod vfork {
                 return Err(io::Error::last_os_error());
             }
             // No handler of ours may run in the child, which shares our memory: block every
-            // signal until it has exec'd (it resets the handlers and restores the mask).
+            // signal until it has exec'd (it resets the handlers and then unblocks them all).
             let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut ours: libc::sigset_t = std::mem::zeroed();
             libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut plan.mask);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut ours);
             let pid = libc::clone(
                 child,
                 stack.cast::<u8>().add(STACK).cast(),
@@ -177,7 +206,7 @@ mod vfork {
                 (&mut plan as *mut Plan).cast(),
             );
             let cloned = io::Error::last_os_error();
-            libc::pthread_sigmask(libc::SIG_SETMASK, &plan.mask, ptr::null_mut());
+            libc::pthread_sigmask(libc::SIG_SETMASK, &ours, ptr::null_mut());
             libc::munmap(stack, STACK);
             if pid == -1 {
                 return Err(cloned);
@@ -192,27 +221,20 @@ mod vfork {
         }
     }
 
-    /// The child: default signal handlers, the worker's descriptors, the parent's signal mask,
-    /// then `exec`. Only async-signal-safe calls; a failure is reported in `plan.error`.
+    /// The child: default signal handling, the worker's descriptors, then `exec` with no signal
+    /// blocked. As Node's `child_process` and Rust's `Command` start children: nothing the parent
+    /// ignores or blocks (Node ignores SIGPIPE) reaches the worker. Only async-signal-safe calls;
+    /// a failure is reported in `plan.error`.
     extern "C" fn child(arg: *mut c_void) -> c_int {
         // SAFETY: `arg` is the parent's `Plan`, alive while the parent waits for us.
         unsafe {
             let plan = &mut *arg.cast::<Plan>();
-            for signal in 1..65 {
-                let mut old: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(signal, ptr::null(), &mut old) == 0
-                    && old.sa_sigaction != libc::SIG_DFL
-                    && old.sa_sigaction != libc::SIG_IGN
-                {
-                    let mut default: libc::sigaction = std::mem::zeroed();
-                    default.sa_sigaction = libc::SIG_DFL;
-                    libc::sigaction(signal, &default, ptr::null_mut());
-                }
-            }
             let fail = |plan: &mut Plan, error: io::Error| -> c_int {
                 ptr::write_volatile(&mut plan.error, error.raw_os_error().unwrap_or(libc::EIO));
                 libc::_exit(127)
             };
+            // First: the channel may sit on descriptor 0 if our stdin was closed. Signals are
+            // unblocked after it, with default handling: they may end us, never run our code.
             if let Err(error) = become_worker(plan.theirs, plan.parent) {
                 return fail(plan, error);
             }
@@ -224,7 +246,6 @@ mod vfork {
             if null != 0 {
                 libc::close(null);
             }
-            libc::pthread_sigmask(libc::SIG_SETMASK, &plan.mask, ptr::null_mut());
             libc::execve(plan.program, plan.argv, plan.envp);
             fail(plan, io::Error::last_os_error())
         }

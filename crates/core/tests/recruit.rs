@@ -104,6 +104,34 @@ fn reaping_by_pid_leaves_other_children_to_their_owners() {
     assert_eq!(other.wait().unwrap().code(), Some(3));
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn the_worker_starts_with_default_signal_handling_and_nothing_blocked() {
+    // As Node's child_process does: no disposition or mask of ours reaches the worker. The Rust
+    // runtime ignores SIGPIPE in this test process (Node does too); block SIGUSR1 here as well.
+    let mut usr1: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut before: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        assert_eq!(libc::signal(libc::SIGPIPE, libc::SIG_IGN), libc::SIG_IGN);
+        libc::sigemptyset(&mut usr1);
+        libc::sigaddset(&mut usr1, libc::SIGUSR1);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &usr1, &mut before);
+    }
+    let script = "exec grep -E '^Sig(Blk|Ign)' /proc/self/status >&3";
+    let recruit = spawn("/bin/sh", &["-c", script]);
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut()) };
+    let recruit = recruit.unwrap();
+    let pid = recruit.pid;
+    let said = read_to_end(recruit.channel.shared());
+    let words: Vec<&str> = said.split_whitespace().collect();
+    assert_eq!((words[0], words[2]), ("SigBlk:", "SigIgn:"), "{said}");
+    // Signals 1-31; glibc keeps 32 and 33 for itself, and sigaction refuses them.
+    let standard = |hex: &str| u64::from_str_radix(hex, 16).unwrap() & 0x7fff_ffff;
+    assert_eq!(standard(words[1]), 0, "blocked: {said}");
+    assert_eq!(standard(words[3]), 0, "ignored: {said}");
+    assert_eq!(wait(pid), Exit::Code(0));
+}
+
 #[test]
 fn a_program_that_cannot_start_is_an_error_naming_the_step() {
     let error = spawn("/nonexistent/node", &["worker.js"]).unwrap_err();
@@ -112,6 +140,9 @@ fn a_program_that_cannot_start_is_an_error_naming_the_step() {
         error.to_string().starts_with("starting a worker failed"),
         "{error}"
     );
+    assert!(error.to_string().contains("/nonexistent/node"), "{error}");
+    let error = spawn("/bin/sh", &["-c", "nul\0byte"]).unwrap_err();
+    assert!(error.to_string().contains("NUL byte"), "{error}");
 }
 
 #[cfg(target_os = "linux")]
