@@ -90,6 +90,19 @@ impl Io {
         }
     }
 
+    /// One read into `buf`, tried again if a signal interrupts it: the bytes read (0 at the end
+    /// of file), or `None` when the socket is empty.
+    fn read_some(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+        loop {
+            match self.read(buf) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("read", e)),
+            }
+        }
+    }
+
     fn write(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Io::Unix(s) => s.write_vectored(bufs),
@@ -485,46 +498,39 @@ impl Channel {
             let n = self.frames.take_raw(buf);
             return Ok(ReadOutcome::Data(n));
         }
-        match self.io.read(buf) {
-            Ok(0) => {
+        match self.io.read_some(buf)? {
+            Some(0) => {
                 self.eof = true;
                 Ok(ReadOutcome::Eof)
             }
-            Ok(n) => {
+            Some(n) => {
                 // A short read emptied the socket: the next arrival raises a new event.
                 if n < buf.len() {
                     self.drained();
                 }
                 Ok(ReadOutcome::Data(n))
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            None => {
                 self.drained();
                 Ok(ReadOutcome::WouldBlock)
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(ReadOutcome::WouldBlock),
-            Err(e) => Err(Error::io("read", e)),
         }
     }
 
     /// The next whole frame, reading what the socket holds; never waits for the rest of one.
     pub fn recv_frame(&mut self) -> Result<Recv<'_>> {
-        if let Filled::Nothing = self.fill(None)? {
-            return Ok(if self.eof { Recv::Eof } else { Recv::Pending });
-        }
-        if let Some(owned) = self.frames.take_owned() {
-            return Ok(Recv::Owned(owned));
-        }
-        match self.frames.next_frame()? {
-            Some(range) => Ok(Recv::Frame(self.frames.frame(range))),
-            None => Ok(Recv::Pending),
+        match self.fill(None)? {
+            Filled::Nothing if self.eof => Ok(Recv::Eof),
+            Filled::Nothing => Ok(Recv::Pending),
+            _ => self.take_buffered(),
         }
     }
 
     /// Copies the next whole frame's payload into the start of `out`, reading what the socket
-    /// holds. A payload longer than `out` stays queued, and the error says how long it is. The
-    /// rest of a large frame is read straight into `out`, and a large frame's own buffer goes back
-    /// to the spares, so a receiver that reuses `out` keeps the same memory in use, and in the
-    /// CPU's cache, frame after frame.
+    /// holds. A payload longer than `out` is refused as soon as its header is in, and stays
+    /// queued; the error says how long it is. The rest of a large frame is read straight into
+    /// `out`, and a large frame's own buffer goes back to the spares, so a receiver that reuses
+    /// `out` keeps the same memory in use, and in the CPU's cache, frame after frame.
     pub fn recv_frame_into(&mut self, out: &mut [u8]) -> Result<RecvInto> {
         let len = match self.fill(Some(&mut *out))? {
             Filled::Delivered(len) => return Ok(RecvInto::Copied(len)),
@@ -532,13 +538,7 @@ impl Channel {
             Filled::Nothing if self.eof => return Ok(RecvInto::Eof),
             Filled::Nothing => return Ok(RecvInto::Pending),
         };
-        if len > out.len() {
-            return Err(Error::BufferTooSmall {
-                needed: len,
-                room: out.len(),
-            });
-        }
-        match self.recv_frame()? {
+        match self.take_buffered()? {
             Recv::Frame(payload) => out[..len].copy_from_slice(payload),
             Recv::Owned(frame) => {
                 out[..len].copy_from_slice(frame.payload());
@@ -549,13 +549,32 @@ impl Channel {
         Ok(RecvInto::Copied(len))
     }
 
+    /// Takes the whole frame that [`fill`](Self::fill) found buffered.
+    fn take_buffered(&mut self) -> Result<Recv<'_>> {
+        if let Some(owned) = self.frames.take_owned() {
+            return Ok(Recv::Owned(owned));
+        }
+        match self.frames.next_frame()? {
+            Some(range) => Ok(Recv::Frame(self.frames.frame(range))),
+            None => Ok(Recv::Pending),
+        }
+    }
+
     /// Reads what the socket holds until a whole frame is buffered, or, given `out` with room
     /// for a large frame that has begun to arrive, until that frame has come whole into `out`.
+    /// A frame announcing more than `out` holds is refused once its header is in.
     fn fill(&mut self, mut out: Option<&mut [u8]>) -> Result<Filled> {
         self.check_open()?;
         self.check_stream("receive")?;
         loop {
-            if let Some(len) = self.frames.whole()? {
+            let whole = self.frames.whole()?;
+            if let (Some(out), Some(len)) = (out.as_deref(), self.frames.pending_len()) {
+                if len > out.len() {
+                    let room = out.len();
+                    return Err(Error::BufferTooSmall { needed: len, room });
+                }
+            }
+            if let Some(len) = whole {
                 return Ok(Filled::Buffered(len));
             }
             if self.eof {
@@ -568,8 +587,7 @@ impl Channel {
                 return Ok(Filled::Nothing);
             }
             if let Some(out) = out.as_deref_mut() {
-                let fits = self.frames.pending_large().filter(|&len| len <= out.len());
-                if let Some(len) = fits {
+                if let Some(len) = self.frames.large_begun() {
                     if self.read_rest_into(len, out)? {
                         return Ok(Filled::Delivered(len));
                     }
@@ -581,54 +599,39 @@ impl Channel {
             }
             let spare = self.frames.spare();
             let room = spare.len();
-            match self.io.read(spare) {
-                Ok(0) => self.eof = true,
-                Ok(n) => {
+            match self.io.read_some(spare)? {
+                Some(0) => self.eof = true,
+                Some(n) => {
                     self.frames.commit(n);
                     if n < room {
-                        self.drained();
+                        self.drained(); // a short read emptied the socket
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                None => {
                     self.drained();
                     return Ok(Filled::Nothing);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::io("read", e)),
             }
         }
     }
 
     /// Reads the rest of the pending large frame, `len` bytes of payload, straight into `out`,
-    /// after what the reader holds of it: one copy less than through the reader. Whether it came
-    /// whole; if not, what came goes back to the reader.
+    /// after the first chunk the reader holds of it: one copy less than through the reader.
+    /// Whether it came whole; if not, what came goes back to the reader, which reads the rest
+    /// into the frame's own buffer (copying it out again on every call would cost more).
     fn read_rest_into(&mut self, len: usize, out: &mut [u8]) -> Result<bool> {
         let mut got = self.frames.take_partial(out);
-        let read = loop {
-            match self.io.read(&mut out[got..len]) {
-                Ok(0) => {
-                    self.eof = true;
-                    break Ok(());
-                }
-                Ok(n) => {
-                    got += n;
-                    if got < len {
-                        self.drained(); // a short read emptied the socket
-                    }
-                    break Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.drained();
-                    break Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(Error::io("read", e)),
-            }
-        };
+        let read = self.io.read_some(&mut out[got..len]);
+        match read {
+            Ok(Some(0)) => self.eof = true,
+            Ok(Some(n)) => got += n,
+            Ok(None) | Err(_) => {}
+        }
         if got < len {
+            self.drained(); // a would-block, or a short read: the socket is empty
             self.frames.restore_partial(len, &out[..got]);
         }
-        read.map(|()| got == len)
+        read.map(|_| got == len)
     }
 
     /// Writes as much of `data` as the kernel takes now and buffers the rest up to the output

@@ -107,13 +107,21 @@ pub fn trim_spares() -> bool {
     with_spares(Spares::let_go_if_idle).unwrap_or(false)
 }
 
-/// A buffer of exactly `size` bytes: the smallest kept one that fits, or a new one.
+/// A buffer of exactly `size` bytes: the smallest kept one that fits, or a new one (zeroed by
+/// the system as its pages are first touched, not written here).
 fn buffer_of(size: usize) -> Vec<u8> {
-    let mut buf = with_spares(|spares| spares.take(size))
-        .flatten()
-        .unwrap_or_default();
-    buf.resize(size, 0); // a kept buffer's old bytes are overwritten by the read
-    buf
+    match with_spares(|spares| spares.take(size)).flatten() {
+        Some(mut kept) => {
+            kept.resize(size, 0); // its old bytes are overwritten by the reads
+            kept
+        }
+        None => vec![0; size],
+    }
+}
+
+/// Whether a frame with a payload of `len` bytes is a large one (see [`LARGE`]).
+fn is_large(len: usize) -> bool {
+    HEADER + len >= LARGE
 }
 
 /// A large frame, read into a buffer of its own that the receiver keeps: no copy on the way out.
@@ -150,9 +158,14 @@ pub fn header(len: usize) -> [u8; HEADER] {
 /// ```
 #[derive(Debug)]
 pub struct FrameReader {
+    /// What has been read and not handed out, from `start` to `end`: in the shared read buffer,
+    /// or, while `owned`, in the pending large frame's own buffer, of exactly its size.
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    owned: bool,
+    /// The shared read buffer, set aside while `buf` is a large frame's own.
+    shared: Vec<u8>,
     max: u32,
 }
 
@@ -163,6 +176,8 @@ impl FrameReader {
             buf: Vec::new(),
             start: 0,
             end: 0,
+            owned: false,
+            shared: Vec::new(),
             max,
         }
     }
@@ -191,6 +206,11 @@ impl FrameReader {
         Some(u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize)
     }
 
+    /// The payload length the pending frame announced, once its header is in.
+    pub(crate) fn pending_len(&self) -> Option<usize> {
+        self.announced()
+    }
+
     /// The payload length of the pending frame once it is buffered whole; an error if its header
     /// announced more than the maximum (the stream cannot be resynchronised after it).
     pub fn whole(&self) -> Result<Option<usize>> {
@@ -204,29 +224,33 @@ impl FrameReader {
         }
     }
 
-    /// The payload length of the pending frame while it is a large one that has not come whole.
-    pub fn pending_large(&self) -> Option<usize> {
+    /// The payload length of the pending frame while it is a large one that has begun to arrive
+    /// and is still in the shared read buffer: only its first read has come (see `spare`), so
+    /// taking it out with [`take_partial`](Self::take_partial) copies at most a chunk.
+    pub(crate) fn large_begun(&self) -> Option<usize> {
         let len = self.announced()?;
         let partial = self.buffered() < HEADER + len;
-        (partial && HEADER + len >= LARGE && len <= self.max as usize).then_some(len)
+        (partial && !self.owned && is_large(len) && len <= self.max as usize).then_some(len)
     }
 
     /// Moves the payload bytes buffered so far of a pending frame that has not come whole into
     /// `out`, for the rest to be read after them, and forgets the frame; how many were moved.
-    /// Everything buffered is that frame's (see [`spare`](Self::spare)).
-    pub fn take_partial(&mut self, out: &mut [u8]) -> usize {
+    /// Only for a frame found by [`large_begun`](Self::large_begun).
+    pub(crate) fn take_partial(&mut self, out: &mut [u8]) -> usize {
+        debug_assert!(self.large_begun().is_some());
+        // Everything buffered is this frame's: it is not whole, and it was the next one.
         let part = &self.buf[self.start + HEADER..self.end];
         out[..part.len()].copy_from_slice(part);
+        let moved = part.len();
         self.start = 0;
         self.end = 0;
-        part.len()
+        moved
     }
 
     /// Takes back the first `got` bytes of a pending frame of `len` bytes (after
     /// [`take_partial`](Self::take_partial)), as if they had been read here.
-    pub fn restore_partial(&mut self, len: usize, got: &[u8]) {
-        self.start = 0;
-        self.end = 0;
+    pub(crate) fn restore_partial(&mut self, len: usize, got: &[u8]) {
+        debug_assert!(self.buffered() == 0);
         self.own_room(HEADER + len);
         self.buf[..HEADER].copy_from_slice(&header(len));
         self.buf[HEADER..HEADER + got.len()].copy_from_slice(got);
@@ -241,9 +265,12 @@ impl FrameReader {
     /// Room to read into: enough for the pending frame when its length is known, a chunk otherwise.
     /// A large frame gets a buffer of exactly its size (see [`take_owned`](Self::take_owned)).
     pub fn spare(&mut self) -> &mut [u8] {
+        if self.owned && self.buffered() == 0 {
+            recycle(self.leave_own()); // its frame was taken with next_frame
+        }
         let want = match self.announced() {
             Some(len) if len <= self.max as usize => {
-                if HEADER + len >= LARGE && self.buffered() < HEADER + len {
+                if is_large(len) && self.buffered() < HEADER + len {
                     self.own_room(HEADER + len);
                     let end = self.end;
                     return &mut self.buf[end..];
@@ -271,33 +298,38 @@ impl FrameReader {
         &mut self.buf[end..]
     }
 
-    /// Makes the read buffer hold the pending frame alone, at its start, in exactly `size`
-    /// bytes, so that the reads go straight into what [`take_owned`](Self::take_owned) hands out.
+    /// Moves the pending frame, alone, into a buffer of its own of exactly `size` bytes, so that
+    /// the reads go straight into what [`take_owned`](Self::take_owned) hands out. The shared
+    /// read buffer is set aside meanwhile.
     fn own_room(&mut self, size: usize) {
-        if self.start == 0 && self.buf.len() == size {
-            return;
+        if self.owned {
+            return; // the pending frame's already
         }
         let mut own = buffer_of(size);
         let have = self.buffered(); // all of it this frame's: it is not whole yet (see spare)
         own[..have].copy_from_slice(&self.buf[self.start..self.end]);
-        self.buf = own;
+        self.shared = std::mem::replace(&mut self.buf, own);
         self.start = 0;
         self.end = have;
+        self.owned = true;
+    }
+
+    /// Gives the large frame's own buffer up, and takes the shared read buffer back.
+    fn leave_own(&mut self) -> Vec<u8> {
+        self.owned = false;
+        self.start = 0;
+        self.end = 0;
+        let shared = std::mem::take(&mut self.shared);
+        std::mem::replace(&mut self.buf, shared)
     }
 
     /// The pending frame in a buffer of its own, if it is large and has arrived whole.
     pub fn take_owned(&mut self) -> Option<OwnedFrame> {
         let len = self.announced()?;
-        let whole = HEADER + len;
-        if whole < LARGE || len > self.max as usize {
-            return None;
-        }
-        if self.start != 0 || self.end != whole || self.buf.len() != whole {
+        if !self.owned || self.end < HEADER + len || len > self.max as usize {
             return None; // read in the shared way (next_frame), or not whole yet
         }
-        self.start = 0;
-        self.end = 0;
-        Some(OwnedFrame(std::mem::take(&mut self.buf)))
+        Some(OwnedFrame(self.leave_own()))
     }
 
     /// Records that `n` bytes were read into [`spare`](Self::spare).
@@ -340,6 +372,11 @@ impl FrameReader {
         let n = out.len().min(self.buffered());
         out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
         self.start += n;
+        if n > 0 && self.owned {
+            // No longer the start of a frame: the frame's buffer becomes the read buffer.
+            self.owned = false;
+            self.shared = Vec::new();
+        }
         n
     }
 }

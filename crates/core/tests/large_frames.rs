@@ -134,8 +134,6 @@ fn frames_are_received_into_the_callers_buffer_and_one_that_does_not_fit_stays_q
         RecvInto::Copied(large.len())
     );
     assert!(big[..large.len()] == large[..]);
-    // Its own buffer went back to this thread's spares, for the next large frame.
-    assert!(trim_spares(), "the large frame's buffer is kept");
     assert_eq!(recv_into(&mut b, &mut small).unwrap(), RecvInto::Copied(5));
     assert_eq!(&small[..5], b"after");
     a.close();
@@ -167,6 +165,9 @@ fn a_large_frame_that_comes_in_pieces_is_read_into_the_callers_buffer_without_lo
             other => panic!("piece {i}: got {other:?}"),
         }
     }
+    // Cut short, the frame was read on into a buffer of its own, which went back to this
+    // thread's spares once copied out, for the next large frame.
+    assert!(trim_spares(), "the large frame's buffer is kept");
     // recv_frame takes over a frame begun with recv_frame_into (small enough for the socket to
     // take each write whole).
     let payload = &large[..LARGE + 10_000];
@@ -176,6 +177,28 @@ fn a_large_frame_that_comes_in_pieces_is_read_into_the_callers_buffer_without_lo
     assert_eq!(a.write(&payload[50_000..]).unwrap(), payload.len() - 50_000);
     match b.recv_frame().unwrap() {
         Recv::Owned(frame) => assert!(frame.payload() == payload),
+        other => panic!("expected the large frame whole, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_frame_too_large_for_the_callers_buffer_is_refused_once_its_header_is_in() {
+    let (mut a, mut b) = pipe().unwrap();
+    let large: Vec<u8> = (0..LARGE + 10_000).map(|i| (i % 239) as u8).collect();
+    // Only the header and a little of the payload: refused without waiting for the rest.
+    assert_eq!(a.write(&header(large.len())).unwrap(), HEADER);
+    assert_eq!(a.write(&large[..1000]).unwrap(), 1000);
+    let mut small = vec![0u8; LARGE];
+    match b.recv_frame_into(&mut small) {
+        Err(Error::BufferTooSmall { needed, room }) => {
+            assert_eq!((needed, room), (large.len(), LARGE))
+        }
+        other => panic!("expected the frame to be refused, got {other:?}"),
+    }
+    // It stays the next frame, for a receiver with room.
+    assert_eq!(a.write(&large[1000..]).unwrap(), large.len() - 1000);
+    match b.recv_frame().unwrap() {
+        Recv::Owned(frame) => assert!(frame.payload() == &large[..]),
         other => panic!("expected the large frame whole, got {other:?}"),
     }
 }
