@@ -183,7 +183,9 @@ export class Channel {
     } catch (e) {
       rethrow(e);
     }
-    return got < 0 ? null : got;
+    if (got < 0) return null;
+    if (got >= native.LARGE_PAYLOAD) trimSparesLater(); // its buffer may have gone to the spares
+    return got;
   }
 
   /** Takes the next connection waiting on a listening channel, or null if none is waiting. */
