@@ -121,6 +121,11 @@ test('a configuration that does not read rejects the reload and changes nothing'
   const report = await node.reload();
   t.is(report.failed[0]?.name, 'echo');
   t.regex(String(report.failed[0]?.error), /has no class exported as "Nope"/);
+  await space.writeConfig({ echo: { module: 'no-such-nexus-package', export: 'EchoServer' } });
+  t.regex(
+    String((await node.reload()).failed[0]?.error),
+    /cannot load no-such-nexus-package: Cannot find package 'no-such-nexus-package'/,
+  );
 
   peer.send('still');
   t.is(await peer.take(5), 'still', 'the old service still serves its peer');

@@ -19,20 +19,34 @@ const loaderFlags = new Set(['--import', '--loader', '--experimental-loader', '-
 
 let registration: Promise<unknown> | null = null;
 
-/** Imports `url`; a TypeScript module first gets a loader, if this thread has none yet. */
+/**
+ * Imports `url` (or a package, by name); a TypeScript module first gets a loader, if this thread
+ * has none yet.
+ */
 export async function importModule(url: string): Promise<Record<string, unknown>> {
+  if (!URL.canParse(url)) return import(url); // a package's name: import() finds it
   const { protocol, pathname, search, hash } = new URL(url);
   if (typescriptModule.test(pathname)) {
     if (!hasTypeScriptLoader(process.execArgv)) {
       registration ??= import('tsx/esm/api').then((tsx) => tsx.register());
       await registration;
     }
-  } else if (protocol === 'file:' && search === '' && hash === '' && process.features.require_module) {
+  } else if (protocol === 'file:' && search === '' && hash === '' && requireLoadsAsImportDoes()) {
     // (A query is how a reload asks for a module's new version: require() would ignore it.)
     const namespace = required(fileURLToPath(url));
     if (namespace !== null) return namespace;
   }
   return import(url);
+}
+
+/**
+ * Whether require() loads an ES module as import() would: Node can require() ES modules, and no
+ * module hooks are in play (a loader on the command line, or tsx registered here), which the
+ * two do not go through alike.
+ */
+function requireLoadsAsImportDoes(): boolean {
+  if (!process.features.require_module || registration !== null) return false;
+  return !process.execArgv.some((arg) => loaderFlags.has(arg.split('=', 1)[0] as string));
 }
 
 /**
