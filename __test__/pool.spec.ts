@@ -321,6 +321,31 @@ test('a member whose team goes away without reading what it sent stops quietly',
   await t.notThrowsAsync(working);
 });
 
+test('a member whose team goes away while it imports a task module stops quietly', async (t) => {
+  // The member tells the team when a task starts after its module was imported; by then the
+  // team may be gone, which must end the member quietly too, not as an unhandled rejection.
+  let importing = () => {};
+  let open = () => {};
+  const gate = {
+    importing: () => importing(),
+    open: new Promise<void>((resolve) => {
+      open = resolve;
+    }),
+  };
+  const started = new Promise<void>((resolve) => {
+    importing = resolve;
+  });
+  (globalThis as { nexusGate?: typeof gate }).nexusGate = gate;
+  const [team, member] = pipe();
+  const working = Crew.work(member, 1);
+  const module = new URL('./fixtures/gated-tasks.js', import.meta.url).href;
+  new HybridMarshaler().send([TASKS, [[module, 'Gated']], [[1, 0, {}]]], team);
+  await started;
+  team.abort(); // the member's READY is never read: its next send meets a reset
+  open();
+  await t.notThrowsAsync(working);
+});
+
 test('a member sent a task of a class it was never told of says so', async (t) => {
   const [team, member] = pipe();
   const working = Crew.work(member, 1);

@@ -130,7 +130,7 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
   channel.outputBound = UNBOUNDED;
   const dispatcher = new Dispatcher({ spin });
   const queue: Assignment[] = [];
-  const classes: [module: string, name: string][] = []; // by number, as the team sent them
+  const sentClasses: [module: string, name: string][] = []; // by number, as the team sent them
   let reports: Report[] = [];
   let running = false;
   let lastFlush = performance.now();
@@ -143,17 +143,24 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
     queue.length = 0;
     dispatcher.stop();
   };
-
-  const flush = () => {
-    lastFlush = performance.now();
-    if (reports.length === 0 || gone) return;
-    const batch = reports;
-    reports = [];
+  // Sends to the team, unless it has gone; finding it gone ends the member as above.
+  const toTeam = (sending: () => void): void => {
+    if (gone) return;
     try {
-      send(channel, batch);
+      sending();
     } catch (error) {
       teamGone(error);
     }
+  };
+  // A task begins after its module was imported: the import does not count against a timeout.
+  const started = (taskId: number): void => toTeam(() => marshaler.send([STARTED, taskId], channel));
+
+  const flush = () => {
+    lastFlush = performance.now();
+    if (reports.length === 0) return;
+    const batch = reports;
+    reports = [];
+    toTeam(() => send(channel, batch));
   };
 
   // Runs the queue; synchronous tasks run back to back within one turn, without promise jobs.
@@ -171,7 +178,7 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
         next = queue.shift();
       }
       if (next === undefined) break;
-      const report = execute(next, channel);
+      const report = execute(next, started);
       if (report instanceof Promise) {
         void report.then((done) => {
           finished(done);
@@ -197,9 +204,9 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
       for (let message = marshaler.recv(channel); message !== undefined; message = marshaler.recv(channel)) {
         const [kind, body, tasks] = message as [number, unknown, unknown];
         if (kind === TASKS) {
-          for (const added of body as [module: string, name: string][]) classes.push(added);
+          for (const added of body as [module: string, name: string][]) sentClasses.push(added);
           for (const [id, at, state] of tasks as [number, number, Record<string, unknown>][]) {
-            const named = classes[at];
+            const named = sentClasses[at];
             if (named === undefined) {
               throw new Error(`the team sent task ${id} of class ${at}, which it never named (crew protocol)`);
             }
@@ -225,12 +232,8 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
     if (!running && queue.length > 0) run();
     return true;
   });
-  try {
-    marshaler.send([READY, id], channel);
-  } catch (error) {
-    teamGone(error);
-    return;
-  }
+  toTeam(() => marshaler.send([READY, id], channel));
+  if (gone) return;
   await dispatcher.watch();
 }
 
@@ -279,14 +282,14 @@ function unsendable(report: Report): Report {
 }
 
 /** Runs one task: synchronously when its class is loaded and it returns a plain value. */
-function execute(assignment: Assignment, channel: Channel): Report | Promise<Report> {
+function execute(assignment: Assignment, started: (id: number) => void): Report | Promise<Report> {
   const [id, module, name, state] = assignment;
   const Class = classes.get(module)?.get(name);
   if (Class === undefined) {
     return load(module, name).then(
       () => {
-        marshaler.send([STARTED, id], channel); // the import does not count against a timeout
-        return execute(assignment, channel);
+        started(id);
+        return execute(assignment, started);
       },
       (error: unknown) => failure(id, error, performance.now()),
     );
