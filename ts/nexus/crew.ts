@@ -244,39 +244,38 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
  */
 function send(channel: Channel, batch: Report[]): void {
   const whole = reportsFrame(batch);
-  if (whole !== null) {
+  if (travels(whole)) {
     channel.sendFrame(whole);
     return;
   }
   for (const report of batch) {
-    channel.sendFrame(reportsFrame([report]) ?? marshaler.encode([REPORTS, [unsendable(report)]]));
+    const alone = batch.length === 1 ? whole : reportsFrame([report]);
+    channel.sendFrame(travels(alone) ? alone : marshaler.encode([REPORTS, [unsendable(report, alone)]]));
   }
 }
 
-/** The frame that carries `reports`, or null if they cannot travel in one. */
-function reportsFrame(reports: Report[]): Buffer | null {
+/** The frame that carries `reports`, or why they cannot be encoded. */
+function reportsFrame(reports: Report[]): Buffer | Error {
   try {
-    const payload = marshaler.encode([REPORTS, reports]);
-    return payload.length <= CREW_MAX_FRAME ? payload : null;
-  } catch {
-    return null;
-  }
-}
-
-/** An abort in place of a report whose result cannot travel, saying why. */
-function unsendable(report: Report): Report {
-  let record: ErrorRecord;
-  try {
-    const size = marshaler.encode(report[3]).length;
-    record = recordError(
-      new FrameTooLargeError(
-        `the task's result is ${size} bytes encoded, more than the ${CREW_MAX_FRAME} bytes a frame between team and member may carry`,
-        'ERR_NEXUS_FRAME_TOO_LARGE',
-      ),
-    );
+    return marshaler.encode([REPORTS, reports]);
   } catch (error) {
-    record = recordError(error);
+    return error instanceof Error ? error : new Error(String(error));
+  }
+}
+
+function travels(frame: Buffer | Error): frame is Buffer {
+  return !(frame instanceof Error) && frame.length <= CREW_MAX_FRAME;
+}
+
+/** An abort in place of a report whose `frame` cannot travel (too large, or not encoded), saying why. */
+function unsendable(report: Report, frame: Buffer | Error): Report {
+  let record: ErrorRecord;
+  if (frame instanceof Error) {
+    record = recordError(frame);
     record.message = `the task's result cannot be sent back to the team: ${record.message}`;
+  } else {
+    const message = `the task's result is ${frame.length} bytes encoded, more than the ${CREW_MAX_FRAME} bytes a frame between team and member may carry (with its report)`;
+    record = recordError(new FrameTooLargeError(message, 'ERR_NEXUS_FRAME_TOO_LARGE'));
   }
   return [report[0], CrewStatus.healthy, TaskStatus.aborted, record, report[4]];
 }

@@ -413,7 +413,7 @@ export class Pool extends EventEmitter implements Team {
     }
     let dealt = false;
     for (const [i, job] of batch.entries()) {
-      const alone = tasksFrame(member, [job]);
+      const alone = batch.length === 1 ? whole : tasksFrame(member, [job]);
       if (alone instanceof Error) {
         const message = `task ${label(job)} cannot be sent to a crew member: ${alone.message}`;
         this.#settle(job, TaskStatus.aborted, new TypeError(message, { cause: alone }));
