@@ -7,11 +7,8 @@ import { Worker } from 'node:worker_threads';
 import { adopt, Channel } from '../ipc/channel.js';
 import { native } from '../native.js';
 import { Crew } from './crew.js';
-import { memberSpin, Recruiting } from './recruiting.js';
+import { memberEntry, memberSpin, Recruiting } from './recruiting.js';
 import type { Team } from './team.js';
-
-/** The member entry, next to this module (dist/nexus/member.cjs), which Fork runs too. */
-const memberEntry = new URL('./member.cjs', import.meta.url);
 
 export class Threads extends Recruiting {
   deploy(team: Team): Crew {
