@@ -781,15 +781,19 @@ test('a pool keeps its compiled code: no field of its objects changes representa
   `;
   const { code, stdout, stderr } = await runNode(['--trace-generalization', '--input-type=module', '-e', script]);
   t.is(code, 0, stderr);
+  t.true(stdout.includes('-- made'), 'the script ran');
   const after = stdout.slice(stdout.indexOf('-- made'));
-  t.true(after.length > 0, 'the script ran');
-  const changed = after
+  const fields = after
     .split('\n')
     .filter((line) => /^\[generalizing\]/.test(line) && line.includes('/dist/') && !line.includes('[new '))
-    .filter((line) => {
-      const [, from, to] = /:(\w)\{[^}]*\}->(\w)\{/.exec(line) ?? [];
-      // To or from a double (d) is what makes V8 replace the object's map; v: a first value.
-      return from !== 'v' && from !== to && (from === 'd' || to === 'd');
-    });
+    .map((line) => /:(\w)\{[^}]*\}->(\w)\{/.exec(line))
+    .filter((match) => match !== null);
+  // The trace is read as V8 writes it: fields of the pool's objects do get generalized (from a
+  // first value, v), so a format this spec no longer understands fails it rather than passing.
+  t.true(fields.length > 0, 'no field generalization of dist/ objects was recognized in the trace');
+  const changed = fields
+    .filter(([, from, to]) => from !== 'v' && from !== to && (from === 'd' || to === 'd'))
+    .map((match) => match.input);
+  // To or from a double (d) is what makes V8 replace the object's map; v: a first value.
   t.deepEqual(changed, []);
 });
