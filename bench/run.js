@@ -1,5 +1,5 @@
 // Benchmark harness: every implementation measured in the same run and reported side by side, as
-// ratios. Five benchmarks, each with its own table of entries:
+// ratios. Six benchmarks, each with its own table of entries:
 //   bench/lib/pingpong.js  64-byte round trips between two processes (native, net, IPC, pyre-nexus)
 //   bench/lib/echo.js      an echo server under 1 and 64 connections (native, net, pyre-nexus)
 //   bench/lib/pool.js      worker pools: pyre-nexus's Pool against piscina, tinypool, workerpool and
@@ -8,6 +8,8 @@
 //                          net, IPC); BENCH_LARGE_* settings at its top
 //   bench/lib/scale.js     echo servers with 10,000 idle connections: echo rate, memory and idle
 //                          CPU per idle connection; BENCH_SCALE_* settings at its top
+//   bench/lib/wake.js      the CPU a message costs a receiver, back to back and after a pause
+//                          (native, net, pyre-nexus); BENCH_WAKE_* settings at its top
 //
 //   node bench/run.js            (from the repo root; `npm run bench` builds the library first)
 //
@@ -19,14 +21,15 @@
 //   BENCH_TIMEOUT_MS  hard limit per run (default 120000); the run's process group is killed
 //   BENCH_ONLY        comma-separated substrings; only entries whose key contains one of them are
 //                     run. Keys are "pingpong/<impl>/<transport>", "echo/<server>",
-//                     "pool/<contender>/<scenario>", "large/<impl>/<transport>" and
-//                     "scale/<server>", so BENCH_ONLY=echo runs one benchmark and
-//                     BENCH_ONLY=native,pyre-nexus some entries of all of them.
+//                     "pool/<contender>/<scenario>", "large/<impl>/<transport>",
+//                     "scale/<server>" and "wake/<receiver>/<gap>", so BENCH_ONLY=echo runs one
+//                     benchmark and BENCH_ONLY=native,pyre-nexus some entries of all of them.
 //   BENCH_ECHO_CONNECTIONS  comma-separated connection counts for the echo benchmark (default 1,64)
 //
 // Writes bench/results.json, bench/results.md (BENCHMARKS.md-ready), bench/pingpong.svg,
-// bench/echo.svg, bench/pool.svg, bench/large.svg and bench/scale.svg. A benchmark that measured nothing in this run (not selected,
-// or every entry failed) keeps its previous results, so a partial run never erases the others.
+// bench/echo.svg, bench/pool.svg, bench/large.svg, bench/scale.svg and bench/wake.svg. A
+// benchmark that measured nothing in this run (not selected, or every entry failed) keeps its
+// previous results, so a partial run never erases the others.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -39,9 +42,10 @@ import * as pingpong from './lib/pingpong.js';
 import * as pool from './lib/pool.js';
 import { log } from './lib/report.js';
 import * as scale from './lib/scale.js';
+import * as wake from './lib/wake.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BENCHMARKS = { pingpong, echo, pool, large, scale };
+const BENCHMARKS = { pingpong, echo, pool, large, scale, wake };
 
 function envInt(name, fallback, min) {
   const v = process.env[name];
@@ -127,7 +131,7 @@ function formatWithBiome(file) {
 function previousResults() {
   try {
     const prev = JSON.parse(readFileSync(join(ROOT, 'bench/results.json'), 'utf8'));
-    return prev.pingpong || prev.echo || prev.pool || prev.large || prev.scale
+    return Object.keys(BENCHMARKS).some((name) => prev[name])
       ? prev
       : { pingpong: prev.meta ? { meta: prev.meta, results: prev.results } : null };
   } catch {

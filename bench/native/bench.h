@@ -7,14 +7,14 @@
 #include <time.h>
 
 /* Monotonic seconds, for timing the counted phase. */
-static double now_seconds(void) {
+static inline double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* An integer setting from the environment, or `fallback` when unset, malformed or below `min`. */
-static long env_long(const char *name, long fallback, long min) {
+static inline long env_long(const char *name, long fallback, long min) {
     const char *v = getenv(name);
     if (!v || !*v) return fallback;
     char *end;
