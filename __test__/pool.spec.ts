@@ -491,6 +491,24 @@ test('cancellation: a queued task is dropped, a running one stops its worker, a 
   await the.close();
 });
 
+test('aborting one workplan cancels its own tasks only', async (t) => {
+  const the = new Pool({ size: 2 });
+  t.teardown(() => the.close({ force: true }));
+  const stop = new AbortController();
+  const squares = (n: number) => Array.from({ length: n }, (_, i) => new Square(i));
+  const aborted = the.assemble(squares(2000), { signal: stop.signal });
+  const kept = the.assemble(squares(2000));
+  stop.abort(new Error('stop the first'));
+  const [first, second] = await Promise.all([aborted, kept]);
+  t.true(first.aborted > 0, 'the aborted workplan lost tasks');
+  t.is(second.completed, 2000, 'the other workplan ran every task');
+  t.is(second.aborted, 0);
+  t.deepEqual(
+    second.outcomes.map((o) => o.result),
+    squares(2000).map((_, i) => i * i),
+  );
+});
+
 test('a workplan is read lazily, under the pending bound', async (t) => {
   const the = new Pool({ size: 2, pending: 16 });
   let read = 0;
