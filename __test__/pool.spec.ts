@@ -389,7 +389,14 @@ test('a task or a result that cannot travel is aborted with an error saying why;
   the.on('retired', (member) => retired.push(member.id));
   const unclonable = Object.assign(new Square(2), { callback: () => 1 });
   const huge = Object.assign(new Square(3), { blob: Buffer.alloc(65 * 1024 * 1024) });
-  const report = await the.assemble([unclonable, huge, new Square(4), new Oversized(), new Square(5)]);
+  // A task's fields are read when it is sent: a getter that throws fails it there.
+  const unreadable = Object.defineProperty(new Square(6), 'secret', {
+    enumerable: true,
+    get: () => {
+      throw new Error('not readable');
+    },
+  });
+  const report = await the.assemble([unclonable, huge, new Square(4), new Oversized(), new Square(5), unreadable]);
   t.like(report.outcomes[0], { status: TaskStatus.aborted, attempts: 0 });
   t.true(report.outcomes[0]?.error instanceof TypeError);
   t.regex(
@@ -403,6 +410,8 @@ test('a task or a result that cannot travel is aborted with an error saying why;
   t.like(report.outcomes[3], { status: TaskStatus.aborted, attempts: 1 });
   t.regex(report.outcomes[3]?.error?.message ?? '', /result is \d+ bytes encoded, more than the 67108864/);
   t.like(report.outcomes[4], { status: TaskStatus.completed, result: 25 });
+  t.like(report.outcomes[5], { status: TaskStatus.aborted, attempts: 0 });
+  t.regex(report.outcomes[5]?.error?.message ?? '', /task #5 \(Square\) cannot be sent to a crew member: not readable/);
   t.deepEqual(retired, [], 'no member was replaced');
   await the.close();
 });

@@ -205,7 +205,12 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
         const [kind, body, tasks] = message as [number, unknown, unknown];
         if (kind === TASKS) {
           for (const added of body as [module: string, name: string][]) sentClasses.push(added);
-          for (const [id, at, state] of tasks as [number, number, Record<string, unknown>][]) {
+          // Indexed, not destructured: destructuring goes through the array iterator, which is
+          // slow until the code is optimized, and this runs once a task.
+          for (const task of tasks as [id: number, at: number, state: Record<string, unknown>][]) {
+            const id = task[0];
+            const at = task[1];
+            const state = task[2];
             const named = sentClasses[at];
             if (named === undefined) {
               throw new Error(`the team sent task ${id} of class ${at}, which it never named (crew protocol)`);
@@ -282,7 +287,10 @@ function unsendable(report: Report, frame: Buffer | Error): Report {
 
 /** Runs one task: synchronously when its class is loaded and it returns a plain value. */
 function execute(assignment: Assignment, started: (id: number) => void): Report | Promise<Report> {
-  const [id, module, name, state] = assignment;
+  const id = assignment[0];
+  const module = assignment[1];
+  const name = assignment[2];
+  const state = assignment[3];
   const Class = classes.get(module)?.get(name);
   if (Class === undefined) {
     return load(module, name).then(

@@ -16,12 +16,13 @@ import { HybridMarshaler } from '../ipc/marshaler.js';
 import { CANCEL, CREW_MAX_FRAME, type Crew, READY, REPORTS, type Report, STARTED, TASKS } from './crew.js';
 import { Fork } from './fork.js';
 import {
+  addressOf,
   CrewStatus,
-  describe,
   type ErrorRecord,
   restoreError,
+  stateOf,
   type Task,
-  type TaskDescription,
+  type TaskAddress,
   TaskStatus,
   TaskTimeoutError,
   WorkerLostError,
@@ -109,7 +110,8 @@ export type ResultOf<T extends Task> = Awaited<ReturnType<T['execute']>>;
 interface Job {
   id: number;
   task: Task;
-  description: TaskDescription;
+  /** Where workers find the task's class; its state is read when the task is sent. */
+  address: TaskAddress;
   state: 'queued' | 'running' | 'done';
   attempts: number;
   /** Milliseconds from the start of execution; 0 for no limit. */
@@ -277,7 +279,7 @@ export class Pool extends EventEmitter implements Team {
     const job: Job = {
       id: this.#nextId++,
       task,
-      description: undefined as unknown as TaskDescription,
+      address: undefined as unknown as TaskAddress,
       state: 'queued',
       attempts: 0,
       timeout: timeout * 1000,
@@ -293,7 +295,7 @@ export class Pool extends EventEmitter implements Team {
     this.#jobs.set(job.id, job);
     this.counts.queued++;
     try {
-      job.description = describe(task);
+      job.address = addressOf(task);
     } catch (error) {
       if (plan === null) {
         this.#jobs.delete(job.id);
@@ -515,7 +517,8 @@ export class Pool extends EventEmitter implements Team {
   }
 
   #receive(member: Crew, message: unknown): void {
-    const [kind, body] = Array.isArray(message) ? message : [];
+    const kind = Array.isArray(message) ? message[0] : undefined;
+    const body = Array.isArray(message) ? message[1] : undefined;
     if (kind === REPORTS && Array.isArray(body)) {
       for (const report of body) this.#report(member, report as Report);
       // The next task started about when these reports were sent: the clock is read once a frame.
@@ -536,7 +539,13 @@ export class Pool extends EventEmitter implements Team {
 
   #report(member: Crew, report: Report): void {
     if (!Array.isArray(report) || report.length !== 5) throw new Error('a malformed report');
-    const [id, crew, status, value, ms] = report;
+    // Indexed, not destructured: destructuring goes through the array iterator, which cost the
+    // most of any line here until the code was optimized.
+    const id = report[0];
+    const crew = report[1];
+    const status = report[2];
+    const value = report[3];
+    const ms = report[4];
     const at = member.jobs.indexOf(id);
     const job = this.#jobs.get(id);
     // A task cancelled after it was sent: its report is no longer wanted.
@@ -926,8 +935,13 @@ function tasksFrame(member: Crew, jobs: Job[]): { payload: Buffer; added: [strin
     const at = added.findIndex(([m, n]) => m === module && n === name);
     return member.classCount + (at === -1 ? added.push([module, name]) - 1 : at);
   };
-  const assignments = jobs.map(({ id, description: { module, name, state } }) => [id, numberOf(module, name), state]);
   try {
+    // A task's state is read here, so a getter that throws fails this frame like a bad value.
+    const assignments = jobs.map(({ id, task, address }) => [
+      id,
+      numberOf(address.module, address.name),
+      stateOf(task),
+    ]);
     return { payload: marshaler.encode([TASKS, added, assignments]), added };
   } catch (error) {
     return error instanceof Error ? error : new Error(String(error));
@@ -935,7 +949,7 @@ function tasksFrame(member: Crew, jobs: Job[]): { payload: Buffer; added: [strin
 }
 
 function label(job: Job): string {
-  const name = job.description?.name ?? job.task?.constructor?.name ?? 'task';
+  const name = job.address?.name ?? job.task?.constructor?.name ?? 'task';
   return job.index >= 0 ? `#${job.index} (${name})` : name;
 }
 

@@ -64,26 +64,32 @@ export abstract class Task<R = unknown> {
   abstract execute(): R | Promise<R>;
 }
 
-/** A task as it travels: where its class lives, under which name, and its state. */
-export interface TaskDescription {
+/** Where workers find a task's class: the module that exports it, and under which name. */
+export interface TaskAddress {
   module: string;
   name: string;
-  state: Record<string, unknown>;
 }
 
-/** Says how a worker finds `task`, or throws naming what the task class lacks. */
-export function describe(task: unknown): TaskDescription {
+/** Says where workers find `task`'s class, or throws naming what the task class lacks. */
+export function addressOf(task: unknown): TaskAddress {
   if (!isTaskLike(task)) {
     throw new TypeError(`a workplan holds Task instances, got ${kind(task)}`);
   }
-  const { module, name } = whereIs((task as object).constructor as typeof Task);
-  return { module, name, state: { ...(task as object) } };
+  return whereIs((task as object).constructor as typeof Task);
+}
+
+/**
+ * A task's state as it travels: its own fields, read when it is sent to a worker (as pyre pickles
+ * a task when it dispatches it). A copy, because a task is a function object, which JSON skips.
+ */
+export function stateOf(task: Task): Record<string, unknown> {
+  return { ...task };
 }
 
 // Each class is looked up once: with many small tasks, checking it per task was measurable.
-const addresses = new WeakMap<typeof Task, { module: string; name: string }>();
+const addresses = new WeakMap<typeof Task, TaskAddress>();
 
-function whereIs(Class: typeof Task): { module: string; name: string } {
+function whereIs(Class: typeof Task): TaskAddress {
   let address = addresses.get(Class);
   if (address !== undefined) return address;
   const module = Object.hasOwn(Class, 'module') ? Class.module : undefined;
