@@ -500,6 +500,24 @@ test('cancellation: a queued task is dropped, a running one stops its worker, a 
   await the.close();
 });
 
+test('a task whose state, as it is read, aborts its own workplan leaves the pool consistent', async (t) => {
+  const the = new Pool({ size: 1 });
+  t.teardown(() => the.close({ force: true }));
+  const stop = new AbortController();
+  const traitor = Object.defineProperty(new Square(5), 'trigger', {
+    enumerable: true,
+    get: () => {
+      stop.abort(new Error('read, and stopped'));
+      return 1;
+    },
+  });
+  const report = await the.assemble([new Square(1), traitor, new Square(2)], { signal: stop.signal });
+  t.is(report.aborted, 3);
+  t.like(the.counts, { queued: 0, running: 0 }, 'no task counted twice or left running');
+  t.is(await the.submit(new Square(3)), 9, 'the member goes on');
+  await the.close();
+});
+
 test('aborting one workplan cancels its own tasks only', async (t) => {
   const the = new Pool({ size: 2 });
   t.teardown(() => the.close({ force: true }));
@@ -507,7 +525,10 @@ test('aborting one workplan cancels its own tasks only', async (t) => {
   const squares = (n: number) => Array.from({ length: n }, (_, i) => new Square(i));
   const aborted = the.assemble(squares(2000), { signal: stop.signal });
   const kept = the.assemble(squares(2000));
-  stop.abort(new Error('stop the first'));
+  // Aborted while both workplans have tasks at the members: the running ones of the first cost
+  // their members, and the second's tasks queued behind them go to the new ones.
+  let seen = 0;
+  for await (const _ of aborted) if (++seen === 10) stop.abort(new Error('stop the first'));
   const [first, second] = await Promise.all([aborted, kept]);
   t.true(first.aborted > 0, 'the aborted workplan lost tasks');
   t.is(second.completed, 2000, 'the other workplan ran every task');

@@ -405,8 +405,9 @@ export class Pool extends EventEmitter implements Team {
 
   /**
    * Sends `batch` to `member`, in one frame when it fits. Otherwise each task goes in a frame of
-   * its own, and one whose state does not serialize or fit is aborted: sent anyway, it would cost
-   * members their lives, one after another, for the same task. False when every task was aborted.
+   * its own, and one whose state cannot be read, serialized or fitted in a frame is aborted: sent
+   * anyway, it would cost members their lives, one after another, for the same task. False when
+   * every task was aborted.
    */
   #deal(member: Crew, batch: Job[]): boolean {
     const whole = tasksFrame(member, batch);
@@ -446,6 +447,9 @@ export class Pool extends EventEmitter implements Team {
     }
     if (member.jobs.length === 0) member.headStart = performance.now();
     for (const job of jobs) {
+      // Settled while its frame was made (a getter of its state aborted it): the member runs it
+      // anyway, and its report is dropped as a cancelled task's is.
+      if (job.state !== 'queued') continue;
       job.state = 'running';
       job.member = member;
       job.attempts++;
@@ -547,12 +551,13 @@ export class Pool extends EventEmitter implements Team {
     const value = report[3];
     const ms = report[4];
     const at = member.jobs.indexOf(id);
-    const job = this.#jobs.get(id);
     // A task cancelled after it was sent: its report is no longer wanted.
-    if (at === -1 || job === undefined) return;
+    if (at === -1) return;
     // Reports come in the order the tasks were sent, and shift() is cheaper than splice().
     if (at === 0) member.jobs.shift();
     else member.jobs.splice(at, 1);
+    const job = this.#jobs.get(id);
+    if (job === undefined) return;
     this.#observe(ms);
     if (status === TaskStatus.completed) {
       this.#settle(job, TaskStatus.completed, value);
