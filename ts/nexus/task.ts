@@ -2,8 +2,9 @@
  * Tasks (pyre's `task`) and the codes that say how they went (`taskcodes`, `crewcodes`).
  *
  * A task crosses to a worker as its class's module URL, export name and state (the instance's
- * own enumerable properties, read when the task is sent and structured-cloned), and is revived
- * there without running its constructor, as pickle does in pyre. Its result crosses back the same way; an error keeps its
+ * own enumerable properties, read each time the task is sent, and encoded as JSON, or by V8's
+ * serializer when JSON cannot carry them), and is revived there without running its constructor,
+ * as pickle does in pyre. Its result crosses back the same way; an error keeps its
  * name, message, stack, code, and whether it was a {@link RecoverableError}.
  */
 import { NexusError, RecoverableError } from '../errors.js';
