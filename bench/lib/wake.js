@@ -24,17 +24,21 @@ const RECEIVERS = [
 const key = (e) => `wake/${e.impl}/${e.gapUs}`;
 const fmtUs1 = (us) => us.toFixed(1);
 
-function gapsOf() {
-  const gaps = (process.env.BENCH_WAKE_GAPS_US ?? '0,2500').split(',').map(Number);
-  if (gaps.length === 0 || !gaps.every((g) => Number.isInteger(g) && g >= 0)) {
+// Checked when bench/run.js starts, so that a mistyped setting costs no run its other results.
+const GAPS = (() => {
+  const items = (process.env.BENCH_WAKE_GAPS_US ?? '0,2500').split(',').map((item) => item.trim());
+  const gaps = items.map(Number);
+  if (!items.every((item, i) => item !== '' && Number.isInteger(gaps[i]) && gaps[i] >= 0)) {
     log('run.js: BENCH_WAKE_GAPS_US must be whole numbers >= 0, comma-separated');
     process.exit(64);
   }
-  return gaps;
-}
+  return [...new Set(gaps)];
+})();
 
 async function runOnce(e, s, messages) {
-  const command = [BIN, String(e.gapUs), String(messages), String(Math.ceil(messages / 10)), ...e.command];
+  // 'node' is the Node running the harness, as for every other benchmark (bench/lib/proc.js).
+  const receiver = e.command.map((word, i) => (i === 0 && word === 'node' ? process.execPath : word));
+  const command = [BIN, String(e.gapUs), String(messages), String(Math.ceil(messages / 10)), ...receiver];
   const run = await runToEnd(s.root, command, { timeoutMs: s.timeoutMs });
   if (run.error) return run;
   let r;
@@ -50,9 +54,7 @@ async function runOnce(e, s, messages) {
 
 /** Runs the selected receivers at every gap; returns { meta, results }, or null when none was selected. */
 export async function measure(s) {
-  const gaps = gapsOf();
-  const entries = gaps
-    .flatMap((gapUs) => RECEIVERS.map((r) => ({ ...r, gapUs })))
+  const entries = GAPS.flatMap((gapUs) => RECEIVERS.map((r) => ({ ...r, gapUs })))
     .filter((e) => s.selected(key(e)))
     .map((e) => ({ ...e, status: 'pending', note: null, cpu: [], rtt: [], errors: [] }));
   if (entries.length === 0) return null;
@@ -63,6 +65,7 @@ export async function measure(s) {
   }
   const messages = envInt('BENCH_WAKE_MESSAGES', 400);
   const active = entries.filter((e) => e.status === 'pending');
+  const gaps = GAPS.filter((gap) => entries.some((e) => e.gapUs === gap));
   log(`wake-up: ${fmtInt(messages)} messages a run, gaps ${gaps.join(', ')} µs, × ${s.repeats} runs`);
   for (let rep = 1; rep <= s.repeats; rep++) {
     for (const e of active) {
@@ -105,6 +108,7 @@ export async function measure(s) {
     ],
     1,
   );
+  for (const e of results.filter((x) => x.status !== 'ok')) log(`${e.status}: ${key(e)} — ${e.note}`);
   log('');
   const meta = {
     ...s.machine,

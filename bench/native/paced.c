@@ -50,29 +50,40 @@ static int echo(void) {
     }
 }
 
-/* Nanoseconds every thread of `pid` has spent on a CPU so far; -1 if it cannot be read. */
+/* Nanoseconds every thread of `pid` has spent on a CPU so far; -1 if none can be read. */
 static long long cpu_ns(pid_t pid) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
     DIR *dir = opendir(path);
     if (!dir) return -1;
     long long total = 0;
+    int threads = 0;
     for (struct dirent *d; (d = readdir(dir)) != NULL;) {
         if (d->d_name[0] == '.') continue;
         char file[300];
         snprintf(file, sizeof file, "/proc/%d/task/%s/schedstat", (int)pid, d->d_name);
         FILE *f = fopen(file, "r");
         long long ns = 0;
-        if (f && fscanf(f, "%lld", &ns) == 1) total += ns;
+        if (f && fscanf(f, "%lld", &ns) == 1) {
+            total += ns;
+            threads++;
+        }
         if (f) fclose(f);
     }
     closedir(dir);
-    return total;
+    return threads > 0 ? total : -1;
 }
 
 static void spin_until(double t) {
     while (now_seconds() < t) {
     }
+}
+
+/* The receiver's CPU time once it has had a millisecond to finish with the last echo: schedstat
+ * leaves out a thread's current stretch on a CPU. */
+static long long settled_cpu_ns(pid_t pid) {
+    spin_until(now_seconds() + 1e-3);
+    return cpu_ns(pid);
 }
 
 int main(int argc, char **argv) {
@@ -86,6 +97,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "paced: bad <gapMicroseconds> <messages> <warmup>\n");
         return 64;
     }
+    /* A receiver that dies must fail the run with a message, not kill the sender with SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
         perror("paced: socketpair");
@@ -112,18 +125,19 @@ int main(int argc, char **argv) {
     close(sv[1]);
     int fd = sv[0];
 
-    unsigned char out[FRAME], in[FRAME];
+    unsigned char out[FRAME] = {0}, in[FRAME];
     uint32_t len = PAYLOAD; /* little-endian on every machine this runs on */
     memcpy(out, &len, 4);
     long long cpu_start = 0;
     double rtt = 0;
     for (long i = 0; i < warmup + messages; i++) {
-        if (i == warmup) cpu_start = cpu_ns(pid);
+        if (i == warmup) cpu_start = settled_cpu_ns(pid);
         spin_until(now_seconds() + (double)gap_us / 1e6);
         memcpy(out + 4, &i, sizeof i); /* a sequence number, checked in the echo */
         double sent = now_seconds();
-        if (write(fd, out, FRAME) != FRAME) {
-            perror("paced: write");
+        ssize_t w = write(fd, out, FRAME);
+        if (w != FRAME) {
+            fprintf(stderr, "paced: write: %s\n", w < 0 ? strerror(errno) : "short write");
             return 1;
         }
         for (size_t got = 0; got < FRAME;) {
@@ -140,11 +154,16 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    long long cpu_end = cpu_ns(pid);
+    long long cpu_end = settled_cpu_ns(pid);
     close(fd);
-    int status;
-    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "paced: the receiver did not exit cleanly (status %d)\n", status);
+    int status = 0;
+    if (waitpid(pid, &status, 0) < 0) {
+        perror("paced: waitpid");
+        return 1;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (WIFSIGNALED(status)) fprintf(stderr, "paced: the receiver was killed by signal %d\n", WTERMSIG(status));
+        else fprintf(stderr, "paced: the receiver exited with status %d\n", WEXITSTATUS(status));
         return 1;
     }
     if (cpu_start < 0 || cpu_end < 0) {
