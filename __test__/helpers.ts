@@ -34,7 +34,8 @@ export async function runNode(args: string[]): Promise<{ code: number | null; st
   let stderr = '';
   proc.stdout.on('data', (d) => (stdout += d));
   proc.stderr.on('data', (d) => (stderr += d));
-  const [code] = await once(proc, 'exit');
+  // 'close', not 'exit': the process can exit before its last output has been read.
+  const [code] = await once(proc, 'close');
   return { code, stdout, stderr };
 }
 
