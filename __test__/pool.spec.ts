@@ -500,6 +500,29 @@ test('cancellation: a queued task is dropped, a running one stops its worker, a 
   await the.close();
 });
 
+test('a workplan that aborts itself as it is read is read no further', async (t) => {
+  const the = new Pool({ size: 1 });
+  t.teardown(() => the.close({ force: true }));
+  const stop = new AbortController();
+  let read = 0;
+  function* workplan() {
+    for (let i = 0; i < 100; i++) {
+      read++;
+      if (i === 3) stop.abort(new Error('enough'));
+      yield new Square(i);
+    }
+  }
+  const report = await the.assemble(workplan(), { signal: stop.signal });
+  t.is(read, 4, 'nothing read after the abort');
+  t.deepEqual(
+    report.outcomes.map((o) => o.status),
+    [TaskStatus.aborted, TaskStatus.aborted, TaskStatus.aborted],
+    'the tasks read before it were cancelled; the one in hand was not queued',
+  );
+  t.like(the.counts, { queued: 0, running: 0 });
+  await the.close();
+});
+
 test('a task whose state, as it is read, aborts its own workplan leaves the pool consistent', async (t) => {
   const the = new Pool({ size: 1 });
   t.teardown(() => the.close({ force: true }));

@@ -333,8 +333,11 @@ export class Pool extends EventEmitter implements Team {
     }
     plan.reading = true;
     try {
-      while (plan.backlog < this.pending) {
+      // An abort while the workplan is read (by the workplan itself, or a getter of a task as it
+      // is queued) stops the reading at once, as it does between reads.
+      while (plan.source !== null && plan.backlog < this.pending) {
         const step = (source as Iterator<Task>).next();
+        if (plan.source === null) break;
         if (step.done) {
           plan.stopReading();
           break;
