@@ -389,14 +389,25 @@ test('a task or a result that cannot travel is aborted with an error saying why;
   the.on('retired', (member) => retired.push(member.id));
   const unclonable = Object.assign(new Square(2), { callback: () => 1 });
   const huge = Object.assign(new Square(3), { blob: Buffer.alloc(65 * 1024 * 1024) });
-  // A task's fields are read when it is sent: a getter that throws fails it there.
-  const unreadable = Object.defineProperty(new Square(6), 'secret', {
+  // A getter that throws: on the task, as its fields are copied when it is queued; on a value
+  // of a field, as the frame is encoded.
+  const throwing = (message: string) => ({
     enumerable: true,
     get: () => {
-      throw new Error('not readable');
+      throw new Error(message);
     },
   });
-  const report = await the.assemble([unclonable, huge, new Square(4), new Oversized(), new Square(5), unreadable]);
+  const unreadable = Object.defineProperty(new Square(6), 'secret', throwing('not readable'));
+  const deeper = Object.assign(new Square(7), { inner: Object.defineProperty({}, 'secret', throwing('nor this')) });
+  const report = await the.assemble([
+    unclonable,
+    huge,
+    new Square(4),
+    new Oversized(),
+    new Square(5),
+    unreadable,
+    deeper,
+  ]);
   t.like(report.outcomes[0], { status: TaskStatus.aborted, attempts: 0 });
   t.true(report.outcomes[0]?.error instanceof TypeError);
   t.regex(
@@ -411,7 +422,9 @@ test('a task or a result that cannot travel is aborted with an error saying why;
   t.regex(report.outcomes[3]?.error?.message ?? '', /result is \d+ bytes encoded, more than the 67108864/);
   t.like(report.outcomes[4], { status: TaskStatus.completed, result: 25 });
   t.like(report.outcomes[5], { status: TaskStatus.aborted, attempts: 0 });
-  t.regex(report.outcomes[5]?.error?.message ?? '', /task #5 \(Square\) cannot be sent to a crew member: not readable/);
+  t.is(report.outcomes[5]?.error?.message, 'not readable');
+  t.like(report.outcomes[6], { status: TaskStatus.aborted, attempts: 0 });
+  t.regex(report.outcomes[6]?.error?.message ?? '', /task #6 \(Square\) cannot be sent to a crew member: nor this/);
   t.deepEqual(retired, [], 'no member was replaced');
   await the.close();
 });
@@ -526,16 +539,28 @@ test('a workplan that aborts itself as it is read is read no further', async (t)
 test('a task whose state, as it is read, aborts its own workplan leaves the pool consistent', async (t) => {
   const the = new Pool({ size: 1 });
   t.teardown(() => the.close({ force: true }));
-  const stop = new AbortController();
-  const traitor = Object.defineProperty(new Square(5), 'trigger', {
+  const aborting = (stop: AbortController) => ({
     enumerable: true,
     get: () => {
       stop.abort(new Error('read, and stopped'));
       return 1;
     },
   });
-  const report = await the.assemble([new Square(1), traitor, new Square(2)], { signal: stop.signal });
-  t.is(report.aborted, 3);
+  // A getter of the task runs as it is queued: the task before it is cancelled, the one after
+  // is never read.
+  const first = new AbortController();
+  const own = Object.defineProperty(new Square(5), 'trigger', aborting(first));
+  const early = await the.assemble([new Square(1), own, new Square(2)], { signal: first.signal });
+  t.deepEqual(
+    early.outcomes.map((o) => o.status),
+    [TaskStatus.aborted, TaskStatus.aborted],
+  );
+  t.like(the.counts, { queued: 0, running: 0 });
+  // A getter of a value of its fields runs as its frame is encoded, the whole batch in hand.
+  const second = new AbortController();
+  const nested = Object.assign(new Square(5), { trigger: Object.defineProperty({}, 'x', aborting(second)) });
+  const late = await the.assemble([new Square(1), nested, new Square(2)], { signal: second.signal });
+  t.is(late.aborted, 3);
   t.like(the.counts, { queued: 0, running: 0 }, 'no task counted twice or left running');
   t.is(await the.submit(new Square(3)), 9, 'the member goes on');
   await the.close();

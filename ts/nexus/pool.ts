@@ -110,8 +110,10 @@ export type ResultOf<T extends Task> = Awaited<ReturnType<T['execute']>>;
 interface Job {
   id: number;
   task: Task;
-  /** Where workers find the task's class; its state is read when the task is sent. */
+  /** Where workers find the task's class (shared by the tasks of a class). */
   address: TaskAddress;
+  /** The task's state: its fields as they were when it was queued. */
+  fields: Record<string, unknown>;
   state: 'queued' | 'running' | 'done';
   attempts: number;
   /** Milliseconds from the start of execution; 0 for no limit. */
@@ -280,6 +282,7 @@ export class Pool extends EventEmitter implements Team {
       id: this.#nextId++,
       task,
       address: undefined as unknown as TaskAddress,
+      fields: undefined as unknown as Record<string, unknown>,
       state: 'queued',
       attempts: 0,
       timeout: timeout * 1000,
@@ -296,6 +299,7 @@ export class Pool extends EventEmitter implements Team {
     this.counts.queued++;
     try {
       job.address = addressOf(task);
+      job.fields = stateOf(task);
     } catch (error) {
       if (plan === null) {
         this.#jobs.delete(job.id);
@@ -305,6 +309,8 @@ export class Pool extends EventEmitter implements Team {
       this.#settle(job, TaskStatus.aborted, error);
       return job;
     }
+    // A getter of the task, run as its fields were read, may have aborted its workplan.
+    if (job.state !== 'queued') return job;
     if (plan === null && options.signal !== undefined) {
       const signal = options.signal;
       job.signal = signal;
@@ -450,8 +456,8 @@ export class Pool extends EventEmitter implements Team {
     }
     if (member.jobs.length === 0) member.headStart = performance.now();
     for (const job of jobs) {
-      // Settled while its frame was made (a getter of its state aborted it): the member runs it
-      // anyway, and its report is dropped as a cancelled task's is.
+      // Settled while its frame was made (encoding ran a getter of its state, which aborted it):
+      // the member runs it anyway, and its report is dropped as a cancelled task's is.
       if (job.state !== 'queued') continue;
       job.state = 'running';
       job.member = member;
@@ -944,12 +950,7 @@ function tasksFrame(member: Crew, jobs: Job[]): { payload: Buffer; added: [strin
     return member.classCount + (at === -1 ? added.push([module, name]) - 1 : at);
   };
   try {
-    // A task's state is read here, so a getter that throws fails this frame like a bad value.
-    const assignments = jobs.map(({ id, task, address }) => [
-      id,
-      numberOf(address.module, address.name),
-      stateOf(task),
-    ]);
+    const assignments = jobs.map(({ id, address, fields }) => [id, numberOf(address.module, address.name), fields]);
     return { payload: marshaler.encode([TASKS, added, assignments]), added };
   } catch (error) {
     return error instanceof Error ? error : new Error(String(error));

@@ -2,7 +2,7 @@
  * Tasks (pyre's `task`) and the codes that say how they went (`taskcodes`, `crewcodes`).
  *
  * A task crosses to a worker as its class's module URL, export name and state (the instance's
- * own enumerable properties, read each time the task is sent, and encoded as JSON, or by V8's
+ * own enumerable properties, copied when the task is queued, and encoded as JSON, or by V8's
  * serializer when JSON cannot carry them), and is revived there without running its constructor,
  * as pickle does in pyre. Its result crosses back the same way; an error keeps its
  * name, message, stack, code, and whether it was a {@link RecoverableError}.
@@ -80,8 +80,9 @@ export function addressOf(task: unknown): TaskAddress {
 }
 
 /**
- * A task's state as it travels: its own fields, read when it is sent to a worker (as pyre pickles
- * a task when it dispatches it). A copy, because a task is a function object, which JSON skips.
+ * A task's state as it travels: a copy of its own fields, taken when the task is queued, so that
+ * changing the task afterwards changes nothing of what runs. A plain object, because a task is a
+ * function object, which JSON skips.
  */
 export function stateOf(task: Task): Record<string, unknown> {
   return { ...task };
