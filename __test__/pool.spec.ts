@@ -422,7 +422,8 @@ test('a task or a result that cannot travel is aborted with an error saying why;
   t.regex(report.outcomes[3]?.error?.message ?? '', /result is \d+ bytes encoded, more than the 67108864/);
   t.like(report.outcomes[4], { status: TaskStatus.completed, result: 25 });
   t.like(report.outcomes[5], { status: TaskStatus.aborted, attempts: 0 });
-  t.is(report.outcomes[5]?.error?.message, 'not readable');
+  t.is(report.outcomes[5]?.error?.message, 'the fields of a Square task cannot be read: not readable');
+  t.is((report.outcomes[5]?.error?.cause as Error | undefined)?.message, 'not readable');
   t.like(report.outcomes[6], { status: TaskStatus.aborted, attempts: 0 });
   t.regex(report.outcomes[6]?.error?.message ?? '', /task #6 \(Square\) cannot be sent to a crew member: nor this/);
   t.deepEqual(retired, [], 'no member was replaced');
@@ -465,6 +466,16 @@ test('a task that hangs is timed out and its worker replaced', async (t) => {
   t.not(next, hung, 'a new worker runs the next task');
   await the.close();
   t.true(reaped(hung));
+});
+
+test("a task module's import does not count against the task's timeout, however long it takes", async (t) => {
+  const the = new Pool({ size: 1 });
+  t.teardown(() => the.close({ force: true }));
+  const slow = new URL('./fixtures/slow-import.js', import.meta.url).href;
+  const { SlowToImport } = (await import(slow)) as { SlowToImport: new () => Task<string> };
+  t.is(await the.submit(new SlowToImport(), { timeout: 1 }), 'ran', 'a 1.5 s import, a 1 s timeout');
+  t.is(the.counts.aborted, 0);
+  await the.close();
 });
 
 test('cancellation: a queued task is dropped, a running one stops its worker, a workplan stops reading', async (t) => {
@@ -539,6 +550,8 @@ test('a workplan that aborts itself as it is read is read no further', async (t)
 test('a task whose state, as it is read, aborts its own workplan leaves the pool consistent', async (t) => {
   const the = new Pool({ size: 1 });
   t.teardown(() => the.close({ force: true }));
+  const queued: unknown[] = [];
+  the.on('queued', (outcome) => queued.push(outcome.task));
   const aborting = (stop: AbortController) => ({
     enumerable: true,
     get: () => {
@@ -547,23 +560,64 @@ test('a task whose state, as it is read, aborts its own workplan leaves the pool
     },
   });
   // A getter of the task runs as it is queued: the task before it is cancelled, the one after
-  // is never read.
+  // is never read, and the task itself is never queued.
   const first = new AbortController();
   const own = Object.defineProperty(new Square(5), 'trigger', aborting(first));
-  const early = await the.assemble([new Square(1), own, new Square(2)], { signal: first.signal });
+  let read = 0;
+  function* early() {
+    for (const task of [new Square(1), own, new Square(2)]) {
+      read++;
+      yield task;
+    }
+  }
+  const report = await the.assemble(early(), { signal: first.signal });
   t.deepEqual(
-    early.outcomes.map((o) => o.status),
+    report.outcomes.map((o) => o.status),
     [TaskStatus.aborted, TaskStatus.aborted],
   );
+  t.is(read, 2, 'nothing read after the abort');
+  t.false(queued.includes(own), 'the task that aborted was never queued');
   t.like(the.counts, { queued: 0, running: 0 });
-  // A getter of a value of its fields runs as its frame is encoded, the whole batch in hand.
+  // A getter of a value of its fields runs as its frame is encoded, with the whole batch in
+  // hand: none of it may reach the member (each task would hang it).
   const second = new AbortController();
-  const nested = Object.assign(new Square(5), { trigger: Object.defineProperty({}, 'x', aborting(second)) });
-  const late = await the.assemble([new Square(1), nested, new Square(2)], { signal: second.signal });
+  const nested = Object.assign(new Hang(), { trigger: Object.defineProperty({}, 'x', aborting(second)) });
+  const late = await the.assemble([new Hang(), nested, new Hang()], { signal: second.signal });
   t.is(late.aborted, 3);
   t.like(the.counts, { queued: 0, running: 0 }, 'no task counted twice or left running');
-  t.is(await the.submit(new Square(3)), 9, 'the member goes on');
+  t.is(await the.submit(new Square(3), { timeout: 5 }), 9, 'the member runs the next task at once');
   await the.close();
+});
+
+test("a 'failed' listener that cancels the failed task leaves the tasks behind it alone", async (t) => {
+  const the = new Pool({ size: 1 });
+  t.teardown(() => the.close({ force: true }));
+  const stop = new AbortController();
+  the.on('failed', () => stop.abort(new Error('no retries, thanks')));
+  const failing = the.submit(new Chancy(1, 'recoverable', ''), { signal: stop.signal });
+  const behind = the.submit(new Square(4));
+  await t.throwsAsync(failing, { message: 'no retries, thanks' });
+  t.is(await behind, 16, 'the task sent behind it still reports');
+  t.like(the.counts, { queued: 0, running: 0, aborted: 1, completed: 1 });
+  await the.close();
+});
+
+test('closing the pool stops reading its workplans', async (t) => {
+  const the = new Pool({ size: 1, pending: 8 });
+  let read = 0;
+  function* endless() {
+    for (;;) {
+      read++;
+      yield new Square(read % 10);
+    }
+  }
+  const plan = the.assemble(endless());
+  await new Promise((resolve) => the.once('completed', resolve));
+  await the.close();
+  const error = await t.throwsAsync(plan.report, { code: 'ERR_NEXUS_WORKPLAN' });
+  t.regex(error?.message ?? '', /the pool is closed/);
+  const report = (error as Error & { report: { completed: number } }).report;
+  t.is(report.completed, read - 1, 'every task read but the one in hand ran; nothing was read after');
 });
 
 test('aborting one workplan cancels its own tasks only', async (t) => {

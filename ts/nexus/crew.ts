@@ -52,6 +52,11 @@ export class Crew {
   readonly jobs: number[] = [];
   /** When the oldest task began (ms, performance.now()); NaN before the first. */
   headStart = Number.NaN; // a double from the start: see Pool's #idleSince
+  /**
+   * @internal The task classes (their addresses) the member has imported, as far as the team
+   * knows: until it says a class's module is imported, a task of it has no time running.
+   */
+  readonly imported = new Set<object>();
 
   // The task classes this member has been sent, by module URL, then export name: their numbers
   // in the protocol, in the order sent (see TASKS).

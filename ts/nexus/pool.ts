@@ -54,7 +54,10 @@ export interface PoolOptions {
 
 /** Per-task options of {@link Pool.submit} and {@link Pool.assemble}. */
 export interface RunOptions {
-  /** Cancels the task (or every task of the workplan) when aborted. */
+  /**
+   * Cancels the task (or every task of the workplan) when aborted; a workplan is then read no
+   * further, and a task it yields as or after it aborts is not queued.
+   */
   signal?: AbortSignal;
   /** Overrides the pool's timeout for these tasks (seconds; 0 for none). */
   timeout?: number;
@@ -112,7 +115,7 @@ interface Job {
   task: Task;
   /** Where workers find the task's class (shared by the tasks of a class). */
   address: TaskAddress;
-  /** The task's state: its fields as they were when it was queued. */
+  /** The task's state: its fields as they were when it was queued (a shallow copy). */
   fields: Record<string, unknown>;
   state: 'queued' | 'running' | 'done';
   attempts: number;
@@ -153,6 +156,8 @@ export class Pool extends EventEmitter implements Team {
   #nextId = 1;
   /** Tasks sent to a member at once: grows when tasks are short, to hide the round trip. */
   #depth = 2;
+  #scheduling = false;
+  #again = false;
   #taskMs = 0.5; // a first guess, and a double from the start: see #idleSince
   #sweep: HandlerId | null = null;
   #sweepAt = Number.POSITIVE_INFINITY;
@@ -239,7 +244,8 @@ export class Pool extends EventEmitter implements Team {
 
   /**
    * Finishes the work at hand, then dismisses every member; resolves once all are reaped. With
-   * `force`, aborts the tasks not yet done instead, and kills the members.
+   * `force`, aborts the tasks not yet done instead, and kills the members. Workplans are read no
+   * further: their reports reject with `ERR_NEXUS_WORKPLAN` once what was read is done.
    */
   close(options: { force?: boolean } = {}): Promise<void> {
     this.#closing = true;
@@ -302,8 +308,9 @@ export class Pool extends EventEmitter implements Team {
       job.fields = stateOf(task);
     } catch (error) {
       if (plan === null) {
+        // A getter may have settled it (closing the pool) before it threw.
+        if (job.state === 'queued') this.counts.queued--;
         this.#jobs.delete(job.id);
-        this.counts.queued--;
         throw error;
       }
       this.#settle(job, TaskStatus.aborted, error);
@@ -348,6 +355,7 @@ export class Pool extends EventEmitter implements Team {
           plan.stopReading();
           break;
         }
+        this.#open('assemble'); // a closed pool reads no more, as with an async workplan
         this.#enqueue(step.value, plan.options, plan, plan.submitted++);
       }
     } catch (error) {
@@ -382,16 +390,30 @@ export class Pool extends EventEmitter implements Team {
 
   /** Deals queued tasks to members with room, and recruits for the rest. */
   #schedule(): void {
-    if (this.counts.queued > 0 && this.active.size > 0) {
-      const share = Math.ceil(this.counts.queued / this.active.size);
-      for (const member of this.active) {
-        const room = Math.min(this.#depth - member.jobs.length, share);
-        if (room > 0 && !this.#assign(member, room)) break;
-      }
+    // User code can run in the middle of it (a getter of a task's state as its frame is encoded,
+    // a listener): a call from there is taken up when the running one ends, not nested in it.
+    if (this.#scheduling) {
+      this.#again = true;
+      return;
     }
-    if (this.vacancies() > 0) this.#recruit();
-    this.#armSweep();
-    this.#checkIdle();
+    this.#scheduling = true;
+    try {
+      do {
+        this.#again = false;
+        if (this.counts.queued > 0 && this.active.size > 0) {
+          const share = Math.ceil(this.counts.queued / this.active.size);
+          for (const member of this.active) {
+            const room = Math.min(this.#depth - member.jobs.length, share);
+            if (room > 0 && !this.#assign(member, room)) break;
+          }
+        }
+        if (this.vacancies() > 0) this.#recruit();
+        this.#armSweep();
+        this.#checkIdle();
+      } while (this.#again);
+    } finally {
+      this.#scheduling = false;
+    }
   }
 
   /**
@@ -418,15 +440,34 @@ export class Pool extends EventEmitter implements Team {
    * anyway, it would cost members their lives, one after another, for the same task. False when
    * every task was aborted.
    */
-  #deal(member: Crew, batch: Job[]): boolean {
-    const whole = tasksFrame(member, batch);
+  #deal(member: Crew, dealt: Job[]): boolean {
+    let batch = dealt;
+    let whole = tasksFrame(member, batch);
+    // Encoding runs getters of the tasks' state, and one that aborts a workplan settles tasks of
+    // this batch, or costs this member its life: settled tasks are not sent, and the rest are
+    // encoded again, or go back to the queue.
+    for (;;) {
+      if (isLost(member)) {
+        this.#front.unshift(...batch.filter(isQueued));
+        return true;
+      }
+      if (batch.every(isQueued)) break;
+      batch = batch.filter(isQueued);
+      if (batch.length === 0) return false;
+      whole = tasksFrame(member, batch);
+    }
     if (!(whole instanceof Error) && whole.payload.length <= CREW_MAX_FRAME) {
       if (this.#send(member, batch, whole.payload)) member.learn(whole.added);
       return true;
     }
-    let dealt = false;
+    let sent = false;
     for (const [i, job] of batch.entries()) {
       const alone = batch.length === 1 ? whole : tasksFrame(member, [job]);
+      if (isLost(member)) {
+        this.#front.unshift(...batch.slice(i).filter(isQueued));
+        return true;
+      }
+      if (!isQueued(job)) continue;
       if (alone instanceof Error) {
         const message = `task ${label(job)} cannot be sent to a crew member: ${alone.message}`;
         this.#settle(job, TaskStatus.aborted, new TypeError(message, { cause: alone }));
@@ -434,7 +475,7 @@ export class Pool extends EventEmitter implements Team {
         const message = `task ${label(job)} is ${alone.payload.length} bytes encoded, more than the ${CREW_MAX_FRAME} bytes a frame between team and member may carry`;
         this.#settle(job, TaskStatus.aborted, new FrameTooLargeError(message, 'ERR_NEXUS_FRAME_TOO_LARGE'));
       } else {
-        dealt = true;
+        sent = true;
         if (!this.#send(member, [job], alone.payload)) {
           this.#front.splice(1, 0, ...batch.slice(i + 1)); // back in order, behind `job`
           break;
@@ -442,7 +483,7 @@ export class Pool extends EventEmitter implements Team {
         member.learn(alone.added);
       }
     }
-    return dealt;
+    return sent;
   }
 
   /** Sends `jobs` in `frame` and marks them running; false (the member lost) if it cannot. */
@@ -456,9 +497,6 @@ export class Pool extends EventEmitter implements Team {
     }
     if (member.jobs.length === 0) member.headStart = performance.now();
     for (const job of jobs) {
-      // Settled while its frame was made (encoding ran a getter of its state, which aborted it):
-      // the member runs it anyway, and its report is dropped as a cancelled task's is.
-      if (job.state !== 'queued') continue;
       job.state = 'running';
       job.member = member;
       job.attempts++;
@@ -538,6 +576,8 @@ export class Pool extends EventEmitter implements Team {
       member.headStart = performance.now();
     } else if (kind === STARTED) {
       // The task's module is imported: its time starts now.
+      const job = this.#jobs.get(body as number);
+      if (job !== undefined) member.imported.add(job.address);
       if (member.jobs[0] === body) member.headStart = performance.now();
     } else if (kind === READY && member.state === 'registered') {
       this.registered.delete(member);
@@ -567,14 +607,18 @@ export class Pool extends EventEmitter implements Team {
     else member.jobs.splice(at, 1);
     const job = this.#jobs.get(id);
     if (job === undefined) return;
+    member.imported.add(job.address);
     this.#observe(ms);
     if (status === TaskStatus.completed) {
       this.#settle(job, TaskStatus.completed, value);
     } else if (status === TaskStatus.failed) {
       this.counts.failed++;
       this.#emit('failed', job, restoreError(value as ErrorRecord));
-      if (job.attempts > this.retries) this.#settle(job, TaskStatus.aborted, restoreError(value as ErrorRecord));
-      else this.#requeue(job);
+      // A listener may have cancelled it, or closed the pool.
+      if (job.state === 'running') {
+        if (job.attempts > this.retries) this.#settle(job, TaskStatus.aborted, restoreError(value as ErrorRecord));
+        else this.#requeue(job);
+      }
     } else {
       this.#settle(job, TaskStatus.aborted, restoreError(value as ErrorRecord));
     }
@@ -650,8 +694,9 @@ export class Pool extends EventEmitter implements Team {
   #cancel(job: Job, reason: unknown): void {
     if (job.state === 'done') return;
     const member = job.member;
-    if (job.state === 'running' && member !== null) {
-      const at = member.jobs.indexOf(job.id);
+    const at = job.state === 'running' && member !== null ? member.jobs.indexOf(job.id) : -1;
+    // At -1 its report is being taken (a listener of it cancels it): settling it is all there is.
+    if (member !== null && at !== -1) {
       member.jobs.splice(at, 1);
       if (at > 0) job.attempts--; // it waited behind another task: it never started
       this.#settle(job, TaskStatus.aborted, reason);
@@ -733,9 +778,8 @@ export class Pool extends EventEmitter implements Team {
       for (const member of [...this.active]) {
         // A report may be waiting unread behind this alarm: take it before judging the task.
         if (!this.#read(member)) continue;
-        const now = performance.now();
         const job = this.#jobs.get(member.jobs[0] ?? 0);
-        if (job !== undefined && job.timeout > 0 && now >= member.headStart + job.timeout) {
+        if (job !== undefined && performance.now() >= this.#deadline(member, job)) {
           member.jobs.shift();
           const error = new TaskTimeoutError(
             `task ${label(job)} ran longer than its timeout of ${job.timeout / 1000} s; crew member ${member.id} was replaced`,
@@ -755,9 +799,18 @@ export class Pool extends EventEmitter implements Team {
     let next = Number.POSITIVE_INFINITY;
     for (const member of this.active) {
       const job = this.#jobs.get(member.jobs[0] ?? 0);
-      if (job !== undefined && job.timeout > 0) next = Math.min(next, member.headStart + job.timeout);
+      if (job !== undefined) next = Math.min(next, this.#deadline(member, job));
     }
     return next;
+  }
+
+  /**
+   * When `job`, the task `member` runs, times out: never without a timeout, nor while the member
+   * may still be importing its module (the import does not count against the timeout).
+   */
+  #deadline(member: Crew, job: Job): number {
+    if (job.timeout === 0 || !member.imported.has(job.address)) return Number.POSITIVE_INFINITY;
+    return member.headStart + job.timeout;
   }
 
   /** With no work left: dismiss at once when closing, else after `linger` seconds. */
@@ -955,6 +1008,15 @@ function tasksFrame(member: Crew, jobs: Job[]): { payload: Buffer; added: [strin
   } catch (error) {
     return error instanceof Error ? error : new Error(String(error));
   }
+}
+
+function isQueued(job: Job): boolean {
+  return job.state === 'queued';
+}
+
+/** Whether `member` was retired, which code run while its frame was encoded can do. */
+function isLost(member: Crew): boolean {
+  return member.state === 'retired';
 }
 
 function label(job: Job): string {

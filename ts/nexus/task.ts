@@ -2,9 +2,9 @@
  * Tasks (pyre's `task`) and the codes that say how they went (`taskcodes`, `crewcodes`).
  *
  * A task crosses to a worker as its class's module URL, export name and state (the instance's
- * own enumerable properties, copied when the task is queued, and encoded as JSON, or by V8's
- * serializer when JSON cannot carry them), and is revived there without running its constructor,
- * as pickle does in pyre. Its result crosses back the same way; an error keeps its
+ * own enumerable properties, copied when the task is queued, the objects they hold read when it
+ * is sent, and encoded as JSON, or by V8's serializer when JSON cannot carry them), and is revived
+ * there without running its constructor, as pickle does in pyre. Its result crosses back the same way; an error keeps its
  * name, message, stack, code, and whether it was a {@link RecoverableError}.
  */
 import { NexusError, RecoverableError } from '../errors.js';
@@ -80,12 +80,18 @@ export function addressOf(task: unknown): TaskAddress {
 }
 
 /**
- * A task's state as it travels: a copy of its own fields, taken when the task is queued, so that
- * changing the task afterwards changes nothing of what runs. A plain object, because a task is a
- * function object, which JSON skips.
+ * A task's state as it travels: a shallow copy of its own fields, taken when the task is queued,
+ * so that setting a field afterwards changes nothing of what runs (objects the fields hold are
+ * read when the task is sent). A plain object, because a task is a function object, which JSON
+ * skips. Throws a TypeError naming the task when a field cannot be read.
  */
 export function stateOf(task: Task): Record<string, unknown> {
-  return { ...task };
+  try {
+    return { ...task };
+  } catch (cause) {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    throw new TypeError(`the fields of a ${task.constructor.name} task cannot be read: ${message}`, { cause });
+  }
 }
 
 // Each class is looked up once: with many small tasks, checking it per task was measurable.
