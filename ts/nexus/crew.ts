@@ -21,7 +21,16 @@ import { Dispatcher } from '../ipc/dispatcher.js';
 import { HybridMarshaler } from '../ipc/marshaler.js';
 import { native } from '../native.js';
 import { importModule } from './loader.js';
-import { CrewStatus, type ErrorRecord, isTaskClass, recordError, revive, type Task, TaskStatus } from './task.js';
+import {
+  CrewStatus,
+  type ErrorRecord,
+  isTaskClass,
+  recordError,
+  revive,
+  type Task,
+  type TaskAddress,
+  TaskStatus,
+} from './task.js';
 
 export const READY = 0;
 export const TASKS = 1;
@@ -53,10 +62,10 @@ export class Crew {
   /** When the oldest task began (ms, performance.now()); NaN before the first. */
   headStart = Number.NaN; // a double from the start: see Pool's #idleSince
   /**
-   * @internal The task classes (their addresses) the member has imported, as far as the team
-   * knows: until it says a class's module is imported, a task of it has no time running.
+   * @internal The task classes the member has imported, as far as the team knows: until it says
+   * a class's module is imported, a task of it has no time running.
    */
-  readonly imported = new Set<object>();
+  readonly imported = new Set<TaskAddress>();
 
   // The task classes this member has been sent, by module URL, then export name: their numbers
   // in the protocol, in the order sent (see TASKS).

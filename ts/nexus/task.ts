@@ -4,8 +4,8 @@
  * A task crosses to a worker as its class's module URL, export name and state (the instance's
  * own enumerable properties, copied when the task is queued, the objects they hold read when it
  * is sent, and encoded as JSON, or by V8's serializer when JSON cannot carry them), and is revived
- * there without running its constructor, as pickle does in pyre. Its result crosses back the same way; an error keeps its
- * name, message, stack, code, and whether it was a {@link RecoverableError}.
+ * there without running its constructor, as pickle does in pyre. Its result crosses back the same
+ * way; an error keeps its name, message, stack, code, and whether it was a {@link RecoverableError}.
  */
 import { NexusError, RecoverableError } from '../errors.js';
 
