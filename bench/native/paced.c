@@ -111,10 +111,8 @@ int main(int argc, char **argv) {
     }
     if (pid == 0) {
         /* The receiver's end goes on descriptor 3, whatever number it had. */
-        if (sv[1] == 3) {
-            close(sv[0]);
-        } else {
-            close(sv[0]);
+        close(sv[0]);
+        if (sv[1] != 3) {
             if (dup2(sv[1], 3) < 0) _exit(127);
             close(sv[1]);
         }
