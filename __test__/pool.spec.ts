@@ -781,7 +781,7 @@ test('workers start from a parent run as `node --input-type=module -e`, whose op
   t.is(stdout, '42\n');
 });
 
-test('where Node cannot require() ES modules, members import() the library and their tasks', async (t) => {
+test('where Node cannot require() ES modules, members import() their task modules', async (t) => {
   // Node before 20.19 has no require() of ES modules; this flag turns it off in later ones.
   const { code, stdout, stderr } = await runNode([
     '--no-experimental-require-module',
@@ -851,6 +851,18 @@ test('a parent run with profiling options that take values still gets members', 
 });
 
 for (const recruiter of ['Fork', 'Threads']) {
+  test(`${recruiter} members load the library from one bundled file, not its modules one by one`, async (t) => {
+    const { code, stdout, stderr } = await runScript(`
+      import { Pool, ${recruiter} } from './dist/index.js';
+      import { LoadedFiles } from './__test__/fixtures/plain-tasks.js';
+      const pool = new Pool({ size: 1, recruiter: new ${recruiter}() });
+      console.log(JSON.stringify(await pool.submit(new LoadedFiles())));
+      await pool.close();
+    `);
+    t.is(code, 0, stderr);
+    t.deepEqual(JSON.parse(stdout), [join('dist', 'member.cjs')]);
+  });
+
   test(`${recruiter} members load every kind of JavaScript task module, and say why one fails`, async (t) => {
     const { code, stdout, stderr } = await runScript(`
       import { Pool, ${recruiter} } from './dist/index.js';

@@ -18,10 +18,10 @@ import type { Recruiter, Team } from './team.js';
 export const MEMBER_SPIN = 300;
 
 /**
- * The entry every member runs, Fork's processes and Threads' threads alike (member.cts), next to
- * this module.
+ * The entry every member runs, Fork's processes and Threads' threads alike: `dist/member.cjs`,
+ * built from ts/member.cts into one file (see there).
  */
-export const memberEntry = new URL('./member.cjs', import.meta.url);
+export const memberEntry = new URL('../member.cjs', import.meta.url);
 
 /** How long the members of `team` spin (see {@link MEMBER_SPIN}). */
 export function memberSpin(team: { readonly size: number }): number {

@@ -1,0 +1,35 @@
+/**
+ * The entry of every crew member: Fork's processes (`node member.cjs process <spin>`, channel on
+ * fd 3) and Threads' worker threads (argv `thread <spin> <fd>`).
+ *
+ * The build bundles this entry and everything it imports into one CommonJS file, dist/member.cjs
+ * (`npm run build:member`): each ES module a fresh thread or process loads costs it 1-2 ms, and
+ * the crew's eight cost a member 15-19 ms before its first task, against 3-5 ms for the bundle.
+ * The bundle's classes are copies of the library's, which a member's task modules may also load:
+ * the crew tells a task class and a recoverable error by shape and name, never by identity.
+ * Unbundled (tsc's own output), it still works: it then requires the library's ES modules, or
+ * imports them on a Node that cannot require() them.
+ * Kept small: not even node:worker_threads (3 ms) in a process.
+ */
+type Crew = typeof import('./nexus/crew.js');
+
+const [kind, spinArg, fdArg] = process.argv.slice(2);
+const spin = Number(spinArg);
+
+function crew(): Crew | Promise<Crew> {
+  return process.features.require_module ? (require('./nexus/crew.js') as Crew) : import('./nexus/crew.js');
+}
+
+async function main(): Promise<void> {
+  const { serve } = await crew();
+  if (kind === 'thread') {
+    const { threadId } = require('node:worker_threads') as typeof import('node:worker_threads');
+    await serve(Number(fdArg), threadId, spin, false);
+  } else {
+    await serve(3, process.pid, spin, true);
+  }
+  // The team closed the channel: leave, even if a task left timers or sockets behind.
+  process.exit(0);
+}
+
+void main();
