@@ -201,6 +201,48 @@ test('a spinning dispatcher fed slowly stops spinning and sleeps', async (t) => 
   t.true(used < elapsed / 6, `used ${used} µs of CPU in ${elapsed} µs`);
 });
 
+test("a spinning dispatcher gives way to the thread's timers and sockets", async (t) => {
+  // A spin of 1 s after each turn, if it held the thread, would hold a timer due at once and a
+  // reply from a child process that long; the spin ends when libuv has work instead.
+  const { code, stdout, stderr } = await runScript(`
+    import { spawn } from 'node:child_process';
+    import { once } from 'node:events';
+    import { Dispatcher, JsonMarshaler, pipe } from './dist/index.js';
+    const marshaler = new JsonMarshaler();
+    const echo = spawn(process.execPath, ['-e', 'process.stdin.pipe(process.stdout)'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    echo.stdin.write('up');
+    await once(echo.stdout, 'data');
+    const dispatcher = new Dispatcher({ spin: 1000000 });
+    const [a, b] = pipe();
+    const delays = {};
+    dispatcher.whenReadReady(b, (ch) => {
+      const started = performance.now();
+      const what = marshaler.recv(ch);
+      if (what === 'timer') {
+        setTimeout(() => {
+          delays.timer = performance.now() - started;
+          marshaler.send('socket', a);
+        }, 0);
+      } else if (what === 'socket') {
+        echo.stdout.once('data', () => {
+          delays.socket = performance.now() - started;
+          a.close();
+        });
+        echo.stdin.write('x');
+      }
+      return !ch.atEnd;
+    });
+    marshaler.send('timer', a);
+    await dispatcher.watch();
+    echo.stdin.end();
+    console.log(JSON.stringify(delays));
+  `);
+  t.is(code, 0, stderr);
+  const delays = JSON.parse(stdout) as { timer: number; socket: number };
+  t.true(delays.timer < 500, `the timer came ${delays.timer} ms after the turn`);
+  t.true(delays.socket < 500, `the child's reply came ${delays.socket} ms after the turn`);
+});
+
 test('bad dispatcher options are refused, naming them', (t) => {
   t.throws(() => new Dispatcher({ spin: -1 }), { instanceOf: RangeError, message: /options\.spin/ });
   t.throws(() => new Dispatcher({ spin: 1.5 }), { instanceOf: RangeError, message: /options\.spin/ });

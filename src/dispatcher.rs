@@ -27,6 +27,8 @@ struct JsRef(sys::napi_ref);
 struct Inner {
     env: sys::napi_env,
     core: RefCell<Core<JsRef>>,
+    /// The libuv loop the handles live on (the thread's Node event loop).
+    event_loop: Cell<*mut uv::Loop>,
     /// The libuv handles, null once closed.
     poll: Cell<*mut uv::Handle>,
     timer: Cell<*mut uv::Handle>,
@@ -83,6 +85,7 @@ impl Dispatcher {
         let inner = Rc::new(Inner {
             env: raw,
             core: RefCell::new(core),
+            event_loop: Cell::new(ptr::null_mut()),
             poll: Cell::new(ptr::null_mut()),
             timer: Cell::new(ptr::null_mut()),
             idle: Cell::new(ptr::null_mut()),
@@ -313,6 +316,7 @@ impl Inner {
             // SAFETY: handle is a live libuv handle; data is ours.
             unsafe { uv::set_data(handle, data) };
         }
+        self.event_loop.set(lp);
         self.poll.set(poll);
         self.timer.set(timer);
         self.idle.set(idle);
@@ -544,6 +548,11 @@ impl Inner {
     /// process costs the peer's write about 20 µs on this project's machine. A spin that finds
     /// nothing turns spinning off until a pause measured asleep is shorter than `spin`, so a
     /// dispatcher fed slowly sleeps as usual.
+    ///
+    /// The spin gives way to the rest of the thread's loop: it does not start while libuv has
+    /// work due (a timer, an immediate), ends before the next timer, and ends as soon as libuv's
+    /// own poller has an event, so a pool's parent can spin for its results without holding up
+    /// the application's sockets and timers.
     fn linger(&self) {
         if self.spin.is_zero()
             || self.stop_requested.get()
@@ -562,18 +571,33 @@ impl Inner {
             self.asleep_since.set(Some(Instant::now()));
             return;
         }
+        let Some(until) = self.spin_deadline() else {
+            return;
+        };
         // The selector's descriptor is polled, not the selector: any news (a ready channel, a
         // wake-up for a closed one, a flush that finished) then reaches the next turn through
-        // libuv as usual, and nothing is taken out of the selector here.
-        let mut selector = libc::pollfd {
-            fd: self.core.borrow().fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let until = Instant::now() + self.spin;
+        // libuv as usual, and nothing is taken out of the selector here. libuv's poller holds
+        // the selector too, so it alone would do on Linux; the selector is polled as well where
+        // a poller's descriptor may not be pollable.
+        let lp = self.event_loop.get();
+        let mut watched = [
+            libc::pollfd {
+                fd: self.core.borrow().fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                // SAFETY: the loop our handles live on, on its own thread.
+                fd: unsafe { uv::uv_backend_fd(lp) },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
         loop {
-            // SAFETY: one pollfd we own, no wait.
-            if unsafe { libc::poll(&mut selector, 1, 0) } != 0 {
+            // SAFETY: two pollfds we own, no wait.
+            if unsafe { libc::poll(watched.as_mut_ptr(), 2, 0) } > 0
+                && (watched[0].revents != 0 || watched[1].revents & libc::POLLIN != 0)
+            {
                 return;
             }
             if Instant::now() >= until {
@@ -583,6 +607,29 @@ impl Inner {
         }
         self.spinning.set(false);
         self.asleep_since.set(Some(Instant::now()));
+    }
+
+    /// When a spin starting now must end: after `spin`, or before libuv's next timer; None when
+    /// libuv has work due now, which the spin would hold up.
+    fn spin_deadline(&self) -> Option<Instant> {
+        let lp = self.event_loop.get();
+        // SAFETY: the loop our handles live on, on its own thread; the idle handle is live (the
+        // dispatcher is not closed). Nothing of ours is due, so our idle handle, which libuv
+        // would count as work due, is stopped now rather than when the turn ends. The loop's
+        // notion of now is as old as this iteration: it is brought up to date so that the
+        // timeout counts from now.
+        let timeout = unsafe {
+            uv::uv_idle_stop(self.idle.get());
+            uv::uv_update_time(lp);
+            uv::uv_backend_timeout(lp)
+        };
+        let now = Instant::now();
+        match u64::try_from(timeout) {
+            Ok(0) => None,
+            Ok(ms) => Some((now + Duration::from_millis(ms)).min(now + self.spin)),
+            // Negative: no timer at all.
+            Err(_) => Some(now + self.spin),
+        }
     }
 
     /// Makes one call; no borrow of the core is held while JavaScript runs.

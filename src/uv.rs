@@ -28,6 +28,9 @@ extern "C" {
     pub fn uv_idle_start(handle: *mut Handle, cb: HandleCb) -> c_int;
     pub fn uv_idle_stop(handle: *mut Handle) -> c_int;
     pub fn uv_close(handle: *mut Handle, cb: HandleCb);
+    pub fn uv_backend_fd(lp: *const Loop) -> c_int;
+    pub fn uv_backend_timeout(lp: *const Loop) -> c_int;
+    pub fn uv_update_time(lp: *mut Loop);
 }
 
 /// Allocates zeroed memory for a handle of `kind`, after checking that the numbering we compiled
