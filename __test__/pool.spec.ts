@@ -31,7 +31,7 @@ import {
   WorkerLostError,
 } from '../dist/index.js';
 import { READY, TASKS } from '../dist/nexus/crew.js';
-import { memberSpin, workerExecArgv } from '../dist/nexus/recruiting.js';
+import { teamSpin, workerExecArgv } from '../dist/nexus/recruiting.js';
 import {
   Bulky,
   Chancy,
@@ -234,10 +234,17 @@ test('no more members start at once than there are CPUs; the next are recruited 
   await the.close();
 });
 
-test('members poll before sleeping only while the team fits the CPUs', (t) => {
+test('members, and a pool on a dispatcher of its own, poll before sleeping only while the team fits the CPUs', async (t) => {
   const cpus = availableParallelism();
-  t.true(memberSpin({ size: cpus }) > 0);
-  t.is(memberSpin({ size: cpus + 1 }), 0, 'spinning beside more members than CPUs takes CPU from them');
+  t.true(teamSpin({ size: cpus }) > 0);
+  t.is(teamSpin({ size: cpus + 1 }), 0, 'spinning beside more members than CPUs takes CPU from them');
+  const fits = new Pool({ size: cpus });
+  const crowded = new Pool({ size: cpus + 1 });
+  const given = new Pool({ size: 1, dispatcher: new Dispatcher() });
+  t.is(fits.dispatcher.spin, teamSpin(fits));
+  t.is(crowded.dispatcher.spin, 0);
+  t.is(given.dispatcher.spin, 0, 'a dispatcher given to the pool keeps its own settings');
+  await Promise.all([fits.close(), crowded.close(), given.close()]);
 });
 
 test('bad tasks and bad options are refused with errors that name the problem', async (t) => {

@@ -26,7 +26,9 @@ export interface DispatcherOptions {
    * (default 0: sleep at once). For a process whose peer answers within microseconds, such as a
    * crew member between tasks: waking a sleeping process costs the peer about 20 µs. A poll that
    * finds nothing stops the polling until a pause, measured asleep, is that short again, so a
-   * dispatcher fed slowly sleeps as usual. It holds up this thread's other work for that long.
+   * dispatcher fed slowly sleeps as usual. The rest of the thread's loop goes first: a poll does
+   * not start while a timer or an immediate is due, and it ends at the next timer or as soon as
+   * one of Node's own sockets has news.
    */
   spin?: number;
 }
@@ -44,6 +46,8 @@ const EXCEPTION = 2;
 export class Dispatcher {
   readonly #native: NativeDispatcher;
   readonly #onError: DispatcherOptions['onError'];
+  /** Microseconds this dispatcher polls before it sleeps (see {@link DispatcherOptions.spin}). */
+  readonly spin: number;
 
   constructor(options: DispatcherOptions = {}) {
     if (options === null || typeof options !== 'object') {
@@ -63,6 +67,7 @@ export class Dispatcher {
     }
     this.#native = new native.Dispatcher(spin);
     this.#onError = options.onError;
+    this.spin = spin;
   }
 
   /** Calls `handler(channel)` whenever `channel` has data, an end of file or a connection to accept. */

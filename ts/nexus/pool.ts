@@ -15,6 +15,7 @@ import { Dispatcher, type HandlerId } from '../ipc/dispatcher.js';
 import { HybridMarshaler } from '../ipc/marshaler.js';
 import { CANCEL, CREW_MAX_FRAME, type Crew, READY, REPORTS, type Report, STARTED, TASKS } from './crew.js';
 import { Fork } from './fork.js';
+import { teamSpin } from './recruiting.js';
 import {
   addressOf,
   CrewStatus,
@@ -48,7 +49,12 @@ export interface PoolOptions {
   pending?: number;
   /** Seconds idle members wait for more work before they are dismissed (1). */
   linger?: number;
-  /** The dispatcher to run on (a new one); the pool watches it while it has members. */
+  /**
+   * The dispatcher to run on; the pool watches it while it has members. By default a new one
+   * that, while results come back within 300 µs of each other, polls that long for the next
+   * before it sleeps (DispatcherOptions.spin; not for a pool larger than the machine's CPUs):
+   * a task at a time then takes about a quarter less.
+   */
   dispatcher?: Dispatcher;
 }
 
@@ -187,7 +193,7 @@ export class Pool extends EventEmitter implements Team {
     this.pending = options.pending ?? 1024;
     this.linger = options.linger ?? 1;
     this.#ownsDispatcher = options.dispatcher === undefined;
-    this.dispatcher = options.dispatcher ?? new Dispatcher();
+    this.dispatcher = options.dispatcher ?? new Dispatcher({ spin: teamSpin(this) });
     this.#depth = Math.min(2, this.pipeline);
   }
 

@@ -15,7 +15,7 @@ import type { Recruiter, Team } from './team.js';
  * CPUs take them from the team: a pool of 8 on 2 CPUs did 50k trivial tasks/s with spinning
  * members, against 68k without (medians of 5 interleaved runs).
  */
-export const MEMBER_SPIN = 300;
+export const TEAM_SPIN = 300;
 
 /**
  * The entry every member runs, Fork's processes and Threads' threads alike: `dist/member.cjs`,
@@ -23,9 +23,12 @@ export const MEMBER_SPIN = 300;
  */
 export const memberEntry = new URL('../member.cjs', import.meta.url);
 
-/** How long the members of `team` spin (see {@link MEMBER_SPIN}). */
-export function memberSpin(team: { readonly size: number }): number {
-  return team.size <= availableParallelism() ? MEMBER_SPIN : 0;
+/**
+ * How long the members of `team` spin, and the parent that waits for their results on a
+ * dispatcher of its own (see {@link TEAM_SPIN}).
+ */
+export function teamSpin(team: { readonly size: number }): number {
+  return team.size <= availableParallelism() ? TEAM_SPIN : 0;
 }
 
 /** Options of the recruiters. */
