@@ -31,7 +31,6 @@ const SCENARIOS = [
 const CONTENDERS = [
   { id: "pyre-nexus-fork", label: "pyre-nexus Fork", kind: "processes", needs: ["dist/index.js"] },
   { id: "pyre-nexus-threads", label: "pyre-nexus Threads", kind: "threads", needs: ["dist/index.js"] },
-  { id: "pyre-nexus-fork-spin", label: "pyre-nexus Fork, spinning parent", kind: "processes", needs: ["dist/index.js"] },
   { id: "piscina", label: "piscina", kind: "threads", needs: ["node_modules/piscina"] },
   { id: "tinypool", label: "tinypool", kind: "threads", needs: ["node_modules/tinypool"] },
   { id: "workerpool", label: "workerpool (process)", kind: "processes", needs: ["node_modules/workerpool"] },
@@ -289,13 +288,6 @@ export function targets({ meta, results }) {
     'piscina',
     1.2,
   );
-  ratio(
-    'trivial one at a time: pyre-nexus Fork, spinning parent ≥ 1.2× piscina',
-    'trivial-seq',
-    'pyre-nexus-fork-spin',
-    'piscina',
-    1.2,
-  );
   const sc = meta.scenarios.find((x) => x.id === 'cpu-all');
   const best = (sc.tasks * meta.taskMs) / sc.workers / 1000;
   for (const [id, label] of [
@@ -386,12 +378,10 @@ export function markdown({ meta, results }) {
     '### The contenders',
     '',
     '- **pyre-nexus Fork**: `new Pool({ size })`, the default recruiter: one Node process per worker, joined ' +
-      'by a socket pair on its fd 3. Tasks are `Task` subclasses in `bench/pool/nexus-tasks.js`; many at once ' +
+      "by a socket pair on its fd 3; the pool's own dispatcher, like its members, polls up to 300 µs for the next " +
+      'report before it sleeps while reports come that fast (the team fits the CPUs). Tasks are `Task` subclasses in `bench/pool/nexus-tasks.js`; many at once ' +
       'go through `pool.assemble(tasks)`, one at a time through `pool.submit(task)`.',
     '- **pyre-nexus Threads**: the same with `recruiter: new Threads()`: worker threads, same protocol.',
-    '- **pyre-nexus Fork, spinning parent**: the same as Fork with `dispatcher: new Dispatcher({ spin: 300 })`: ' +
-      "the parent polls up to 300 µs before it sleeps, as crew members do while their team fits the CPUs, so a report's arrival wakes " +
-      "nobody. It keeps the parent's CPU busy while tasks come and go, and holds up its other work for as long.",
     `- **piscina** ${v.piscina ?? ''} and **tinypool** ${v.tinypool ?? ''}: worker threads, ` +
       '`minThreads = maxThreads = workers`, `pool.run(arg, { name })` per task, everything else left at its ' +
       'default.',

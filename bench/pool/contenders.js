@@ -17,20 +17,16 @@ function eachOf(run) {
   return { run, all: (kind, args) => Promise.all(args.map((arg) => run(kind, arg))) };
 }
 
-/**
- * pyre-nexus: Pool with the default Fork recruiter, or with Threads; `spin` gives the pool a
- * dispatcher that polls that many microseconds before sleeping (DispatcherOptions.spin).
- */
-function nexus(recruiter, spin = 0) {
+/** pyre-nexus: Pool with the default Fork recruiter, or with Threads. */
+function nexus(recruiter) {
   return async () => {
-    const { Dispatcher, Pool, Threads } = await import('../../dist/index.js');
+    const { Pool, Threads } = await import('../../dist/index.js');
     const { Spin, Trivial } = await import('./nexus-tasks.js');
     const classes = { trivial: Trivial, spin: Spin };
     return (size) => {
       const pool = new Pool({
         size,
         ...(recruiter === 'threads' ? { recruiter: new Threads() } : {}),
-        ...(spin > 0 ? { dispatcher: new Dispatcher({ spin }) } : {}),
       });
       return {
         run: (kind, arg) => pool.submit(new classes[kind](arg)),
@@ -145,7 +141,6 @@ async function framed() {
 export const CONTENDERS = {
   'pyre-nexus-fork': nexus('fork'),
   'pyre-nexus-threads': nexus('threads'),
-  'pyre-nexus-fork-spin': nexus('fork', 300),
   piscina,
   tinypool,
   workerpool,
