@@ -90,7 +90,9 @@ function load(): Binding {
       'ERR_NEXUS_UNSUPPORTED_PLATFORM',
     );
   }
-  return binding;
+  // A copy: the addon's exports object comes in V8's dictionary mode, whose property loads
+  // optimized code cannot inline, and the channel calls look one up per message.
+  return { ...binding };
 }
 
 export const native: Binding = load();

@@ -1,3 +1,5 @@
+// Imported: the global `Buffer` is a getter that V8 looks up anew on every use.
+import { Buffer } from 'node:buffer';
 import { translate } from '../errors.js';
 import { type ChannelHandle, native } from '../native.js';
 

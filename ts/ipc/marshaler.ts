@@ -1,3 +1,5 @@
+// Imported: the global `Buffer` is a getter that V8 looks up anew on every use.
+import { Buffer } from 'node:buffer';
 import { createRequire } from 'node:module';
 import { BadPayloadError } from '../errors.js';
 import type { Channel } from './channel.js';

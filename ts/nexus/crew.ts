@@ -15,6 +15,8 @@
  * The team closing its end ends the worker.
  */
 
+// Imported: the global `performance` is a getter that V8 looks up anew on every use.
+import { performance } from 'node:perf_hooks';
 import { ConnectionResetError, FrameTooLargeError } from '../errors.js';
 import { adopt, type Channel } from '../ipc/channel.js';
 import { Dispatcher } from '../ipc/dispatcher.js';

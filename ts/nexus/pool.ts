@@ -10,6 +10,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
+// Imported: the global `performance` is a getter that V8 looks up anew on every use.
+import { performance } from 'node:perf_hooks';
 import { ConnectionResetError, FrameTooLargeError, NexusError } from '../errors.js';
 import { Dispatcher, type HandlerId } from '../ipc/dispatcher.js';
 import { HybridMarshaler } from '../ipc/marshaler.js';

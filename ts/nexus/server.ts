@@ -1,3 +1,7 @@
+// Imported: the global `Buffer` is a getter that V8 looks up anew on every use.
+import { Buffer } from 'node:buffer';
+// Imported: the global `performance` is a getter that V8 looks up anew on every use.
+import { performance } from 'node:perf_hooks';
 import { ChannelFullError, ConnectionResetError, NexusError } from '../errors.js';
 import { type Channel, port } from '../ipc/channel.js';
 import type { Dispatcher, HandlerId } from '../ipc/dispatcher.js';
