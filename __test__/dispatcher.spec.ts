@@ -201,9 +201,9 @@ test('a spinning dispatcher fed slowly stops spinning and sleeps', async (t) => 
   t.true(used < elapsed / 6, `used ${used} µs of CPU in ${elapsed} µs`);
 });
 
-test("a spinning dispatcher gives way to the thread's timers and sockets", async (t) => {
-  // A spin of 1 s after each turn, if it held the thread, would hold a timer due at once and a
-  // reply from a child process that long; the spin ends when libuv has work instead.
+test("a spinning dispatcher gives way to the thread's timers, immediates, its own alarms and sockets", async (t) => {
+  // A spin of 1 s after each turn, if it held the thread, would hold each of these that long;
+  // the spin gives way instead. Each stage starts the next one from its own callback.
   const { code, stdout, stderr } = await runScript(`
     import { spawn } from 'node:child_process';
     import { once } from 'node:events';
@@ -217,17 +217,17 @@ test("a spinning dispatcher gives way to the thread's timers and sockets", async
     const delays = {};
     dispatcher.whenReadReady(b, (ch) => {
       const started = performance.now();
-      const what = marshaler.recv(ch);
-      if (what === 'timer') {
-        setTimeout(() => {
-          delays.timer = performance.now() - started;
-          marshaler.send('socket', a);
-        }, 0);
-      } else if (what === 'socket') {
-        echo.stdout.once('data', () => {
-          delays.socket = performance.now() - started;
-          a.close();
-        });
+      const stage = marshaler.recv(ch);
+      const done = (next) => () => {
+        delays[stage] = performance.now() - started;
+        if (next === null) a.close();
+        else marshaler.send(next, a);
+      };
+      if (stage === 'timer') setTimeout(done('immediate'), 0);
+      else if (stage === 'immediate') setImmediate(done('alarm'));
+      else if (stage === 'alarm') dispatcher.alarm(0.005, done('socket'));
+      else if (stage === 'socket') {
+        echo.stdout.once('data', done(null));
         echo.stdin.write('x');
       }
       return !ch.atEnd;
@@ -238,9 +238,9 @@ test("a spinning dispatcher gives way to the thread's timers and sockets", async
     console.log(JSON.stringify(delays));
   `);
   t.is(code, 0, stderr);
-  const delays = JSON.parse(stdout) as { timer: number; socket: number };
-  t.true(delays.timer < 500, `the timer came ${delays.timer} ms after the turn`);
-  t.true(delays.socket < 500, `the child's reply came ${delays.socket} ms after the turn`);
+  const delays = JSON.parse(stdout) as Record<string, number>;
+  t.deepEqual(Object.keys(delays), ['timer', 'immediate', 'alarm', 'socket']);
+  for (const [stage, ms] of Object.entries(delays)) t.true(ms < 500, `the ${stage} came ${ms} ms after the turn`);
 });
 
 test('bad dispatcher options are refused, naming them', (t) => {

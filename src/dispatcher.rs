@@ -490,8 +490,10 @@ impl Inner {
         }
     }
 
-    /// One turn: take what mio has, call the due handlers, re-arm.
-    fn turn(&self) {
+    /// One turn: take what mio has, call the due handlers, re-arm. `may_spin` only for a turn
+    /// started by libuv's poller: from its timer or idle phase, libuv has already taken the
+    /// phase's other due timers or idle handles off the queues a spin looks at.
+    fn turn(&self, may_spin: bool) {
         if self.in_turn.get() || self.closed.get() || self.deferred.get().is_null() {
             return;
         }
@@ -536,7 +538,9 @@ impl Inner {
         self.calls.set(calls);
         if !self.closed.get() {
             self.core.borrow_mut().settle();
-            self.linger();
+            if may_spin {
+                self.linger();
+            }
         }
         self.in_turn.set(false);
         self.schedule();
@@ -571,31 +575,30 @@ impl Inner {
             self.asleep_since.set(Some(Instant::now()));
             return;
         }
-        let Some(until) = self.spin_deadline() else {
+        let Some((until, bounded)) = self.spin_deadline() else {
             return;
         };
         // The selector's descriptor is polled, not the selector: any news (a ready channel, a
         // wake-up for a closed one, a flush that finished) then reaches the next turn through
-        // libuv as usual, and nothing is taken out of the selector here. libuv's poller holds
-        // the selector too, so it alone would do on Linux; the selector is polled as well where
-        // a poller's descriptor may not be pollable.
-        let lp = self.event_loop.get();
-        let mut watched = [
-            libc::pollfd {
-                fd: self.core.borrow().fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                // SAFETY: the loop our handles live on, on its own thread.
-                fd: unsafe { uv::uv_backend_fd(lp) },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
+        // libuv as usual, and nothing is taken out of the selector here. On Linux libuv's own
+        // poller is polled too (it holds the selector, so it alone would do there): it has news
+        // when any of the loop's descriptors has. Elsewhere a poller's descriptor (kqueue) is
+        // not reliably pollable, and the spin gives way to timers only.
+        let mut watched = [libc::pollfd {
+            fd: self.core.borrow().fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }; 2];
+        let count = if cfg!(target_os = "linux") {
+            // SAFETY: the loop our handles live on, on its own thread.
+            watched[1].fd = unsafe { uv::uv_backend_fd(self.event_loop.get()) };
+            2
+        } else {
+            1
+        };
         loop {
-            // SAFETY: two pollfds we own, no wait.
-            if unsafe { libc::poll(watched.as_mut_ptr(), 2, 0) } > 0
+            // SAFETY: `count` pollfds we own, no wait; revents is zero for one that has nothing.
+            if unsafe { libc::poll(watched.as_mut_ptr(), count, 0) } > 0
                 && (watched[0].revents != 0 || watched[1].revents & libc::POLLIN != 0)
             {
                 return;
@@ -605,13 +608,17 @@ impl Inner {
             }
             std::thread::yield_now();
         }
-        self.spinning.set(false);
-        self.asleep_since.set(Some(Instant::now()));
+        // Cut short by a timer: that found nothing, but says nothing of how fast peers answer.
+        if !bounded {
+            self.spinning.set(false);
+            self.asleep_since.set(Some(Instant::now()));
+        }
     }
 
-    /// When a spin starting now must end: after `spin`, or before libuv's next timer; None when
-    /// libuv has work due now, which the spin would hold up.
-    fn spin_deadline(&self) -> Option<Instant> {
+    /// When a spin starting now must end, and whether a timer (libuv's next, or an alarm of
+    /// ours not armed in libuv yet) ends it before `spin` has passed; None when libuv has work
+    /// due now, which the spin would hold up.
+    fn spin_deadline(&self) -> Option<(Instant, bool)> {
         let lp = self.event_loop.get();
         // SAFETY: the loop our handles live on, on its own thread; the idle handle is live (the
         // dispatcher is not closed). Nothing of ours is due, so our idle handle, which libuv
@@ -624,12 +631,20 @@ impl Inner {
             uv::uv_backend_timeout(lp)
         };
         let now = Instant::now();
-        match u64::try_from(timeout) {
-            Ok(0) => None,
-            Ok(ms) => Some((now + Duration::from_millis(ms)).min(now + self.spin)),
-            // Negative: no timer at all.
-            Err(_) => Some(now + self.spin),
-        }
+        let libuv_timer = match u64::try_from(timeout) {
+            Ok(0) => return None,
+            Ok(ms) => Some(now + Duration::from_millis(ms)),
+            Err(_) => None, // negative: no timer at all
+        };
+        let timer = match (libuv_timer, self.core.borrow_mut().next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let spun = now + self.spin;
+        Some(match timer {
+            Some(t) if t < spun => (t, true),
+            _ => (spun, false),
+        })
     }
 
     /// Makes one call; no borrow of the core is held while JavaScript runs.
@@ -727,9 +742,9 @@ unsafe fn inner_of(handle: *mut uv::Handle) -> std::mem::ManuallyDrop<Rc<Inner>>
 
 /// Runs a turn for a libuv callback. A panic cannot unwind into libuv, and there is no caller to
 /// throw to: it is caught, the watch rejects with it, and the loop stops instead of aborting.
-unsafe fn turn_from(handle: *mut uv::Handle) {
+unsafe fn turn_from(handle: *mut uv::Handle, may_spin: bool) {
     let inner = inner_of(handle);
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.turn()));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.turn(may_spin)));
     if outcome.is_err() {
         inner.in_turn.set(false);
         inner.fail_with(
@@ -741,15 +756,15 @@ unsafe fn turn_from(handle: *mut uv::Handle) {
 }
 
 unsafe extern "C" fn on_poll(handle: *mut uv::Handle, _status: i32, _events: i32) {
-    turn_from(handle);
+    turn_from(handle, true);
 }
 
 unsafe extern "C" fn on_idle(handle: *mut uv::Handle) {
-    turn_from(handle);
+    turn_from(handle, false);
 }
 
 unsafe extern "C" fn on_timer(handle: *mut uv::Handle) {
-    turn_from(handle);
+    turn_from(handle, false);
 }
 
 unsafe extern "C" fn on_close(handle: *mut uv::Handle) {
