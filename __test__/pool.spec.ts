@@ -858,12 +858,12 @@ test('a parent run with profiling options that take values still gets members', 
 });
 
 for (const recruiter of ['Fork', 'Threads']) {
-  test(`${recruiter} members load the library from one bundled file, not its modules one by one`, async (t) => {
+  test(`${recruiter} members run the library from one bundled file, not from its modules one by one`, async (t) => {
     const { code, stdout, stderr } = await runScript(`
       import { Pool, ${recruiter} } from './dist/index.js';
-      import { LoadedFiles } from './__test__/fixtures/plain-tasks.js';
+      import { CallerFiles } from './__test__/fixtures/plain-tasks.js';
       const pool = new Pool({ size: 1, recruiter: new ${recruiter}() });
-      console.log(JSON.stringify(await pool.submit(new LoadedFiles())));
+      console.log(JSON.stringify(await pool.submit(new CallerFiles())));
       await pool.close();
     `);
     t.is(code, 0, stderr);
