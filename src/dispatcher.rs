@@ -554,9 +554,9 @@ impl Inner {
     /// dispatcher fed slowly sleeps as usual.
     ///
     /// The spin gives way to the rest of the thread's loop: it does not start while libuv has
-    /// work due (a timer, an immediate), ends before the next timer, and ends as soon as libuv's
-    /// own poller has an event, so a pool's parent can spin for its results without holding up
-    /// the application's sockets and timers.
+    /// work due (a timer, an immediate), ends before the next timer, and (on Linux) ends as soon
+    /// as libuv's own poller has an event, so a pool's parent can spin for its results without
+    /// holding up the application's sockets and timers.
     fn linger(&self) {
         if self.spin.is_zero()
             || self.stop_requested.get()
@@ -636,10 +636,8 @@ impl Inner {
             Ok(ms) => Some(now + Duration::from_millis(ms)),
             Err(_) => None, // negative: no timer at all
         };
-        let timer = match (libuv_timer, self.core.borrow_mut().next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let alarm = self.core.borrow_mut().next_deadline();
+        let timer = libuv_timer.into_iter().chain(alarm).min();
         let spun = now + self.spin;
         Some(match timer {
             Some(t) if t < spun => (t, true),

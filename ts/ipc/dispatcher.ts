@@ -27,8 +27,8 @@ export interface DispatcherOptions {
    * crew member between tasks: waking a sleeping process costs the peer about 20 µs. A poll that
    * finds nothing stops the polling until a pause, measured asleep, is that short again, so a
    * dispatcher fed slowly sleeps as usual. The rest of the thread's loop goes first: a poll does
-   * not start while a timer or an immediate is due, and it ends at the next timer or as soon as
-   * one of Node's own sockets has news.
+   * not start while a timer or an immediate is due, and it ends at the next timer (Node's or an
+   * alarm) and, on Linux, as soon as one of Node's own sockets has news.
    */
   spin?: number;
 }
