@@ -45,7 +45,10 @@ import {
   Lost,
   Oversized,
   openGate,
+  Parked,
+  release,
   Square,
+  SquareOrCrash,
   Unsendable,
   Whoami,
 } from './fixtures/tasks.js';
@@ -80,6 +83,18 @@ function inThisThread(id: number, start: (work: () => void) => void = (work) => 
 async function dismissInThisThread(_team: Team, member: Crew): Promise<void> {
   member.channel.close();
   while (member.enlistment.exited() === null) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** A recruiter of members in this thread, on the other end of a pipe. */
+class InThisThread implements Recruiter {
+  #deployed = 0;
+  recruit(team: Team) {
+    return Array.from({ length: team.vacancies() }, () => this.deploy());
+  }
+  deploy() {
+    return inThisThread(++this.#deployed);
+  }
+  dismiss = dismissInThisThread;
 }
 
 async function logFile(): Promise<string> {
@@ -180,21 +195,34 @@ test('calling a task runs it, and the codes have pyre’s values', async (t) => 
 });
 
 test('a recruiter of your own: members in this thread, running Crew.work on the other end of a pipe', async (t) => {
-  class InProcess implements Recruiter {
-    recruit(team: Team) {
-      return Array.from({ length: team.vacancies() }, () => this.deploy());
-    }
-    deploy() {
-      return inThisThread(1);
-    }
-    dismiss = dismissInThisThread;
-  }
-  const the = new Pool({ size: 1, recruiter: new InProcess() });
+  const the = new Pool({ size: 1, recruiter: new InThisThread() });
   t.is(await the.submit(new Whoami()), process.pid);
   t.deepEqual(
     (await the.assemble([new Square(3), new Later('own')])).outcomes.map((o) => o.result),
     [9, 'OWN'],
   );
+  await the.close();
+});
+
+test('a finished task is reported while the member waits on an async task behind it', async (t) => {
+  // Members hold finished reports back briefly while they have more to run; a task that waits
+  // (here, until released) must not hold back the reports of those that ran before it.
+  const the = new Pool({ size: 1, recruiter: new InThisThread() });
+  t.is(await the.submit(new Square(1)), 1);
+  let released = false;
+  const key = 'reported while parked';
+  // A watchdog, so that a regression fails rather than hangs.
+  const watchdog = setTimeout(() => {
+    released = true;
+    release(key);
+  }, 2000);
+  const squares = [the.submit(new Square(2)), the.submit(new Square(3))];
+  const parked = the.submit(new Parked(key));
+  t.deepEqual(await Promise.all(squares), [4, 9]);
+  t.false(released, 'the squares were reported only once the parked task was done');
+  clearTimeout(watchdog);
+  release(key);
+  t.is(await parked, key);
   await the.close();
 });
 
@@ -270,6 +298,35 @@ test('bad tasks and bad options are refused with errors that name the problem', 
   t.throws(() => new Pool({ timeout: -1 }), { message: /timeout must be a non-negative number/ });
   t.throws(() => new Pool({ recruiter: {} as never }), { message: /Recruiter protocol/ });
   t.throws(() => new Pool().assemble(42 as never), { message: /iterable/ });
+});
+
+test('a crash is charged to the task that caused it, not to finished tasks whose reports it lost', async (t) => {
+  // A member holds finished reports back for up to a millisecond while it has more to run, so
+  // when it dies with several tasks unreported, any of them may have been running. With no
+  // retries, charging the first of them would abort a task that had finished. The warm-up loads
+  // the class (the crash then runs at once, with no import first) and deepens the pipeline.
+  const the = new Pool({ size: 1, retries: 0 });
+  const warm = Array.from({ length: 200 }, (_, i) => new SquareOrCrash(i));
+  t.deepEqual(
+    (await the.assemble(warm)).outcomes.map((o) => o.result),
+    warm.map((task) => task.n * task.n),
+  );
+  const plan = [1, 2, 3, 4, 0, 5].map((n) => new SquareOrCrash(n, n === 0));
+  const report = await the.assemble(plan);
+  t.deepEqual(
+    report.outcomes.map((o) => [o.status, o.result]),
+    [
+      [TaskStatus.completed, 1],
+      [TaskStatus.completed, 4],
+      [TaskStatus.completed, 9],
+      [TaskStatus.completed, 16],
+      [TaskStatus.aborted, undefined],
+      [TaskStatus.completed, 25],
+    ],
+  );
+  t.true(report.outcomes[4]?.error instanceof WorkerLostError);
+  t.regex(report.outcomes[4]?.error?.message ?? '', /while running task #\d+ \(SquareOrCrash\), 1 time/);
+  await the.close();
 });
 
 test('a worker that crashes is replaced; its task runs elsewhere, then gives up past the retries', async (t) => {

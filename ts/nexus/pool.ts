@@ -127,6 +127,12 @@ interface Job {
   fields: Record<string, unknown>;
   state: 'queued' | 'running' | 'done';
   attempts: number;
+  /**
+   * A member died holding this task and others it had not reported: any of them may have been
+   * the one running (members hold finished reports back briefly). Until it reports, the task is
+   * dealt alone, so that a crash it causes is told from one its neighbours cause.
+   */
+  suspect: boolean;
   /** Milliseconds from the start of execution; 0 for no limit. */
   timeout: number;
   member: Crew | null;
@@ -299,6 +305,7 @@ export class Pool extends EventEmitter implements Team {
       fields: undefined as unknown as Record<string, unknown>,
       state: 'queued',
       attempts: 0,
+      suspect: false,
       timeout: timeout * 1000,
       member: null,
       index,
@@ -430,16 +437,27 @@ export class Pool extends EventEmitter implements Team {
    * when nothing was sent (no report would come to move it).
    */
   #assign(member: Crew, room: number): boolean {
+    if (this.#holdsSuspect(member)) return true;
     for (;;) {
       const batch: Job[] = [];
       while (batch.length < room) {
         const job = this.#next();
         if (job === undefined) break;
+        if (job.suspect) {
+          // Alone, to a member that holds nothing; otherwise it waits for one, first in line.
+          if (batch.length === 0 && member.jobs.length === 0) batch.push(job);
+          else this.#front.unshift(job);
+          break;
+        }
         batch.push(job);
       }
-      if (batch.length === 0) return false;
+      if (batch.length === 0) return this.#front.length > 0;
       if (this.#deal(member, batch)) return true;
     }
+  }
+
+  #holdsSuspect(member: Crew): boolean {
+    return member.jobs.length === 1 && this.#jobs.get(member.jobs[0] as number)?.suspect === true;
   }
 
   /**
@@ -616,6 +634,7 @@ export class Pool extends EventEmitter implements Team {
     const job = this.#jobs.get(id);
     if (job === undefined) return;
     member.imported.add(job.address);
+    job.suspect = false; // it ran without taking its member down
     this.#observe(ms);
     if (status === TaskStatus.completed) {
       this.#settle(job, TaskStatus.completed, value);
@@ -656,9 +675,18 @@ export class Pool extends EventEmitter implements Team {
     if (member.state === 'retired') return;
     const starting = member.state === 'registered';
     const ids = member.jobs.splice(0);
+    // Several tasks unreported: the member may have finished the first ones and held their
+    // reports back. None is charged; each is dealt alone from now on, where a crash is its own.
+    const unclear = started && ids.length > 1;
     ids.forEach((id, i) => {
       const job = this.#jobs.get(id);
       if (job === undefined) return;
+      if (unclear) {
+        job.attempts--;
+        job.suspect = true;
+        this.#requeue(job);
+        return;
+      }
       if (i === 0 && started && job.attempts > this.retries) {
         const error = new WorkerLostError(
           `crew member ${member.id} ${what} while running task ${label(job)}, ${job.attempts} ${job.attempts === 1 ? 'time' : 'times'}: given up`,
