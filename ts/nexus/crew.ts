@@ -196,6 +196,7 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
       if (next === undefined) break;
       const report = execute(next, started);
       if (report instanceof Promise) {
+        flush(); // finished tasks' reports do not wait for an import or an async task
         void report.then((done) => {
           finished(done);
           run();
