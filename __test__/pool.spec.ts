@@ -194,6 +194,36 @@ test('calling a task runs it, and the codes have pyre’s values', async (t) => 
   t.true(Recruiter.isImplementedBy(new Threads()));
 });
 
+test('pyre-nexus/task is one module, and its classes are the library’s own', async (t) => {
+  // A resolve hook (which runs in a thread of its own) notes, before the import can finish, each
+  // module of the library that importing `pyre-nexus/task` loads.
+  const log = join(await mkdtemp(join(tmpdir(), 'nexus-task-entry-')), 'loaded');
+  const hook = `import { appendFileSync } from 'node:fs';
+    let log;
+    export async function initialize(data) { log = data.log; }
+    export async function resolve(specifier, context, next) {
+      const resolved = await next(specifier, context);
+      const at = resolved.url.indexOf('/dist/');
+      if (at !== -1) appendFileSync(log, resolved.url.slice(at) + '\\n');
+      return resolved;
+    }`;
+  const { code, stdout, stderr } = await runScript(`
+    import { register } from 'node:module';
+    register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}), { data: { log: ${JSON.stringify(log)} } });
+    const entry = await import('pyre-nexus/task');
+    const { readFileSync } = await import('node:fs');
+    const loaded = readFileSync(${JSON.stringify(log)}, 'utf8').split('\\n').filter(Boolean);
+    const library = await import('pyre-nexus');
+    const same = ['Task', 'TaskStatus', 'CrewStatus', 'NexusError', 'RecoverableError']
+      .filter((name) => entry[name] === library[name]);
+    console.log(JSON.stringify({ loaded, same }));
+  `);
+  t.is(code, 0, stderr);
+  const { loaded, same } = JSON.parse(stdout) as { loaded: string[]; same: string[] };
+  t.deepEqual(loaded, ['/dist/task.js']);
+  t.deepEqual(same, ['Task', 'TaskStatus', 'CrewStatus', 'NexusError', 'RecoverableError']);
+});
+
 test('a recruiter of your own: members in this thread, running Crew.work on the other end of a pipe', async (t) => {
   const the = new Pool({ size: 1, recruiter: new InThisThread() });
   t.is(await the.submit(new Whoami()), process.pid);

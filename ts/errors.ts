@@ -2,25 +2,10 @@
  * Errors of pyre-nexus. Every error has a stable `code`; the native core throws coded errors and
  * {@link translate} turns them into the class a user can catch with `instanceof`.
  */
+import { NexusError } from './task.js';
 
-/** The base class of every pyre-nexus error (pyre's `NexusError`). */
-export class NexusError extends Error {
-  /** A stable identifier, such as `ERR_NEXUS_BAD_ADDRESS`. */
-  readonly code: string;
-
-  constructor(message: string, code = 'ERR_NEXUS', options?: ErrorOptions) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
-
-/** A task failed for a reason that may pass: running it again may succeed. */
-export class RecoverableError extends NexusError {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, 'ERR_NEXUS_RECOVERABLE', options);
-  }
-}
+// Defined with the Task class, so that a task module's one import brings them (see task.ts).
+export { NexusError, RecoverableError } from './task.js';
 
 /** The peer reset the connection (pyre's `ConnectionResetError`). */
 export class ConnectionResetError extends NexusError {}

@@ -6,9 +6,8 @@
  * (`npm run build:member`): each ES module a fresh thread or process loads costs it 1-2 ms, and
  * the crew's eight cost a member 15-19 ms before its first task, against 3-5 ms for the bundle.
  * The bundle's classes are copies of the library's, which a member's task modules may also load
- * (a task module importing `pyre-nexus/task` now loads its three small modules itself: 5-7 ms
- * against 2 when the crew had loaded two of them, so a member still starts about 10 ms sooner):
- * the crew tells a task class and a recoverable error by shape and name, never by identity.
+ * (`pyre-nexus/task` is one module, which costs a fresh worker no more than an empty one): the
+ * crew tells a task class and a recoverable error by shape and name, never by identity.
  * Unbundled (tsc's own output), it still works: it then requires the library's ES modules, or
  * imports them on a Node that cannot require() them.
  * Kept small: not even node:worker_threads (3 ms) in a process.

@@ -1,5 +1,6 @@
 /**
- * Tasks (pyre's `task`) and the codes that say how they went (`taskcodes`, `crewcodes`).
+ * How tasks (pyre's `task`) travel. The Task class and the codes that say how a task went
+ * (`taskcodes`, `crewcodes`) are defined in the `pyre-nexus/task` entry (../task.ts).
  *
  * A task crosses to a worker as its class's module URL, export name and state (the instance's
  * own enumerable properties, copied when the task is queued, the objects they hold read when it
@@ -7,63 +8,9 @@
  * there without running its constructor, as pickle does in pyre. Its result crosses back the same
  * way; an error keeps its name, message, stack, code, and whether it was a {@link RecoverableError}.
  */
-import { NexusError, RecoverableError } from '../errors.js';
+import { NexusError, RecoverableError, type Task } from '../task.js';
 
-/** What happened to a task (pyre's `taskcodes`). */
-export enum TaskStatus {
-  /** It succeeded. */
-  completed = 0,
-  /** It failed for a reason that may pass (a RecoverableError): run it again. */
-  failed = 1,
-  /** It can never succeed: drop it and tell the user. */
-  aborted = 2,
-  /** Its worker was compromised: run it elsewhere and retire the worker. */
-  damaged = 3,
-}
-
-/** How a crew member is after its latest task (pyre's `crewcodes`). */
-export enum CrewStatus {
-  healthy = 0,
-  damaged = 1,
-}
-
-// A task instance is callable: `task()` runs `task.execute()`, as pyre's `__call__` does.
-export interface Task<R = unknown> {
-  // biome-ignore lint/style/useShorthandFunctionType: a call signature, so that it merges
-  (): R | Promise<R>;
-}
-
-/**
- * The base class of tasks. Subclasses implement {@link execute} and say where workers find them
- * with `static module = import.meta.url`; the class must be exported from that module under
- * its own name (or under `static exportName`).
- *
- * ```ts
- * export class Square extends Task<number> {
- *   static module = import.meta.url;
- *   constructor(readonly n: number) { super(); }
- *   execute() { return this.n * this.n; }
- * }
- * ```
- */
-// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the class's instances are callable
-export abstract class Task<R = unknown> {
-  /** The URL of the module that exports this class (`import.meta.url`). */
-  static module?: string;
-  /** The name the module exports this class under; the class's name when absent. */
-  static exportName?: string;
-
-  constructor() {
-    // A function object with this class's prototype: callable, and an instance of the class.
-    const self = (() => (self as unknown as Task<R>).execute()) as unknown as Task<R>;
-    Object.setPrototypeOf(self, new.target.prototype);
-    // biome-ignore lint/correctness/noConstructorReturn: that is how a class instance is callable
-    return self;
-  }
-
-  /** The body of the task; may be async. Throw a RecoverableError for a failure that may pass. */
-  abstract execute(): R | Promise<R>;
-}
+export { CrewStatus, Task, TaskStatus } from '../task.js';
 
 /** Where workers find a task's class: the module that exports it, and under which name. */
 export interface TaskAddress {
