@@ -32,6 +32,7 @@ import {
 } from '../dist/index.js';
 import { READY, TASKS } from '../dist/nexus/crew.js';
 import { teamSpin, workerExecArgv } from '../dist/nexus/recruiting.js';
+import { stateOf } from '../dist/nexus/task.js';
 import {
   Bulky,
   Chancy,
@@ -192,6 +193,35 @@ test('calling a task runs it, and the codes have pyre’s values', async (t) => 
   t.true(Team.isImplementedBy(new Pool({ size: 1 })));
   t.true(Recruiter.isImplementedBy(new Fork()));
   t.true(Recruiter.isImplementedBy(new Threads()));
+});
+
+test('a task field called name or length travels once declared; undeclared, assigning it throws', async (t) => {
+  // A task is a function object (callable, as pyre's __call__), whose own name and length are
+  // read-only until a class field declaration redefines them.
+  class Named extends Task<string> {
+    static module = import.meta.url;
+    name: string;
+    length: number;
+    constructor(name: string, length: number) {
+      super();
+      this.name = name;
+      this.length = length;
+    }
+    execute() {
+      return `${this.name}:${this.length}`;
+    }
+  }
+  const task = new Named('ada', 3);
+  t.is(task(), 'ada:3');
+  t.deepEqual(stateOf(task), { name: 'ada', length: 3 });
+  class Undeclared extends Task {
+    constructor(name: string) {
+      super();
+      Object.assign(this, { name });
+    }
+    execute() {}
+  }
+  t.throws(() => new Undeclared('ada'), { instanceOf: TypeError, message: /read only property 'name'/ });
 });
 
 test('pyre-nexus/task is one module, and its classes are the library’s own', async (t) => {
