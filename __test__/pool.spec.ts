@@ -440,7 +440,7 @@ test('a member whose team goes away without reading what it sent stops quietly',
   // which is how a member's life ends, not an error to crash on.
   const [team, member] = pipe();
   const working = Crew.work(member, 1);
-  new HybridMarshaler().send([TASKS, [[Square.module, 'Square']], [[1, 0, { n: 3 }]]], team);
+  new HybridMarshaler().send([TASKS, [[Square.module, 'Square']], [1, 0, { n: 3 }]], team);
   team.abort(); // the member's READY, and its report to come, are never read
   await t.notThrowsAsync(working);
 });
@@ -463,7 +463,7 @@ test('a member whose team goes away while it imports a task module stops quietly
   const [team, member] = pipe();
   const working = Crew.work(member, 1);
   const module = new URL('./fixtures/gated-tasks.js', import.meta.url).href;
-  new HybridMarshaler().send([TASKS, [[module, 'Gated']], [[1, 0, {}]]], team);
+  new HybridMarshaler().send([TASKS, [[module, 'Gated']], [1, 0, {}]], team);
   await started;
   team.abort(); // the member's READY is never read: its next send meets a reset
   open();
@@ -473,7 +473,7 @@ test('a member whose team goes away while it imports a task module stops quietly
 test('a member sent a task of a class it was never told of says so', async (t) => {
   const [team, member] = pipe();
   const working = Crew.work(member, 1);
-  new HybridMarshaler().send([TASKS, [], [[1, 5, { n: 3 }]]], team);
+  new HybridMarshaler().send([TASKS, [], [1, 5, { n: 3 }]], team);
   await t.throwsAsync(working, { message: /task 1 of class 5, which it never named \(crew protocol\)/ });
   team.close();
 });

@@ -2,17 +2,19 @@
  * The crew (pyre's `crew`): twins joined by a channel. The team side sends tasks and reads
  * reports; the worker side ({@link work}) runs the tasks it receives, one at a time, in order.
  *
- * The protocol, one V8-serialized array per frame:
+ * The protocol, one array per frame (JSON, or V8-serialized when JSON cannot carry it):
  * - worker → team `[READY, id]` once at start-up (the member is healthy);
- * - team → worker `[TASKS, [[module, name], …], [[taskId, class, state], …]]`: several tasks per
- *   frame, each naming its class by its number; the list holds the classes this member has not
- *   been sent yet, which take the next numbers (the first class sent is 0);
+ * - team → worker `[TASKS, [[module, name], …], [taskId, class, state, taskId, class, state, …]]`:
+ *   several tasks per frame, each naming its class by its number; the first list holds the
+ *   classes this member has not been sent yet, which take the next numbers (the first class sent
+ *   is 0);
  * - team → worker `[CANCEL, taskId]`: skip that task if it has not started;
- * - worker → team `[REPORTS, [[taskId, crewStatus, taskStatus, value, ms], …]]`, where value is
- *   the result, or an {@link ErrorRecord} when the task did not complete;
+ * - worker → team `[REPORTS, [taskId, crewStatus, taskStatus, value, ms, taskId, …]]`, where value
+ *   is the result, or an {@link ErrorRecord} when the task did not complete;
  * - worker → team `[STARTED, taskId]` when a task begins after its module was imported, so that
  *   importing does not count against the task's timeout.
- * The team closing its end ends the worker.
+ * The team closing its end ends the worker. Tasks and reports go in flat lists, not a list per
+ * task: a frame of them then decodes to two arrays instead of one per task.
  */
 
 // Imported: the global `performance` is a getter that V8 looks up anew on every use.
@@ -39,6 +41,9 @@ export const TASKS = 1;
 export const CANCEL = 2;
 export const REPORTS = 3;
 export const STARTED = 4;
+/** The fields of a task in a TASKS frame, and of a report in a REPORTS frame. */
+export const TASK_FIELDS = 3;
+export const REPORT_FIELDS = 5;
 
 /** A task as the worker receives it. */
 export type Assignment = [id: number, module: string, name: string, state: Record<string, unknown>];
@@ -147,7 +152,7 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
   const dispatcher = new Dispatcher({ spin });
   const queue: Assignment[] = [];
   const sentClasses: [module: string, name: string][] = []; // by number, as the team sent them
-  let reports: Report[] = [];
+  let reports: unknown[] = []; // flat: REPORT_FIELDS a report
   let running = false;
   let lastFlush = performance.now();
   // The team went away without reading what we sent: the channel reads a reset, and reports
@@ -210,7 +215,7 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
 
   // One frame for what finished together; a slow task's report goes out at once.
   const finished = (report: Report): void => {
-    reports.push(report);
+    reports.push(report[0], report[1], report[2], report[3], report[4]);
     if (queue.length === 0 || performance.now() - lastFlush > 1) flush();
   };
 
@@ -222,12 +227,12 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
         const [kind, body, tasks] = message as [number, unknown, unknown];
         if (kind === TASKS) {
           for (const added of body as [module: string, name: string][]) sentClasses.push(added);
-          // Indexed, not destructured: destructuring goes through the array iterator, which is
-          // slow until the code is optimized, and this runs once a task.
-          for (const task of tasks as [id: number, at: number, state: Record<string, unknown>][]) {
-            const id = task[0];
-            const at = task[1];
-            const state = task[2];
+          const list = tasks as unknown[];
+          if (list.length % TASK_FIELDS !== 0) throw new Error('the team sent a malformed task list (crew protocol)');
+          for (let i = 0; i < list.length; i += TASK_FIELDS) {
+            const id = list[i] as number;
+            const at = list[i + 1] as number;
+            const state = list[i + 2] as Record<string, unknown>;
             const named = sentClasses[at];
             if (named === undefined) {
               throw new Error(`the team sent task ${id} of class ${at}, which it never named (crew protocol)`);
@@ -264,20 +269,21 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
  * travel (a result that does not serialize, or is larger than a frame) becomes an abort that
  * says why: the team would refuse the frame, and lose the member with it.
  */
-function send(channel: Channel, batch: Report[]): void {
+function send(channel: Channel, batch: unknown[]): void {
   const whole = reportsFrame(batch);
   if (travels(whole)) {
     channel.sendFrame(whole);
     return;
   }
-  for (const report of batch) {
-    const alone = batch.length === 1 ? whole : reportsFrame([report]);
-    channel.sendFrame(travels(alone) ? alone : marshaler.encode([REPORTS, [unsendable(report, alone)]]));
+  for (let at = 0; at < batch.length; at += REPORT_FIELDS) {
+    const report = batch.slice(at, at + REPORT_FIELDS) as Report;
+    const alone = batch.length === REPORT_FIELDS ? whole : reportsFrame(report);
+    channel.sendFrame(travels(alone) ? alone : marshaler.encode([REPORTS, unsendable(report, alone)]));
   }
 }
 
-/** The frame that carries `reports`, or why they cannot be encoded. */
-function reportsFrame(reports: Report[]): Buffer | Error {
+/** The frame that carries `reports` (flat), or why they cannot be encoded. */
+function reportsFrame(reports: unknown[]): Buffer | Error {
   try {
     return marshaler.encode([REPORTS, reports]);
   } catch (error) {

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { ConnectionResetError, FrameTooLargeError, NexusError } from '../errors.js';
 import { Dispatcher, type HandlerId } from '../ipc/dispatcher.js';
 import { HybridMarshaler } from '../ipc/marshaler.js';
-import { CANCEL, CREW_MAX_FRAME, type Crew, READY, REPORTS, type Report, STARTED, TASKS } from './crew.js';
+import { CANCEL, CREW_MAX_FRAME, type Crew, READY, REPORT_FIELDS, REPORTS, STARTED, TASKS } from './crew.js';
 import { Fork } from './fork.js';
 import { teamSpin } from './recruiting.js';
 import {
@@ -597,7 +597,8 @@ export class Pool extends EventEmitter implements Team {
     const kind = Array.isArray(message) ? message[0] : undefined;
     const body = Array.isArray(message) ? message[1] : undefined;
     if (kind === REPORTS && Array.isArray(body)) {
-      for (const report of body) this.#report(member, report as Report);
+      if (body.length % REPORT_FIELDS !== 0) throw new Error('a malformed report');
+      for (let at = 0; at < body.length; at += REPORT_FIELDS) this.#report(member, body, at);
       // The next task started about when these reports were sent: the clock is read once a frame.
       member.headStart = performance.now();
     } else if (kind === STARTED) {
@@ -616,21 +617,19 @@ export class Pool extends EventEmitter implements Team {
     }
   }
 
-  #report(member: Crew, report: Report): void {
-    if (!Array.isArray(report) || report.length !== 5) throw new Error('a malformed report');
-    // Indexed, not destructured: destructuring goes through the array iterator, which cost the
-    // most of any line here until the code was optimized.
-    const id = report[0];
-    const crew = report[1];
-    const status = report[2];
-    const value = report[3];
-    const ms = report[4];
-    const at = member.jobs.indexOf(id);
+  /** The report at `at` in a frame's flat list of reports (see REPORTS). */
+  #report(member: Crew, reports: unknown[], at: number): void {
+    const id = reports[at] as number;
+    const crew = reports[at + 1];
+    const status = reports[at + 2];
+    const value = reports[at + 3];
+    const ms = reports[at + 4];
+    const held = member.jobs.indexOf(id);
     // A task cancelled after it was sent: its report is no longer wanted.
-    if (at === -1) return;
+    if (held === -1) return;
     // Reports come in the order the tasks were sent, and shift() is cheaper than splice().
-    if (at === 0) member.jobs.shift();
-    else member.jobs.splice(at, 1);
+    if (held === 0) member.jobs.shift();
+    else member.jobs.splice(held, 1);
     const job = this.#jobs.get(id);
     if (job === undefined) return;
     member.imported.add(job.address);
@@ -1039,7 +1038,8 @@ function tasksFrame(member: Crew, jobs: Job[]): { payload: Buffer; added: [strin
     return member.classCount + (at === -1 ? added.push([module, name]) - 1 : at);
   };
   try {
-    const assignments = jobs.map(({ id, address, fields }) => [id, numberOf(address.module, address.name), fields]);
+    const assignments: unknown[] = [];
+    for (const { id, address, fields } of jobs) assignments.push(id, numberOf(address.module, address.name), fields);
     return { payload: marshaler.encode([TASKS, added, assignments]), added };
   } catch (error) {
     return error instanceof Error ? error : new Error(String(error));
