@@ -784,6 +784,24 @@ test('a workplan is read lazily, under the pending bound', async (t) => {
   await the.close();
 });
 
+test('an array workplan is read as its iterator reads it: lazily, and with what is added to it meanwhile', async (t) => {
+  const the = new Pool({ size: 2, pending: 16 });
+  const workplan = Array.from({ length: 100 }, (_, i) => new Square(i));
+  let most = 0;
+  the.on('queued', () => {
+    most = Math.max(most, the.counts.queued + the.counts.running);
+  });
+  const plan = the.assemble(workplan);
+  workplan.push(new Square(100)); // read later, as an array iterator would
+  const report = await plan;
+  t.deepEqual(
+    report.outcomes.map((o) => o.result),
+    Array.from({ length: 101 }, (_, i) => i * i),
+  );
+  t.true(most <= 16, `at most 16 tasks read ahead, saw ${most}`);
+  await the.close();
+});
+
 test('without keep, a workplan streams: its report has counts only, and a slow reader holds it back', async (t) => {
   const the = new Pool({ size: 2, pending: 32 });
   let read = 0;

@@ -759,7 +759,9 @@ export class Pool extends EventEmitter implements Team {
     if (completed) this.counts.completed++;
     else this.counts.aborted++;
     const event = completed ? 'completed' : 'aborted';
-    if (job.plan === null && this.listenerCount(event) === 0) {
+    // Asked first: an emit with nobody listening still costs a call and an array of its arguments.
+    const heard = this.listenerCount(event) > 0;
+    if (job.plan === null && !heard) {
       if (completed) job.resolve?.(value);
       else job.reject?.(value);
       return;
@@ -767,7 +769,7 @@ export class Pool extends EventEmitter implements Team {
     const outcome: Outcome = completed
       ? { index: job.index, task: job.task, status, result: value, attempts: job.attempts }
       : { index: job.index, task: job.task, status, error: value as Error, attempts: job.attempts };
-    this.#tell(event, outcome);
+    if (heard) this.#tell(event, outcome);
     if (job.plan !== null) {
       job.plan.live--;
       job.plan.record(outcome);
