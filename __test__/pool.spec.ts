@@ -30,7 +30,7 @@ import {
   team,
   WorkerLostError,
 } from '../dist/index.js';
-import { READY, TASKS } from '../dist/nexus/crew.js';
+import { READY, REPORTS, TASKS } from '../dist/nexus/crew.js';
 import { teamSpin, workerExecArgv } from '../dist/nexus/recruiting.js';
 import { stateOf } from '../dist/nexus/task.js';
 import {
@@ -53,7 +53,7 @@ import {
   Unsendable,
   Whoami,
 } from './fixtures/tasks.js';
-import { runNode, runScript } from './helpers.js';
+import { receive, runNode, runScript } from './helpers.js';
 
 /** Each task's executions, from the log its runs append to. */
 async function executions(log: string): Promise<Map<number, number>> {
@@ -476,6 +476,100 @@ test('a member sent a task of a class it was never told of says so', async (t) =
   new HybridMarshaler().send([TASKS, [], [1, 5, { n: 3 }]], team);
   await t.throwsAsync(working, { message: /task 1 of class 5, which it never named \(crew protocol\)/ });
   team.close();
+});
+
+test('a member sent a task list cut short says so', async (t) => {
+  const [team, member] = pipe();
+  const working = Crew.work(member, 1);
+  new HybridMarshaler().send([TASKS, [[Square.module, 'Square']], [1, 0]], team);
+  await t.throwsAsync(working, { message: /malformed task list \(crew protocol\): 2 fields, not 3 a task/ });
+  team.close();
+});
+
+test('reports that cannot go out together go one by one, the one that cannot travel as an abort', async (t) => {
+  const [team, member] = pipe();
+  const working = Crew.work(member, 1);
+  const hybrid = new HybridMarshaler();
+  const dispatcher = new Dispatcher();
+  const frames: unknown[][] = [];
+  const reportsUntil = async (id: number) => {
+    while (!frames.some((reports) => reports.includes(id))) {
+      const [kind, body] = (await receive(dispatcher, team, hybrid)) as [number, unknown[]];
+      if (kind === REPORTS) frames.push(body);
+    }
+  };
+  // Both classes imported first, so that the next three tasks run back to back and report together.
+  const classes = [
+    [Square.module, 'Square'],
+    [Unsendable.module, 'Unsendable'],
+  ];
+  hybrid.send([TASKS, classes, [1, 0, { n: 1 }, 2, 1, {}]], team);
+  await reportsUntil(2);
+  frames.length = 0;
+  hybrid.send([TASKS, [], [3, 0, { n: 3 }, 4, 1, {}, 5, 0, { n: 5 }]], team);
+  await reportsUntil(5);
+  t.deepEqual(
+    frames.map((reports) => [reports.length, reports[0], reports[2]]),
+    [
+      [5, 3, TaskStatus.completed],
+      [5, 4, TaskStatus.aborted],
+      [5, 5, TaskStatus.completed],
+    ],
+  );
+  t.deepEqual([frames[0]?.[3], frames[2]?.[3]], [9, 25]);
+  t.regex((frames[1]?.[3] as { message?: string } | undefined)?.message ?? '', /cannot be sent back to the team/);
+  team.close();
+  await working;
+  dispatcher.close();
+});
+
+test('a member whose reports are malformed is retired for it, and its task is not lost', async (t) => {
+  // Each member answers a task with a report that cannot be taken: no task id, a list cut short,
+  // or a failure with no error record. The task must still be settled.
+  const hybrid = new HybridMarshaler();
+  const memberSide = new Dispatcher();
+  const replies = [
+    (_id: number) => [REPORTS, ['one', 0, 0, 9, 0]],
+    (id: number) => [REPORTS, [id, 0, 0]],
+    (id: number) => [REPORTS, [id, 0, TaskStatus.failed, null, 0]],
+  ];
+  class Misreports implements Recruiter {
+    #deployed = 0;
+    recruit(team: Team) {
+      return Array.from({ length: team.vacancies() }, () => this.deploy());
+    }
+    deploy() {
+      const reply = replies[this.#deployed++ % replies.length] as (id: number) => unknown[];
+      const [ours, theirs] = pipe();
+      let exited: { code: number } | null = null;
+      hybrid.send([READY, this.#deployed], theirs);
+      memberSide.whenReadReady(theirs, (ch) => {
+        for (let message = hybrid.recv(ch); message !== undefined; message = hybrid.recv(ch)) {
+          const [kind, , tasks] = message as [number, unknown, number[]];
+          if (kind === TASKS) hybrid.send(reply(tasks[0] as number), ch);
+        }
+        if (!ch.atEnd) return true;
+        ch.close();
+        exited = { code: 0 };
+        return false;
+      });
+      if (!memberSide.watching) void memberSide.watch();
+      const kill = () => {
+        theirs.abort();
+        exited = { code: 1 };
+      };
+      return new Crew(this.#deployed, ours, { kill, exited: () => exited });
+    }
+    dismiss = dismissInThisThread;
+  }
+  const the = new Pool({ size: 1, retries: 2, recruiter: new Misreports() });
+  const error = await t.throwsAsync(the.submit(new Square(3)), { instanceOf: WorkerLostError });
+  t.regex(
+    error?.message ?? '',
+    /broke the crew protocol \(a malformed report: task 1 did not complete, and says no why\) while running task Square, 3 times: given up/,
+  );
+  await the.close();
+  memberSide.close();
 });
 
 test('workers that die before they are ready fail the queued tasks instead of being recruited forever', async (t) => {

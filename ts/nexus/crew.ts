@@ -14,7 +14,7 @@
  * - worker → team `[STARTED, taskId]` when a task begins after its module was imported, so that
  *   importing does not count against the task's timeout.
  * The team closing its end ends the worker. Tasks and reports go in flat lists, not a list per
- * task: a frame of them then decodes to two arrays instead of one per task.
+ * task, which a frame of many would otherwise decode to one array each.
  */
 
 // Imported: the global `performance` is a getter that V8 looks up anew on every use.
@@ -226,9 +226,12 @@ export async function work(channel: Channel, id: number, spin = 0): Promise<void
       for (let message = marshaler.recv(channel); message !== undefined; message = marshaler.recv(channel)) {
         const [kind, body, tasks] = message as [number, unknown, unknown];
         if (kind === TASKS) {
+          if (!Array.isArray(body) || !Array.isArray(tasks) || tasks.length % TASK_FIELDS !== 0) {
+            const got = Array.isArray(tasks) ? `${tasks.length} fields` : typeof tasks;
+            throw new Error(`the team sent a malformed task list (crew protocol): ${got}, not ${TASK_FIELDS} a task`);
+          }
           for (const added of body as [module: string, name: string][]) sentClasses.push(added);
           const list = tasks as unknown[];
-          if (list.length % TASK_FIELDS !== 0) throw new Error('the team sent a malformed task list (crew protocol)');
           for (let i = 0; i < list.length; i += TASK_FIELDS) {
             const id = list[i] as number;
             const at = list[i + 1] as number;

@@ -597,7 +597,9 @@ export class Pool extends EventEmitter implements Team {
     const kind = Array.isArray(message) ? message[0] : undefined;
     const body = Array.isArray(message) ? message[1] : undefined;
     if (kind === REPORTS && Array.isArray(body)) {
-      if (body.length % REPORT_FIELDS !== 0) throw new Error('a malformed report');
+      // All checked before any is taken: a report taken off the member's list and then found
+      // malformed would leave its task neither settled nor requeued when the member is lost.
+      for (let at = 0; at < body.length; at += REPORT_FIELDS) checkReport(body, at);
       for (let at = 0; at < body.length; at += REPORT_FIELDS) this.#report(member, body, at);
       // The next task started about when these reports were sent: the clock is read once a frame.
       member.headStart = performance.now();
@@ -1045,6 +1047,18 @@ function tasksFrame(member: Crew, jobs: Job[]): { payload: Buffer; added: [strin
     return { payload: marshaler.encode([TASKS, added, assignments]), added };
   } catch (error) {
     return error instanceof Error ? error : new Error(String(error));
+  }
+}
+
+/** Throws, saying why, unless `reports` holds a whole report at `at` (see REPORTS). */
+function checkReport(reports: unknown[], at: number): void {
+  if (at + REPORT_FIELDS > reports.length) {
+    throw new Error(`a malformed report: a list of ${reports.length} fields, not ${REPORT_FIELDS} a report`);
+  }
+  const value = reports[at + 3] as Partial<ErrorRecord> | null;
+  if (typeof reports[at] !== 'number') throw new Error(`a malformed report: task id ${String(reports[at])}`);
+  if (reports[at + 2] !== TaskStatus.completed && typeof value?.message !== 'string') {
+    throw new Error(`a malformed report: task ${reports[at]} did not complete, and says no why`);
   }
 }
 
