@@ -195,7 +195,7 @@ test('calling a task runs it, and the codes have pyre’s values', async (t) => 
   t.true(Recruiter.isImplementedBy(new Threads()));
 });
 
-test('a task field called name or length travels once declared; undeclared, assigning it throws', async (t) => {
+test('a task field called name or length is part of its state once declared; undeclared, assigning it throws', async (t) => {
   // A task is a function object (callable, as pyre's __call__), whose own name and length are
   // read-only until a class field declaration redefines them.
   class Named extends Task<string> {

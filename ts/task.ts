@@ -3,8 +3,8 @@
  * class, the codes that say how a task went, and the errors a task throws.
  *
  * One module that imports nothing, and the home of these classes (the library re-exports them):
- * every worker imports it with its first task module, and each further module would cost a fresh
- * worker about 0.7 ms before its first task.
+ * a worker imports it with the first task module that imports it, and each further module would
+ * cost a fresh worker about 0.7 ms before its first task.
  */
 
 /** The base class of every pyre-nexus error (pyre's `NexusError`). */
@@ -53,7 +53,9 @@ export interface Task<R = unknown> {
 /**
  * The base class of tasks. Subclasses implement {@link execute} and say where workers find them
  * with `static module = import.meta.url`; the class must be exported from that module under
- * its own name (or under `static exportName`).
+ * its own name (or under `static exportName`). A task is a function object (calling it runs it),
+ * whose own `name` and `length` are read-only: a field of that name must be declared as a class
+ * field (TypeScript: with `useDefineForClassFields`, the default from target ES2022).
  *
  * ```ts
  * export class Square extends Task<number> {
