@@ -17,7 +17,7 @@ import { Dispatcher, type HandlerId } from '../ipc/dispatcher.js';
 import { HybridMarshaler } from '../ipc/marshaler.js';
 import { CANCEL, CREW_MAX_FRAME, type Crew, READY, REPORT_FIELDS, REPORTS, STARTED, TASKS } from './crew.js';
 import { Fork } from './fork.js';
-import { teamSpin } from './recruiting.js';
+import { parentSpin } from './recruiting.js';
 import {
   addressOf,
   CrewStatus,
@@ -54,8 +54,8 @@ export interface PoolOptions {
   /**
    * The dispatcher to run on; the pool watches it while it has members. By default a new one
    * that, while results come back within 300 µs of each other, polls that long for the next
-   * before it sleeps (DispatcherOptions.spin; not for a pool larger than the machine's CPUs):
-   * a task at a time then takes about a quarter less.
+   * before it sleeps (DispatcherOptions.spin; on Linux, and not for a pool larger than the
+   * machine's CPUs): a task at a time then takes about a quarter less.
    */
   dispatcher?: Dispatcher;
 }
@@ -201,7 +201,7 @@ export class Pool extends EventEmitter implements Team {
     this.pending = options.pending ?? 1024;
     this.linger = options.linger ?? 1;
     this.#ownsDispatcher = options.dispatcher === undefined;
-    this.dispatcher = options.dispatcher ?? new Dispatcher({ spin: teamSpin(this) });
+    this.dispatcher = options.dispatcher ?? new Dispatcher({ spin: parentSpin(this) });
     this.#depth = Math.min(2, this.pipeline);
   }
 
@@ -1058,7 +1058,7 @@ function checkReport(reports: unknown[], at: number): void {
   const value = reports[at + 3] as Partial<ErrorRecord> | null;
   if (typeof reports[at] !== 'number') throw new Error(`a malformed report: task id ${String(reports[at])}`);
   if (reports[at + 2] !== TaskStatus.completed && typeof value?.message !== 'string') {
-    throw new Error(`a malformed report: task ${reports[at]} did not complete, and says no why`);
+    throw new Error(`a malformed report: task ${reports[at]} did not complete, and carries no error record`);
   }
 }
 

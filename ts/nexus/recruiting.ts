@@ -24,12 +24,18 @@ export const TEAM_SPIN = 300;
  */
 export const memberEntry = new URL('../member.cjs', import.meta.url);
 
-/**
- * How long the members of `team` spin, and the parent that waits for their results on a
- * dispatcher of its own (see {@link TEAM_SPIN}).
- */
+/** How long the members of `team` spin (see {@link TEAM_SPIN}). */
 export function teamSpin(team: { readonly size: number }): number {
   return team.size <= availableParallelism() ? TEAM_SPIN : 0;
+}
+
+/**
+ * How long the parent of `team` spins for results on a dispatcher of its own: as its members on
+ * Linux, and not at all elsewhere. The parent's thread is the application's, and only on Linux
+ * does a spin end as soon as one of the application's sockets has news.
+ */
+export function parentSpin(team: { readonly size: number }): number {
+  return process.platform === 'linux' ? teamSpin(team) : 0;
 }
 
 /** Options of the recruiters. */
