@@ -546,8 +546,8 @@ impl Inner {
         self.schedule();
     }
 
-    /// With `spin` set, when a turn leaves nothing due: polls without sleeping (yielding the CPU
-    /// between polls) until something is due or `spin` has passed. For a process whose peer
+    /// With `spin` set, when a turn woken by I/O leaves nothing due: polls without sleeping
+    /// (yielding the CPU between polls) until something is due or `spin` has passed. For a process whose peer
     /// answers within microseconds, such as a crew member between tasks: waking a sleeping
     /// process costs the peer's write about 20 µs on this project's machine. A spin that finds
     /// nothing turns spinning off until a pause measured asleep is shorter than `spin`, so a
@@ -559,6 +559,7 @@ impl Inner {
     /// holding up the application's sockets and timers.
     fn linger(&self) {
         if self.spin.is_zero()
+            || self.closed.get()
             || self.stop_requested.get()
             || !self.failure.get().is_null()
             || self.deferred.get().is_null()
@@ -578,29 +579,26 @@ impl Inner {
         let Some((until, bounded)) = self.spin_deadline() else {
             return;
         };
-        // The selector's descriptor is polled, not the selector: any news (a ready channel, a
-        // wake-up for a closed one, a flush that finished) then reaches the next turn through
-        // libuv as usual, and nothing is taken out of the selector here. On Linux libuv's own
-        // poller is polled too (it holds the selector, so it alone would do there): it has news
-        // when any of the loop's descriptors has. Elsewhere a poller's descriptor (kqueue) is
-        // not reliably pollable, and the spin gives way to timers only.
-        let mut watched = [libc::pollfd {
-            fd: self.core.borrow().fd(),
+        // A descriptor is polled, not the selector: any news (a ready channel, a wake-up for a
+        // closed one, a flush that finished) then reaches the next turn through libuv as usual,
+        // and nothing is taken out of the selector here. On Linux that descriptor is libuv's own
+        // poller, which holds the selector's: it has news when any of the loop's descriptors
+        // has. Elsewhere a poller's descriptor (kqueue) is not reliably pollable: the selector's
+        // is polled, and the spin gives way to timers only.
+        let fd = if cfg!(target_os = "linux") {
+            // SAFETY: the loop our handles live on, on its own thread.
+            unsafe { uv::uv_backend_fd(self.event_loop.get()) }
+        } else {
+            self.core.borrow().fd()
+        };
+        let mut watched = libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
-        }; 2];
-        let count = if cfg!(target_os = "linux") {
-            // SAFETY: the loop our handles live on, on its own thread.
-            watched[1].fd = unsafe { uv::uv_backend_fd(self.event_loop.get()) };
-            2
-        } else {
-            1
         };
         loop {
-            // SAFETY: `count` pollfds we own, no wait; revents is zero for one that has nothing.
-            if unsafe { libc::poll(watched.as_mut_ptr(), count, 0) } > 0
-                && (watched[0].revents != 0 || watched[1].revents & libc::POLLIN != 0)
-            {
+            // SAFETY: one pollfd we own, no wait.
+            if unsafe { libc::poll(&mut watched, 1, 0) } > 0 {
                 return;
             }
             if Instant::now() >= until {

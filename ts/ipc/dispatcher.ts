@@ -22,8 +22,8 @@ export interface DispatcherOptions {
    */
   onError?: (error: unknown, channel: Channel | null) => void;
   /**
-   * Microseconds to poll, yielding the CPU, before sleeping when a turn leaves nothing to do
-   * (default 0: sleep at once). For a process whose peer answers within microseconds, such as a
+   * Microseconds to poll, yielding the CPU, before sleeping when a turn woken by I/O leaves
+   * nothing to do (default 0: sleep at once). For a process whose peer answers within microseconds, such as a
    * crew member between tasks: waking a sleeping process costs the peer about 20 µs. A poll that
    * finds nothing stops the polling until a pause, measured asleep, is that short again, so a
    * dispatcher fed slowly sleeps as usual. The rest of the thread's loop goes first: a poll does
