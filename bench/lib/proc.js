@@ -21,11 +21,17 @@ function killGroup(child) {
 
 const tail = (text) => text.trim().split('\n').slice(-3).join(' | ');
 
-// 'node' as the first word means the Node running the harness, so every Node process measured
-// is the same Node; any other first word is a path relative to the repo root.
+/**
+ * The program a command's first word names: 'node' is the Node running the harness, so that every
+ * Node process measured is the same Node; any other word is a path relative to the repo root.
+ */
+export function commandFile(root, word) {
+  return word === 'node' ? process.execPath : resolve(root, word);
+}
+
 function start(root, command, env) {
   const [cmd, ...args] = command;
-  const file = cmd === 'node' ? process.execPath : resolve(root, cmd);
+  const file = commandFile(root, cmd);
   const child = spawn(file, args, { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   child.stdout.setEncoding('utf8');

@@ -29,7 +29,7 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { envInt } from '../peers/common.js';
 import { runLoad } from './echo.js';
-import { startHelper, startServer } from './proc.js';
+import { commandFile, startHelper, startServer } from './proc.js';
 import { barChart, fmtInt, fmtRatio, log, machineLine, median, printTable } from './report.js';
 
 const LOAD_SRC = 'bench/native/echo-load.c';
@@ -77,7 +77,7 @@ const clockTicks = () => {
  *  keeps the pid, so /proc/<pid> is the server's. */
 function wrapped(command, root) {
   const [cmd, ...args] = command;
-  const file = cmd === 'node' ? process.execPath : resolve(root, cmd);
+  const file = commandFile(root, cmd);
   return ['/bin/sh', '-c', 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', file, ...args];
 }
 

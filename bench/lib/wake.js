@@ -8,7 +8,7 @@
 //                        2,500 µs is how often a report comes in the pool's CPU-bound scenario)
 //   BENCH_WAKE_MESSAGES  counted messages per run (default 400), after a tenth as many uncounted
 import { envInt } from '../peers/common.js';
-import { runToEnd } from './proc.js';
+import { commandFile, runToEnd } from './proc.js';
 import { barChart, endReport, fmtInt, fmtRatio, log, machineLine, median, printTable } from './report.js';
 
 const SRC = 'bench/native/paced.c';
@@ -36,8 +36,7 @@ const GAPS = (() => {
 })();
 
 async function runOnce(e, s, messages) {
-  // 'node' is the Node running the harness, as for every other benchmark (bench/lib/proc.js).
-  const receiver = e.command.map((word, i) => (i === 0 && word === 'node' ? process.execPath : word));
+  const receiver = e.command.map((word, i) => (i === 0 ? commandFile(s.root, word) : word));
   const command = [BIN, String(e.gapUs), String(messages), String(Math.ceil(messages / 10)), ...receiver];
   const run = await runToEnd(s.root, command, { timeoutMs: s.timeoutMs });
   if (run.error) return run;
