@@ -322,98 +322,6 @@ test('no more members start at once than there are CPUs; the next are recruited 
   await the.close();
 });
 
-/**
- * Members in this thread that start only on cue, or die before they are ready: what the team does
- * with members that are still starting.
- */
-class Starting implements Recruiter {
-  readonly members: { crew: Crew; started: boolean; start: () => void; die: () => void }[] = [];
-  recruit(team: Team) {
-    return Array.from({ length: team.vacancies() }, () => this.deploy());
-  }
-  deploy(): Crew {
-    const [ours, theirs] = pipe();
-    const id = this.members.length + 1;
-    let ended: { code: number } | null = null;
-    const member = {
-      crew: new Crew(id, ours, { kill: () => member.die(), exited: () => ended }),
-      started: false,
-      start() {
-        member.started = true;
-        void Crew.work(theirs, id).then(() => {
-          theirs.close();
-          ended ??= { code: 0 };
-        });
-      },
-      // The team reads the end of its channel, as from a process that died.
-      die() {
-        theirs.abort();
-        ended ??= { code: 1 };
-      },
-    };
-    this.members.push(member);
-    return member.crew;
-  }
-  async dismiss(_team: Team, crew: Crew): Promise<void> {
-    crew.channel.close();
-    const member = this.members.find((m) => m.crew === crew);
-    if (member !== undefined && !member.started) member.die();
-    while (crew.enlistment.exited() === null) await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-
-test('a starting member is sent its first task at once, and runs it once it is ready', async (t) => {
-  const starting = new Starting();
-  const the = new Pool({ size: 1, recruiter: starting });
-  const result = the.submit(new Square(3));
-  const [member] = starting.members;
-  t.is(member?.crew.state, 'registered');
-  t.is(member?.crew.jobs.length, 1, 'the task went out before the member said it was ready');
-  t.deepEqual(the.counts, { queued: 0, running: 1, completed: 0, failed: 0, aborted: 0 });
-  member?.start();
-  t.is(await result, 9);
-  await the.close();
-});
-
-test('a member that dies before it is ready is not charged for the task it was sent', async (t) => {
-  const starting = new Starting();
-  const the = new Pool({ size: 1, retries: 0, recruiter: starting });
-  const plan = the.assemble([new Square(4)]);
-  t.is(starting.members.length, 1);
-  const lost = once(the, 'retired');
-  starting.members[0]?.die();
-  await lost;
-  starting.members[1]?.start();
-  const { outcomes } = await plan;
-  t.like(outcomes[0], { status: TaskStatus.completed, result: 16, attempts: 1 });
-  t.is(starting.members.length, 2);
-  await the.close();
-});
-
-test('cancelling the task a starting member was sent replaces the member; that is no failure to start', async (t) => {
-  const starting = new Starting();
-  const the = new Pool({ size: 1, recruiter: starting });
-  const cancelled = async (...queued: Task[]) => {
-    const stop = new AbortController();
-    const first = the.submit(new Square(1), { signal: stop.signal });
-    const rest = queued.map((task) => the.submit(task));
-    const retired = once(the, 'retired');
-    stop.abort(new Error('not now'));
-    await t.throwsAsync(first, { message: 'not now' });
-    await retired;
-    return rest;
-  };
-  await cancelled();
-  await cancelled();
-  // A third member lost while starting would otherwise fail the pool, and the task queued here.
-  const [queued] = await cancelled(new Square(5));
-  t.is(starting.members.length, 4, 'each cancel replaced the member that held the task');
-  t.is(starting.members[3]?.crew.jobs.length, 1);
-  starting.members[3]?.start();
-  t.is(await queued, 25);
-  await the.close();
-});
-
 test('members, and on Linux a pool on a dispatcher of its own, poll before sleeping only while the team fits the CPUs', async (t) => {
   const cpus = availableParallelism();
   t.true(teamSpin({ size: cpus }) > 0);
@@ -802,9 +710,8 @@ test('cancellation: a queued task is dropped, a running one stops its worker, a 
     (error: unknown) => error as DOMException,
   );
   t.is(reason?.name, 'AbortError');
-  // The hanging task was sent to the member as it started; it runs once the member is ready.
-  const inFlight = await new Promise<number>((resolve) => the.once('recruited', () => resolve(the.counts.running)));
-  t.is(inFlight, 1);
+  const started = await new Promise<number>((resolve) => the.once('started', () => resolve(the.counts.running)));
+  t.is(started, 1);
   running.abort(new Error('enough'));
   await t.throwsAsync(hang, { message: 'enough' });
   t.is(await the.submit(new Square(3)), 9, 'the pool goes on with a new worker');

@@ -3,8 +3,7 @@
  * reports; the worker side ({@link work}) runs the tasks it receives, one at a time, in order.
  *
  * The protocol, one array per frame (JSON, or V8-serialized when JSON cannot carry it):
- * - worker → team `[READY, id]` once at start-up (the member is healthy); the team does not wait
- *   for it to send a first task, which the worker finds when it starts reading;
+ * - worker → team `[READY, id]` once at start-up (the member is healthy);
  * - team → worker `[TASKS, [[module, name], …], [taskId, class, state, taskId, class, state, …]]`:
  *   several tasks per frame, each naming its class by its number; the first list holds the
  *   classes this member has not been sent yet, which take the next numbers (the first class sent

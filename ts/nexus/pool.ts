@@ -144,11 +144,8 @@ interface Job {
   reject: ((error: unknown) => void) | null;
 }
 
-/**
- * Events: `queued`, `started`, `completed`, `failed`, `aborted` (each with the task's details and
- * the {@link Counts}), `recruited` and `retired` (with the member). A task is `started` (running)
- * once it is sent to a member, where it may wait behind another task or for the member to start.
- */
+/** Events: `queued`, `started`, `completed`, `failed`, `aborted` (each with the task's details and
+ * the {@link Counts}), `recruited` and `retired` (with the member). */
 export class Pool extends EventEmitter implements Team {
   readonly size: number;
   readonly recruiter: Recruiter;
@@ -418,7 +415,6 @@ export class Pool extends EventEmitter implements Team {
     try {
       do {
         this.#again = false;
-        if (this.vacancies() > 0) this.#recruit();
         if (this.counts.queued > 0 && this.active.size > 0) {
           const share = Math.ceil(this.counts.queued / this.active.size);
           for (const member of this.active) {
@@ -426,13 +422,7 @@ export class Pool extends EventEmitter implements Team {
             if (room > 0 && !this.#assign(member, room)) break;
           }
         }
-        // A starting member is sent its first task at once: it finds it as soon as it is up,
-        // and starts importing its module, a round trip sooner than if the team waited for READY.
-        if (this.counts.queued > 0 && this.registered.size > 0) {
-          for (const member of this.registered) {
-            if (member.jobs.length === 0 && !this.#assign(member, 1)) break;
-          }
-        }
+        if (this.vacancies() > 0) this.#recruit();
         this.#armSweep();
         this.#checkIdle();
       } while (this.#again);
@@ -680,27 +670,11 @@ export class Pool extends EventEmitter implements Team {
 
   /**
    * Retires a member that can no longer be trusted (pyre's `damaged`): its tasks go back to the
-   * queue, the one it was running counting as an attempt when `started`, and it is killed. One
-   * that was still starting ran nothing of what it was sent, and counts as failing to start.
+   * queue, the one it was running counting as an attempt when `started`, and it is killed.
    */
   #lose(member: Crew, what: string, started: boolean): void {
     if (member.state === 'retired') return;
     const starting = member.state === 'registered';
-    this.#takeBack(member, what, started && !starting);
-    this.#dismiss(member, true);
-    if (starting && ++this.#startFailures >= 3) {
-      this.#startFailures = 0;
-      this.#fail(
-        new WorkerLostError(
-          `crew members die before they are ready (3 in a row; the last ${what}): see their standard error`,
-          'ERR_NEXUS_WORKER_LOST',
-        ),
-      );
-    }
-  }
-
-  /** Requeues the tasks `member` holds, charging the one it ran when `started` (see #lose). */
-  #takeBack(member: Crew, what: string, started: boolean): void {
     const ids = member.jobs.splice(0);
     // Several tasks unreported: the member may have finished the first ones and held their
     // reports back. None is charged; each is dealt alone from now on, where a crash is its own.
@@ -725,6 +699,16 @@ export class Pool extends EventEmitter implements Team {
       if (i > 0 || !started) job.attempts--;
       this.#requeue(job);
     });
+    this.#dismiss(member, true);
+    if (starting && ++this.#startFailures >= 3) {
+      this.#startFailures = 0;
+      this.#fail(
+        new WorkerLostError(
+          `crew members die before they are ready (3 in a row; the last ${what}): see their standard error`,
+          'ERR_NEXUS_WORKER_LOST',
+        ),
+      );
+    }
   }
 
   #dismiss(member: Crew, force: boolean): void {
@@ -751,16 +735,9 @@ export class Pool extends EventEmitter implements Team {
     // At -1 its report is being taken (a listener of it cancels it): settling it is all there is.
     if (member !== null && at !== -1) {
       member.jobs.splice(at, 1);
-      const starting = member.state === 'registered';
-      // It waited behind another task, or for its member to start: it is not charged.
-      if (at > 0 || starting) job.attempts--;
+      if (at > 0) job.attempts--; // it waited behind another task: it never started
       this.#settle(job, TaskStatus.aborted, reason);
-      if (at === 0 && starting) {
-        // The member may have begun it as this cancel crossed its READY: only a restart stops it
-        // for sure. That is not a failure to start.
-        this.#takeBack(member, 'was stopped for a cancelled task', false);
-        this.#dismiss(member, true);
-      } else if (at === 0) this.#lose(member, 'was stopped for a cancelled task', false);
+      if (at === 0) this.#lose(member, 'was stopped for a cancelled task', false);
       else {
         try {
           marshaler.send([CANCEL, job.id], member.channel);
