@@ -34,6 +34,7 @@ import { READY, REPORTS, TASKS } from '../dist/nexus/crew.js';
 import { parentSpin, TEAM_SPIN, teamSpin, workerExecArgv } from '../dist/nexus/recruiting.js';
 import { stateOf } from '../dist/nexus/task.js';
 import {
+  Argv,
   Bulky,
   Chancy,
   Crash,
@@ -469,6 +470,44 @@ test('a member whose team goes away while it imports a task module stops quietly
   team.abort(); // the member's READY is never read: its next send meets a reset
   open();
   await t.notThrowsAsync(working);
+});
+
+test('a member imports the modules it is told to preload while the team answers READY', async (t) => {
+  const module = new URL('./fixtures/preloaded.ts', import.meta.url).href;
+  const shared = globalThis as { preloadedImports?: number; onPreloaded?: () => void };
+  const imported = new Promise<void>((resolve) => {
+    shared.onPreloaded = resolve;
+  });
+  const [team, member] = pipe();
+  // A module that cannot be imported is no harm: its tasks would report why.
+  const working = Crew.work(member, 1, { preload: [module, 'file:///no/such/tasks.js'] });
+  const hybrid = new HybridMarshaler();
+  const dispatcher = new Dispatcher();
+  t.deepEqual(await receive(dispatcher, team, hybrid), [READY, 1]);
+  t.timeout(20_000, 'the module to preload was not imported'); // a guard against a hang, not a timing
+  await imported; // before any task was sent
+  hybrid.send([TASKS, [[module, 'Imports']], [1, 0, {}]], team);
+  let report: unknown[] = [];
+  while (report[0] !== REPORTS) report = (await receive(dispatcher, team, hybrid)) as unknown[];
+  t.deepEqual((report[1] as unknown[]).slice(0, 4), [1, CrewStatus.healthy, TaskStatus.completed, 1], 'imported once');
+  team.close();
+  await working;
+  dispatcher.close();
+});
+
+test('a pool names the modules of its next tasks, and members are started with them', async (t) => {
+  const the = new Pool({ size: 1 });
+  t.deepEqual(the.taskModules(), []);
+  const plan = the.assemble([new Square(2), new Whoami(), new Square(3)]);
+  t.deepEqual(the.taskModules(), [Square.module], 'queued while the member starts; one module for all three');
+  await plan;
+  t.deepEqual(the.taskModules(), []);
+  for (const recruiter of [new Fork(), new Threads()]) {
+    const pool = new Pool({ size: 1, recruiter });
+    t.true((await pool.submit(new Argv())).includes(Argv.module), `${recruiter.constructor.name}`);
+    await pool.close();
+  }
+  await the.close();
 });
 
 test('a member sent a task of a class it was never told of says so', async (t) => {

@@ -1,6 +1,7 @@
 /**
- * The entry of every crew member: Fork's processes (`node member.cjs process <spin>`, channel on
- * fd 3) and Threads' worker threads (argv `thread <spin> <fd>`).
+ * The entry of every crew member: Fork's processes (`node member.cjs process <spin> [module…]`,
+ * channel on fd 3) and Threads' worker threads (argv `thread <spin> <fd> [module…]`); the
+ * modules are those of the tasks next in line, imported as the member starts.
  *
  * The build bundles this entry and everything it imports into one CommonJS file, dist/member.cjs
  * (`npm run build:member`): each ES module a fresh thread or process loads costs it 1-2 ms, and
@@ -14,7 +15,7 @@
  */
 type Crew = typeof import('./nexus/crew.js');
 
-const [kind, spinArg, fdArg] = process.argv.slice(2);
+const [kind, spinArg, ...rest] = process.argv.slice(2);
 const spin = Number(spinArg);
 
 function crew(): Crew | Promise<Crew> {
@@ -25,9 +26,10 @@ async function main(): Promise<void> {
   const { serve } = await crew();
   if (kind === 'thread') {
     const { threadId } = require('node:worker_threads') as typeof import('node:worker_threads');
-    await serve(Number(fdArg), threadId, spin, false);
+    const [fd, ...preload] = rest;
+    await serve(Number(fd), threadId, { spin, preload, watchParent: false });
   } else {
-    await serve(3, process.pid, spin, true);
+    await serve(3, process.pid, { spin, preload: rest, watchParent: true });
   }
   // The team closed the channel: leave, even if a task left timers or sockets behind.
   process.exit(0);
