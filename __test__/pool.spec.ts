@@ -1,9 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import test from 'ava';
 import {
   Crew,
@@ -34,7 +35,6 @@ import { READY, REPORTS, TASKS } from '../dist/nexus/crew.js';
 import { parentSpin, TEAM_SPIN, teamSpin, workerExecArgv } from '../dist/nexus/recruiting.js';
 import { stateOf } from '../dist/nexus/task.js';
 import {
-  Argv,
   Bulky,
   Chancy,
   Crash,
@@ -470,44 +470,6 @@ test('a member whose team goes away while it imports a task module stops quietly
   team.abort(); // the member's READY is never read: its next send meets a reset
   open();
   await t.notThrowsAsync(working);
-});
-
-test('a member imports the modules it is told to preload while the team answers READY', async (t) => {
-  const module = new URL('./fixtures/preloaded.ts', import.meta.url).href;
-  const shared = globalThis as { preloadedImports?: number; onPreloaded?: () => void };
-  const imported = new Promise<void>((resolve) => {
-    shared.onPreloaded = resolve;
-  });
-  const [team, member] = pipe();
-  // A module that cannot be imported is no harm: its tasks would report why.
-  const working = Crew.work(member, 1, { preload: [module, 'file:///no/such/tasks.js'] });
-  const hybrid = new HybridMarshaler();
-  const dispatcher = new Dispatcher();
-  t.deepEqual(await receive(dispatcher, team, hybrid), [READY, 1]);
-  t.timeout(20_000, 'the module to preload was not imported'); // a guard against a hang, not a timing
-  await imported; // before any task was sent
-  hybrid.send([TASKS, [[module, 'Imports']], [1, 0, {}]], team);
-  let report: unknown[] = [];
-  while (report[0] !== REPORTS) report = (await receive(dispatcher, team, hybrid)) as unknown[];
-  t.deepEqual((report[1] as unknown[]).slice(0, 4), [1, CrewStatus.healthy, TaskStatus.completed, 1], 'imported once');
-  team.close();
-  await working;
-  dispatcher.close();
-});
-
-test('a pool names the modules of its next tasks, and members are started with them', async (t) => {
-  const the = new Pool({ size: 1 });
-  t.deepEqual(the.taskModules(), []);
-  const plan = the.assemble([new Square(2), new Whoami(), new Square(3)]);
-  t.deepEqual(the.taskModules(), [Square.module], 'queued while the member starts; one module for all three');
-  await plan;
-  t.deepEqual(the.taskModules(), []);
-  for (const recruiter of [new Fork(), new Threads()]) {
-    const pool = new Pool({ size: 1, recruiter });
-    t.true((await pool.submit(new Argv())).includes(Argv.module), `${recruiter.constructor.name}`);
-    await pool.close();
-  }
-  await the.close();
 });
 
 test('a member sent a task of a class it was never told of says so', async (t) => {
@@ -1137,6 +1099,41 @@ for (const recruiter of ['Fork', 'Threads']) {
     `);
     t.is(code, 0, stderr);
     t.deepEqual(JSON.parse(stdout), [join('dist', 'member.cjs')]);
+  });
+
+  test(`${recruiter} members load pyre-nexus/task as they start, before the first task's module`, async (t) => {
+    // It starts Node's ES module loader while the team answers READY, where the first task's
+    // import would otherwise start it. A resolve hook in the members notes what they import.
+    const dir = await mkdtemp(join(tmpdir(), 'nexus-warm-'));
+    const log = join(dir, 'resolved');
+    await writeFile(
+      join(dir, 'hook.mjs'),
+      `import { appendFileSync } from 'node:fs';
+      export async function resolve(specifier, context, next) {
+        const resolved = await next(specifier, context);
+        if (/[/](dist|fixtures)[/]/.test(resolved.url)) appendFileSync(${JSON.stringify(log)}, resolved.url + '\\n');
+        return resolved;
+      }`,
+    );
+    await writeFile(
+      join(dir, 'register.mjs'),
+      `import { register } from 'node:module'; register(${JSON.stringify(pathToFileURL(join(dir, 'hook.mjs')).href)});`,
+    );
+    const execArgv = ['--import', pathToFileURL(join(dir, 'register.mjs')).href];
+    const the = new Pool({
+      size: 1,
+      recruiter: recruiter === 'Fork' ? new Fork({ execArgv }) : new Threads({ execArgv }),
+    });
+    const plain = './fixtures/plain-tasks.js'; // plain JavaScript, without types of its own
+    const { Double } = (await import(plain)) as { Double: new (n: number) => Task<number> };
+    t.is(await the.submit(new Double(4)), 8);
+    await the.close();
+    const resolved = (await readFile(log, 'utf8')).split('\n').filter(Boolean);
+    t.deepEqual(
+      resolved.map((url) => url.slice(url.lastIndexOf('/') + 1)),
+      ['member.cjs', 'task.js', 'plain-tasks.js', 'task.js'],
+      'the member, the library, then the task module and what it imports',
+    );
   });
 
   test(`${recruiter} members load every kind of JavaScript task module, and say why one fails`, async (t) => {

@@ -30,7 +30,7 @@ export {
 } from './ipc/dispatcher.js';
 export { HybridMarshaler, JsonMarshaler, type Marshaler, V8Marshaler } from './ipc/marshaler.js';
 export type { NodeConfig, ServiceSpec } from './nexus/config.js';
-export { Crew, type Enlistment, type WorkOptions } from './nexus/crew.js';
+export { Crew, type Enlistment } from './nexus/crew.js';
 export { Fork, fork } from './nexus/fork.js';
 export { journal, type LogChannel, type LogDevice, type LogEntry, type Severity } from './nexus/journal.js';
 // pyre's lowercase names, for code that reads like pyre's.

@@ -1,7 +1,6 @@
 /**
- * The entry of every crew member: Fork's processes (`node member.cjs process <spin> [module…]`,
- * channel on fd 3) and Threads' worker threads (argv `thread <spin> <fd> [module…]`); the
- * modules are those of the tasks next in line, imported as the member starts.
+ * The entry of every crew member: Fork's processes (`node member.cjs process <spin>`, channel on
+ * fd 3) and Threads' worker threads (argv `thread <spin> <fd>`).
  *
  * The build bundles this entry and everything it imports into one CommonJS file, dist/member.cjs
  * (`npm run build:member`): each ES module a fresh thread or process loads costs it 1-2 ms, and
@@ -15,7 +14,13 @@
  */
 type Crew = typeof import('./nexus/crew.js');
 
-const [kind, spinArg, ...rest] = process.argv.slice(2);
+/**
+ * `pyre-nexus/task`, which task modules import: loaded while the team answers READY, it starts
+ * Node's ES module loader in this fresh thread or process before the first task's import needs it.
+ */
+const taskModule = require('node:url').pathToFileURL(require('node:path').join(__dirname, 'task.js')).href as string;
+
+const [kind, spinArg, fdArg] = process.argv.slice(2);
 const spin = Number(spinArg);
 
 function crew(): Crew | Promise<Crew> {
@@ -26,10 +31,9 @@ async function main(): Promise<void> {
   const { serve } = await crew();
   if (kind === 'thread') {
     const { threadId } = require('node:worker_threads') as typeof import('node:worker_threads');
-    const [fd, ...preload] = rest;
-    await serve(Number(fd), threadId, { spin, preload, watchParent: false });
+    await serve(Number(fdArg), threadId, { spin, warm: taskModule, watchParent: false });
   } else {
-    await serve(3, process.pid, { spin, preload: rest, watchParent: true });
+    await serve(3, process.pid, { spin, warm: taskModule, watchParent: true });
   }
   // The team closed the channel: leave, even if a task left timers or sockets behind.
   process.exit(0);

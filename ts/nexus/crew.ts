@@ -50,12 +50,6 @@ export type Assignment = [id: number, module: string, name: string, state: Recor
 /** What the worker says of one task. */
 export type Report = [id: number, crew: CrewStatus, status: TaskStatus, value: unknown, ms: number];
 
-/** How a member works: see {@link Crew.work}. */
-export interface WorkOptions {
-  spin?: number;
-  preload?: readonly string[];
-}
-
 /** How the team ends a member: gently (close, then reap) or at once (kill, then reap). */
 export interface Enlistment {
   /** Ends the member now (SIGKILL, or terminating the thread). */
@@ -118,11 +112,9 @@ export class Crew {
    * on its end of the channel. It says the member is ready, runs the tasks it receives, and
    * resolves when the team closes the channel. `spin`: microseconds it polls before sleeping
    * (DispatcherOptions.spin; 0 by default, which suits a member sharing a thread with others).
-   * `preload`: task modules to import while the team answers READY ({@link Team.taskModules});
-   * one that fails to import is reported by its tasks, as without it.
    */
-  static work(channel: Channel, id: number, options: WorkOptions = {}): Promise<void> {
-    return work(channel, id, options);
+  static work(channel: Channel, id: number, options: { spin?: number } = {}): Promise<void> {
+    return work(channel, id, options.spin);
   }
 }
 
@@ -149,17 +141,19 @@ const RECHECK_AFTER_MS = 0.05;
 export async function serve(
   fd: number,
   id: number,
-  { spin, preload, watchParent }: { spin: number; preload: string[]; watchParent: boolean },
+  { spin, warm, watchParent }: { spin: number; warm: string; watchParent: boolean },
 ): Promise<void> {
   if (watchParent) native.watchParent();
-  await work(adopt(fd), id, { spin: Number.isInteger(spin) ? spin : 0, preload });
+  await work(adopt(fd), id, Number.isInteger(spin) ? spin : 0, warm);
 }
 
 /**
  * The worker side: says it is ready, then runs the tasks it receives until the team closes the
- * channel. Resolves when the channel has ended.
+ * channel. Resolves when the channel has ended. `warm`: a module of the library's own to import
+ * while the team answers READY (see member.cts); never a task module, whose code could take the
+ * member down before any task of it was dealt, and be charged to none.
  */
-export async function work(channel: Channel, id: number, { spin = 0, preload = [] }: WorkOptions = {}): Promise<void> {
+export async function work(channel: Channel, id: number, spin = 0, warm?: string): Promise<void> {
   channel.outputBound = UNBOUNDED;
   const dispatcher = new Dispatcher({ spin });
   const queue: Assignment[] = [];
@@ -276,9 +270,7 @@ export async function work(channel: Channel, id: number, { spin = 0, preload = [
   });
   toTeam(() => marshaler.send([READY, id], channel));
   if (gone) return;
-  // Imported now, while the team answers READY: a first task finds its class loaded. Failures
-  // are left for the tasks of the module to report.
-  for (const module of preload) importModule(module).catch(() => {});
+  if (warm !== undefined) importModule(warm).catch(() => {}); // the first task's import would say why
   await dispatcher.watch();
 }
 

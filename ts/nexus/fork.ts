@@ -7,14 +7,14 @@ import { fileURLToPath } from 'node:url';
 import { Channel } from '../ipc/channel.js';
 import { native } from '../native.js';
 import { Crew } from './crew.js';
-import { memberEntry, preloads, Recruiting, teamSpin } from './recruiting.js';
+import { memberEntry, Recruiting, teamSpin } from './recruiting.js';
 import type { Team } from './team.js';
 
 const memberPath = fileURLToPath(memberEntry);
 
 export class Fork extends Recruiting {
   deploy(team: Team): Crew {
-    const entry = [memberPath, 'process', String(teamSpin(team)), ...preloads(team)];
+    const entry = [memberPath, 'process', String(teamSpin(team))];
     const { pid, channel } = native.spawn(process.execPath, [...this.execArgv, ...entry]);
     let exit: { code: number | null; signal: number | null } | null = null;
     return new Crew(pid, new Channel(channel), {

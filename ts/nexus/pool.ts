@@ -34,9 +34,6 @@ import type { Recruiter, Team } from './team.js';
 
 /** How many members may be starting at a time (see {@link Pool.vacancies}). */
 const startingAtOnce = availableParallelism();
-/** {@link Pool.taskModules}: how many queued tasks it looks at, and how many modules it names. */
-const PRELOAD_LOOKAHEAD = 64;
-const PRELOAD_MODULES = 4;
 
 /** Options of a {@link Pool}. */
 export interface PoolOptions {
@@ -257,17 +254,6 @@ export class Pool extends EventEmitter implements Team {
     const work = this.counts.queued + this.counts.running;
     const wanted = Math.min(work, this.size) - (this.registered.size + this.active.size);
     return Math.max(0, Math.min(wanted, startingAtOnce - this.registered.size));
-  }
-
-  /** The modules of the next queued tasks (a few), for members to import as they start. */
-  taskModules(): string[] {
-    const modules = new Set<string>();
-    const look = (job: Job | undefined) => {
-      if (job?.state === 'queued' && job.address !== undefined) modules.add(job.address.module);
-    };
-    for (let i = 0; i < PRELOAD_LOOKAHEAD && i < this.#front.length; i++) look(this.#front[i]);
-    for (let i = this.#head; i < this.#head + PRELOAD_LOOKAHEAD && i < this.#queue.length; i++) look(this.#queue[i]);
-    return [...modules].slice(0, PRELOAD_MODULES);
   }
 
   /**

@@ -24,11 +24,6 @@ export const TEAM_SPIN = 300;
  */
 export const memberEntry = new URL('../member.cjs', import.meta.url);
 
-/** The task modules a member of `team` imports as it starts (see {@link Team.taskModules}). */
-export function preloads(team: Team): string[] {
-  return team.taskModules?.() ?? [];
-}
-
 /** How long the members of `team` spin (see {@link TEAM_SPIN}). */
 export function teamSpin(team: { readonly size: number }): number {
   return team.size <= availableParallelism() ? TEAM_SPIN : 0;

@@ -18,11 +18,6 @@ export interface Team {
   assemble(workplan: Iterable<Task> | AsyncIterable<Task>): unknown;
   /** How many recruits would take the team to full strength for the work it has. */
   vacancies(): number;
-  /**
-   * The modules of the tasks next in line (optional): a recruiter hands them to a member, which
-   * imports them while the team answers its READY, not after.
-   */
-  taskModules?(): string[];
 }
 
 export const Team = protocol<Team>('team', ['assemble', 'vacancies'], () => Pool);

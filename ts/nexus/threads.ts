@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { adopt, Channel } from '../ipc/channel.js';
 import { native } from '../native.js';
 import { Crew } from './crew.js';
-import { memberEntry, preloads, Recruiting, teamSpin } from './recruiting.js';
+import { memberEntry, Recruiting, teamSpin } from './recruiting.js';
 import type { Team } from './team.js';
 
 export class Threads extends Recruiting {
@@ -15,7 +15,7 @@ export class Threads extends Recruiting {
     const { fd, channel } = native.pair();
     let worker: Worker;
     try {
-      const argv = ['thread', teamSpin(team), fd, ...preloads(team)];
+      const argv = ['thread', teamSpin(team), fd];
       worker = new Worker(memberEntry, { argv, execArgv: this.execArgv });
     } catch (error) {
       adopt(fd).close(); // the thread never took its end
