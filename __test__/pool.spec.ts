@@ -488,6 +488,14 @@ test('a member sent a task list cut short says so', async (t) => {
   team.close();
 });
 
+test('a member sent a malformed list of task classes says so, not that its tasks were cut short', async (t) => {
+  const [team, member] = pipe();
+  const working = Crew.work(member, 1);
+  new HybridMarshaler().send([TASKS, 'Square', [1, 0, { n: 3 }]], team);
+  await t.throwsAsync(working, { message: /malformed list of task classes \(crew protocol\): string/ });
+  team.close();
+});
+
 test('reports that cannot go out together go one by one, the one that cannot travel as an abort', async (t) => {
   const [team, member] = pipe();
   const working = Crew.work(member, 1);

@@ -232,7 +232,10 @@ export async function work(channel: Channel, id: number, spin = 0, warm?: string
       for (let message = marshaler.recv(channel); message !== undefined; message = marshaler.recv(channel)) {
         const [kind, body, tasks] = message as [number, unknown, unknown];
         if (kind === TASKS) {
-          if (!Array.isArray(body) || !Array.isArray(tasks) || tasks.length % TASK_FIELDS !== 0) {
+          if (!Array.isArray(body)) {
+            throw new Error(`the team sent a malformed list of task classes (crew protocol): ${typeof body}`);
+          }
+          if (!Array.isArray(tasks) || tasks.length % TASK_FIELDS !== 0) {
             const got = Array.isArray(tasks) ? `${tasks.length} fields` : typeof tasks;
             throw new Error(`the team sent a malformed task list (crew protocol): ${got}, not ${TASK_FIELDS} a task`);
           }
