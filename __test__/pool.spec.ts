@@ -1005,15 +1005,20 @@ test('no zombie after dismissal, and a child_process elsewhere still gets its ex
   for (const pid of pids) t.true(reaped(pid), `worker ${pid} reaped`);
 });
 
-test('a script that never closes its pool still exits once idle members have lingered', async (t) => {
-  const script = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'linger.ts')], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+for (const timeout of [0, 3600]) {
+  test(`a script that never closes its pool still exits once idle members have lingered (task timeout ${timeout} s)`, async (t) => {
+    // A task's timeout arms an alarm at its deadline: once the task is done, the alarm must go,
+    // or the script would wait an hour for it.
+    const linger = join(import.meta.dirname, 'fixtures', 'linger.ts');
+    const script = spawn(process.execPath, ['--import', 'tsx', linger, String(timeout)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let output = '';
+    script.stdout.on('data', (d) => (output += d));
+    t.deepEqual(await once(script, 'exit'), [0, null]);
+    t.is(output, '16\n');
   });
-  let output = '';
-  script.stdout.on('data', (d) => (output += d));
-  t.deepEqual(await once(script, 'exit'), [0, null]);
-  t.is(output, '16\n');
-});
+}
 
 test('workers start from a parent run as `node --input-type=module -e`, whose options they cannot share', async (t) => {
   const { code, stdout, stderr } = await runScript(`

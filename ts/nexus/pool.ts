@@ -808,6 +808,14 @@ export class Pool extends EventEmitter implements Team {
   /** One alarm, at the earliest deadline of the tasks members are running. */
   #armSweep(): void {
     const next = this.#nextDeadline();
+    if (next === Number.POSITIVE_INFINITY && this.#sweep !== null) {
+      // Nothing left to time: an alarm kept for a deadline that is gone would keep the
+      // dispatcher, and so a finished script, running until it rang.
+      this.dispatcher.cancel(this.#sweep);
+      this.#sweep = null;
+      this.#sweepAt = Number.POSITIVE_INFINITY;
+      return;
+    }
     if (next >= this.#sweepAt) return;
     if (this.#sweep !== null) this.dispatcher.cancel(this.#sweep);
     this.#sweepAt = next;
