@@ -358,6 +358,7 @@ test('bad tasks and bad options are refused with errors that name the problem', 
   t.throws(() => new Pool({ sise: 2 } as never), { message: /unknown option sise/ });
   t.throws(() => new Pool({ size: 0 }), { message: /size must be an integer of at least 1/ });
   t.throws(() => new Pool({ timeout: -1 }), { message: /timeout must be a non-negative number/ });
+  t.throws(() => new Pool({ startTimeout: Number.NaN }), { message: /startTimeout must be a non-negative number of seconds, got NaN/ });
   t.throws(() => new Pool({ recruiter: {} as never }), { message: /Recruiter protocol/ });
   t.throws(() => new Pool().assemble(42 as never), { message: /iterable/ });
 });
@@ -582,12 +583,29 @@ test('a member whose reports are malformed is retired for it, and its task is no
   memberSide.close();
 });
 
+for (const [recruiting, Recruiter] of [
+  ['processes', Fork],
+  ['threads', Threads],
+] as const) {
+  test(`members that hang before they are ready are replaced after startTimeout, then fail the queued tasks (${recruiting})`, async (t) => {
+    const hang = join(import.meta.dirname, 'fixtures', 'hang-at-start.cjs');
+    const the = new Pool({ size: 1, startTimeout: 0.2, recruiter: new Recruiter({ execArgv: ['--require', hang] }) });
+    const retired: number[] = [];
+    the.on('retired', (member) => retired.push(member.id));
+    const error = await t.throwsAsync(the.submit(new Square(2)), { instanceOf: WorkerLostError });
+    t.regex(error?.message ?? '', /crew members fail to get ready \(3 in a row; the last did not get ready within 0.2 s\)/);
+    t.is(retired.length, 3, 'each hung member was given up on once, and no more were recruited');
+    await the.close();
+    if (recruiting === 'processes') for (const pid of retired) t.true(reaped(pid), `member ${pid} reaped`);
+  });
+}
+
 test('workers that die before they are ready fail the queued tasks instead of being recruited forever', async (t) => {
   const the = new Pool({ size: 2, recruiter: new Fork({ execArgv: ['--no-such-node-option'] }) });
   const recruited: number[] = [];
   the.on('retired', (member) => recruited.push(member.id));
   const error = await t.throwsAsync(the.submit(new Square(2)), { instanceOf: WorkerLostError });
-  t.regex(error?.message ?? '', /crew members die before they are ready \(3 in a row/);
+  t.regex(error?.message ?? '', /crew members fail to get ready \(3 in a row; the last ended/);
   t.true(recruited.length >= 3 && recruited.length <= 4, `${recruited.length} recruits, not an endless stream`);
   await the.close();
   for (const pid of recruited) t.true(reaped(pid));

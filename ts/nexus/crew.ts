@@ -68,6 +68,8 @@ export class Crew {
   readonly jobs: number[] = [];
   /** When the oldest task began (ms, performance.now()); NaN before the first. */
   headStart = Number.NaN; // a double from the start: see Pool's #idleSince
+  /** @internal When its team recruited it (ms, performance.now()): its start-up is timed from then. */
+  recruitedAt = Number.NaN;
   /**
    * @internal The task classes the member has imported, as far as the team knows: until it says
    * a class's module is imported, a task of it has no time running.

@@ -52,6 +52,12 @@ export interface PoolOptions {
   /** Seconds idle members wait for more work before they are dismissed (1). */
   linger?: number;
   /**
+   * Seconds a member may take from its recruitment to reporting ready; 0 for no limit (30). One
+   * that takes longer (hung in a preloaded module, or stopped) is retired and counts as a member
+   * that failed to start.
+   */
+  startTimeout?: number;
+  /**
    * The dispatcher to run on; the pool watches it while it has members. By default a new one
    * that, while results come back within 300 µs of each other, polls that long for the next
    * before it sleeps (DispatcherOptions.spin; on Linux, and not for a pool larger than the
@@ -154,6 +160,7 @@ export class Pool extends EventEmitter implements Team {
   readonly pipeline: number;
   readonly pending: number;
   readonly linger: number;
+  readonly startTimeout: number;
   readonly dispatcher: Dispatcher;
   /** Members starting up. */
   readonly registered = new Set<Crew>();
@@ -200,6 +207,7 @@ export class Pool extends EventEmitter implements Team {
     this.pipeline = options.pipeline ?? 256;
     this.pending = options.pending ?? 1024;
     this.linger = options.linger ?? 1;
+    this.startTimeout = options.startTimeout ?? 30;
     this.#ownsDispatcher = options.dispatcher === undefined;
     this.dispatcher = options.dispatcher ?? new Dispatcher({ spin: parentSpin(this) });
     this.#depth = Math.min(2, this.pipeline);
@@ -558,7 +566,9 @@ export class Pool extends EventEmitter implements Team {
       );
       return;
     }
+    const now = performance.now();
     for (const member of recruits) {
+      member.recruitedAt = now;
       this.registered.add(member);
       this.dispatcher.whenReadReady(member.channel, () => this.#read(member));
     }
@@ -704,7 +714,7 @@ export class Pool extends EventEmitter implements Team {
       this.#startFailures = 0;
       this.#fail(
         new WorkerLostError(
-          `crew members die before they are ready (3 in a row; the last ${what}): see their standard error`,
+          `crew members fail to get ready (3 in a row; the last ${what}): see their standard error`,
           'ERR_NEXUS_WORKER_LOST',
         ),
       );
@@ -805,7 +815,7 @@ export class Pool extends EventEmitter implements Team {
       if (job.state === 'queued') this.#settle(job, TaskStatus.aborted, error);
   }
 
-  /** One alarm, at the earliest deadline of the tasks members are running. */
+  /** One alarm, at the earliest deadline: of the tasks members are running, or of members starting. */
   #armSweep(): void {
     const next = this.#nextDeadline();
     if (next === Number.POSITIVE_INFINITY && this.#sweep !== null) {
@@ -822,6 +832,13 @@ export class Pool extends EventEmitter implements Team {
     this.#sweep = this.dispatcher.alarm(Math.max(0, (next - performance.now()) / 1000), () => {
       this.#sweep = null;
       this.#sweepAt = Number.POSITIVE_INFINITY;
+      for (const member of [...this.registered]) {
+        // Its READY may be waiting unread behind this alarm, as a report may.
+        if (!this.#read(member) || member.state !== 'registered') continue;
+        if (performance.now() >= this.#readyBy(member)) {
+          this.#lose(member, `did not get ready within ${this.startTimeout} s`, false);
+        }
+      }
       for (const member of [...this.active]) {
         // A report may be waiting unread behind this alarm: take it before judging the task.
         if (!this.#read(member)) continue;
@@ -844,11 +861,17 @@ export class Pool extends EventEmitter implements Team {
 
   #nextDeadline(): number {
     let next = Number.POSITIVE_INFINITY;
+    for (const member of this.registered) next = Math.min(next, this.#readyBy(member));
     for (const member of this.active) {
       const job = this.#jobs.get(member.jobs[0] ?? 0);
       if (job !== undefined) next = Math.min(next, this.#deadline(member, job));
     }
     return next;
+  }
+
+  /** When a member starting up is given up on. */
+  #readyBy(member: Crew): number {
+    return this.startTimeout === 0 ? Number.POSITIVE_INFINITY : member.recruitedAt + this.startTimeout * 1000;
   }
 
   /**
@@ -1084,7 +1107,17 @@ function label(job: Job): string {
   return job.index >= 0 ? `#${job.index} (${name})` : name;
 }
 
-const known = new Set(['size', 'recruiter', 'retries', 'timeout', 'pipeline', 'pending', 'linger', 'dispatcher']);
+const known = new Set([
+  'size',
+  'recruiter',
+  'retries',
+  'timeout',
+  'pipeline',
+  'pending',
+  'linger',
+  'startTimeout',
+  'dispatcher',
+]);
 
 function check(options: PoolOptions): void {
   if (options === null || typeof options !== 'object') throw new TypeError('Pool: options must be an object');
@@ -1103,7 +1136,7 @@ function check(options: PoolOptions): void {
       throw new RangeError(`Pool: ${key} must be an integer of at least ${min}, got ${String(value)}`);
     }
   }
-  for (const key of ['timeout', 'linger'] as const) {
+  for (const key of ['timeout', 'linger', 'startTimeout'] as const) {
     const value = options[key];
     if (value !== undefined && !(typeof value === 'number' && value >= 0 && Number.isFinite(value))) {
       throw new RangeError(`Pool: ${key} must be a non-negative number of seconds, got ${String(value)}`);
