@@ -174,6 +174,11 @@ export class Pool extends EventEmitter implements Team {
   #queue: Job[] = [];
   #head = 0;
   #front: Job[] = [];
+  /**
+   * Workplans that settled tasks since they were last read: read on by the next #schedule, once
+   * per frame of reports rather than once per task.
+   */
+  #hungry: Workplan[] = [];
   #nextId = 1;
   /** Tasks sent to a member at once: grows when tasks are short, to hide the round trip. */
   #depth = 2;
@@ -411,6 +416,17 @@ export class Pool extends EventEmitter implements Team {
     plan.settleIfDone();
   }
 
+  #feedHungry(): void {
+    while (this.#hungry.length > 0) {
+      const plans = this.#hungry;
+      this.#hungry = [];
+      for (const plan of plans) {
+        plan.hungry = false;
+        this.#feed(plan);
+      }
+    }
+  }
+
   /** Deals queued tasks to members with room, and recruits for the rest. */
   #schedule(): void {
     // User code can run in the middle of it (a getter of a task's state as its frame is encoded,
@@ -423,6 +439,7 @@ export class Pool extends EventEmitter implements Team {
     try {
       do {
         this.#again = false;
+        this.#feedHungry();
         if (this.counts.queued > 0 && this.active.size > 0) {
           const share = Math.ceil(this.counts.queued / this.active.size);
           for (const member of this.active) {
@@ -433,7 +450,7 @@ export class Pool extends EventEmitter implements Team {
         if (this.vacancies() > 0) this.#recruit();
         this.#armSweep();
         this.#checkIdle();
-      } while (this.#again);
+      } while (this.#again || this.#hungry.length > 0);
     } finally {
       this.#scheduling = false;
     }
@@ -785,7 +802,10 @@ export class Pool extends EventEmitter implements Team {
     if (job.plan !== null) {
       job.plan.live--;
       job.plan.record(outcome);
-      this.#feed(job.plan);
+      if (!job.plan.hungry) {
+        job.plan.hungry = true;
+        this.#hungry.push(job.plan);
+      }
     } else if (completed) job.resolve?.(value);
     else job.reject?.(value);
   }
@@ -931,6 +951,8 @@ export class Workplan<R = unknown> implements PromiseLike<WorkplanReport<R>>, As
   /** @internal Tasks read and not yet settled (a count: a set of them cost two hash operations a task). */
   live = 0;
   /** @internal */ reading = false;
+  /** @internal Waiting to be read on (see Pool's #hungry). */
+  hungry = false;
   /** @internal */ submitted = 0;
   /** @internal */ readonly options: RunOptions;
   readonly #keep: boolean;
