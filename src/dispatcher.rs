@@ -148,7 +148,7 @@ impl Dispatcher {
             return Err(throw(
                 &env,
                 "ERR_INVALID_ARG_VALUE",
-                &format!("the alarm interval must be a finite number of seconds, not {seconds}"),
+                &format!("the alarm interval must be a non-negative number of seconds under 1e9, not {seconds}"),
             ));
         };
         let handler = reference(&env, unsafe { handler.raw() })?;

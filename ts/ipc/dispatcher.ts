@@ -36,6 +36,8 @@ export interface DispatcherOptions {
 const READ = 0;
 const WRITE = 1;
 const EXCEPTION = 2;
+/** Alarms are set less than this many seconds ahead (the addon's limit). */
+const MAX_ALARM = 1e9;
 
 /**
  * pyre's event dispatcher, running inside Node's own event loop: timers, promises, sockets and
@@ -85,10 +87,15 @@ export class Dispatcher {
     return this.#when(channel, EXCEPTION, handler, 'whenException');
   }
 
-  /** Calls `handler(timestamp)` after `seconds`; if it returns a number, again that much later. */
+  /**
+   * Calls `handler(timestamp)` after `seconds` (from 0 to less than 1e9, about 31 years); if it
+   * returns such a number, again that much later.
+   */
   alarm(seconds: number, handler: AlarmHandler): HandlerId {
-    if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) {
-      throw new RangeError(`alarm: the interval must be a non-negative number of seconds, got ${String(seconds)}`);
+    if (typeof seconds !== 'number' || !(seconds >= 0 && seconds < MAX_ALARM)) {
+      throw new RangeError(
+        `alarm: the interval must be a non-negative number of seconds under 1e9, got ${String(seconds)}`,
+      );
     }
     checkHandler('alarm', handler);
     const onError = this.#onError;
