@@ -914,8 +914,11 @@ export class Pool extends EventEmitter implements Team {
       this.#drained?.();
       return;
     }
-    if (this.registered.size + this.active.size === 0 || this.#linger !== null) return;
-    this.#idleSince = performance.now();
+    if (this.registered.size + this.active.size === 0) return;
+    // Idle again while the alarm of an earlier idle spell is still set: it must find the pool
+    // idle since now, or it would take the pool for busy and never dismiss anyone.
+    if (Number.isNaN(this.#idleSince)) this.#idleSince = performance.now();
+    if (this.#linger !== null) return;
     this.#linger = this.dispatcher.alarm(this.linger, () => {
       const idle = this.counts.queued + this.counts.running === 0 && this.#idleSince > 0;
       const left = this.linger * 1000 - (performance.now() - this.#idleSince);
