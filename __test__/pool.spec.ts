@@ -593,12 +593,21 @@ for (const [recruiting, Recruiter] of [
     const retired: number[] = [];
     the.on('retired', (member) => retired.push(member.id));
     const error = await t.throwsAsync(the.submit(new Square(2)), { instanceOf: WorkerLostError });
-    t.regex(error?.message ?? '', /crew members fail to get ready \(3 in a row; the last did not get ready within 0.2 s\)/);
+    t.regex(error?.message ?? '', /crew members fail to get ready \(3 in a row; the last did not get ready within 0.2 s \(startTimeout\)\)/);
     t.is(retired.length, 3, 'each hung member was given up on once, and no more were recruited');
     await the.close();
     if (recruiting === 'processes') for (const pid of retired) t.true(reaped(pid), `member ${pid} reaped`);
   });
 }
+
+test('seconds far beyond any alarm (timeout, startTimeout, linger) are taken as they are', async (t) => {
+  // A dispatcher's alarm takes less than 1e9 s: the pool's own alarms ring at most a day ahead
+  // and are armed again, rather than handing such a deadline to the dispatcher as it is.
+  const the = new Pool({ size: 1, timeout: 1e12, startTimeout: 1e12, linger: 1e12 });
+  t.is(await the.submit(new Square(3)), 9);
+  t.is(await the.submit(new Square(4), { timeout: 1e10 }), 16);
+  await the.close();
+});
 
 test('workers that die before they are ready fail the queued tasks instead of being recruited forever', async (t) => {
   const the = new Pool({ size: 2, recruiter: new Fork({ execArgv: ['--no-such-node-option'] }) });
@@ -1023,13 +1032,20 @@ test('no zombie after dismissal, and a child_process elsewhere still gets its ex
   for (const pid of pids) t.true(reaped(pid), `worker ${pid} reaped`);
 });
 
-for (const timeout of [0, 3600]) {
-  test(`a script that never closes its pool still exits once idle members have lingered (task timeout ${timeout} s)`, async (t) => {
+for (const [timeout, hang] of [
+  [0, ''],
+  [3600, ''],
+  [0, 'hang'],
+] as const) {
+  test(`a script that never closes its pool still exits once idle members have lingered (task timeout ${timeout} s${hang ? ', a member hung starting' : ''})`, async (t) => {
     // Its members are idle more than once: each idle spell must count. Alarms armed for deadlines
-    // (a task's timeout, a member's start-up) must go with them, or the script would wait an hour.
+    // (a task's timeout, a member's start-up) must go with them, or the script would wait an hour;
+    // a member hung starting must not be waited for.
     const linger = join(import.meta.dirname, 'fixtures', 'linger.ts');
-    const script = spawn(process.execPath, ['--import', 'tsx', linger, String(timeout)], {
+    const marker = join(await mkdtemp(join(tmpdir(), 'pyre-nexus-')), 'started');
+    const script = spawn(process.execPath, ['--import', 'tsx', linger, String(timeout), hang], {
       stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, PYRE_NEXUS_TEST_MARKER: marker },
     });
     let output = '';
     script.stdout.on('data', (d) => (output += d));

@@ -417,13 +417,9 @@ export class Pool extends EventEmitter implements Team {
   }
 
   #feedHungry(): void {
-    while (this.#hungry.length > 0) {
-      const plans = this.#hungry;
-      this.#hungry = [];
-      for (const plan of plans) {
-        plan.hungry = false;
-        this.#feed(plan);
-      }
+    for (let plan = this.#hungry.shift(); plan !== undefined; plan = this.#hungry.shift()) {
+      plan.hungry = false;
+      this.#feed(plan);
     }
   }
 
@@ -849,14 +845,16 @@ export class Pool extends EventEmitter implements Team {
     if (next >= this.#sweepAt) return;
     if (this.#sweep !== null) this.dispatcher.cancel(this.#sweep);
     this.#sweepAt = next;
-    this.#sweep = this.dispatcher.alarm(Math.max(0, (next - performance.now()) / 1000), () => {
+    // At most a day ahead (an alarm takes less than 1e9 s): ringing early, it is armed again.
+    const seconds = Math.min(Math.max(0, (next - performance.now()) / 1000), 86_400);
+    this.#sweep = this.dispatcher.alarm(seconds, () => {
       this.#sweep = null;
       this.#sweepAt = Number.POSITIVE_INFINITY;
       for (const member of [...this.registered]) {
         // Its READY may be waiting unread behind this alarm, as a report may.
         if (!this.#read(member) || member.state !== 'registered') continue;
         if (performance.now() >= this.#readyBy(member)) {
-          this.#lose(member, `did not get ready within ${this.startTimeout} s`, false);
+          this.#lose(member, `did not get ready within ${this.startTimeout} s (startTimeout)`, false);
         }
       }
       for (const member of [...this.active]) {
@@ -910,7 +908,7 @@ export class Pool extends EventEmitter implements Team {
       return;
     }
     if (this.#closing) {
-      for (const member of [...this.registered, ...this.active]) this.#dismiss(member, false);
+      this.#dismissAll();
       this.#drained?.();
       return;
     }
@@ -919,15 +917,26 @@ export class Pool extends EventEmitter implements Team {
     // idle since now, or it would take the pool for busy and never dismiss anyone.
     if (Number.isNaN(this.#idleSince)) this.#idleSince = performance.now();
     if (this.#linger !== null) return;
-    this.#linger = this.dispatcher.alarm(this.linger, () => {
+    // At most a day at a time (an alarm takes less than 1e9 s), like the sweep.
+    this.#linger = this.dispatcher.alarm(Math.min(this.linger, 86_400), () => {
       const idle = this.counts.queued + this.counts.running === 0 && this.#idleSince > 0;
       const left = this.linger * 1000 - (performance.now() - this.#idleSince);
-      if (idle && left > 1) return left / 1000;
+      if (idle && left > 1) return Math.min(left / 1000, 86_400);
       this.#linger = null;
-      if (idle) for (const member of [...this.registered, ...this.active]) this.#dismiss(member, false);
+      if (idle) {
+        this.#dismissAll();
+        this.#armSweep(); // the start-up deadlines of members dismissed starting are gone
+      }
       return undefined;
     });
     this.#watch();
+  }
+
+  /** Dismisses every member: those at work once their tasks are done, those starting at once. */
+  #dismissAll(): void {
+    // A member still starting has nothing to finish, and may never read its channel's end.
+    for (const member of [...this.registered]) this.#dismiss(member, true);
+    for (const member of [...this.active]) this.#dismiss(member, false);
   }
 
   #cancelAlarms(): void {
@@ -938,7 +947,12 @@ export class Pool extends EventEmitter implements Team {
   }
 
   #watch(): void {
-    if (!this.dispatcher.watching) this.dispatcher.watch().catch((error) => this.#fail(error));
+    if (!this.dispatcher.watching) {
+      this.dispatcher.watch().catch((error) => {
+        this.#fail(error);
+        this.#feedHungry(); // workplans whose tasks #fail settled reach their end, or read on
+      });
+    }
   }
 }
 
