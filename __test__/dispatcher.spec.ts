@@ -432,7 +432,9 @@ test('bad arguments get clear errors', (t) => {
   t.throws(() => dispatcher.whenWriteReady(a, 'nope' as never), {
     message: /the handler must be a function, got string/,
   });
-  t.throws(() => dispatcher.alarm(-1, () => undefined), { message: /non-negative number of seconds under 1e9, got -1/ });
+  t.throws(() => dispatcher.alarm(-1, () => undefined), {
+    message: /non-negative number of seconds under 1e9, got -1/,
+  });
   t.throws(() => dispatcher.alarm(1e9, () => undefined), { message: /under 1e9, got 1000000000/ });
   t.throws(() => new Dispatcher({ onError: 5 as never }), {
     message: 'options.onError must be a function, got number',

@@ -358,7 +358,9 @@ test('bad tasks and bad options are refused with errors that name the problem', 
   t.throws(() => new Pool({ sise: 2 } as never), { message: /unknown option sise/ });
   t.throws(() => new Pool({ size: 0 }), { message: /size must be an integer of at least 1/ });
   t.throws(() => new Pool({ timeout: -1 }), { message: /timeout must be a non-negative number/ });
-  t.throws(() => new Pool({ startTimeout: Number.NaN }), { message: /startTimeout must be a non-negative number of seconds, got NaN/ });
+  t.throws(() => new Pool({ startTimeout: Number.NaN }), {
+    message: /startTimeout must be a non-negative number of seconds, got NaN/,
+  });
   t.throws(() => new Pool({ recruiter: {} as never }), { message: /Recruiter protocol/ });
   t.throws(() => new Pool().assemble(42 as never), { message: /iterable/ });
 });
@@ -593,7 +595,10 @@ for (const [recruiting, Recruiter] of [
     const retired: number[] = [];
     the.on('retired', (member) => retired.push(member.id));
     const error = await t.throwsAsync(the.submit(new Square(2)), { instanceOf: WorkerLostError });
-    t.regex(error?.message ?? '', /crew members fail to get ready \(3 in a row; the last did not get ready within 0.2 s \(startTimeout\)\)/);
+    t.regex(
+      error?.message ?? '',
+      /crew members fail to get ready \(3 in a row; the last did not get ready within 0.2 s \(startTimeout\)\)/,
+    );
     t.is(retired.length, 3, 'each hung member was given up on once, and no more were recruited');
     await the.close();
     if (recruiting === 'processes') for (const pid of retired) t.true(reaped(pid), `member ${pid} reaped`);
