@@ -39,6 +39,7 @@ import {
   Chancy,
   Crash,
   Explode,
+  FileGated,
   Garbage,
   Gated,
   Hang,
@@ -604,6 +605,57 @@ for (const [recruiting, Recruiter] of [
     if (recruiting === 'processes') for (const pid of retired) t.true(reaped(pid), `member ${pid} reaped`);
   });
 }
+
+test('a team whose recruits fail to get ready carries on with the members it has, and aborts nothing', async (t) => {
+  // The first member starts; every later one hangs before it is ready (hang-after-first.cjs).
+  // Its tasks wait at a gate until three recruits have failed: the queued tasks must then stay
+  // queued for the one member, not be aborted as they are when no member works.
+  const dir = await mkdtemp(join(tmpdir(), 'pyre-nexus-'));
+  process.env.PYRE_NEXUS_TEST_MARKER = join(dir, 'started'); // read by the members' preload
+  const gate = join(dir, 'gate');
+  const hang = join(import.meta.dirname, 'fixtures', 'hang-after-first.cjs');
+  const the = new Pool({ size: 2, startTimeout: 1.5, recruiter: new Fork({ execArgv: ['--require', hang] }) });
+  const retired: number[] = [];
+  const threeLost = new Promise<void>((resolve) => {
+    the.on('retired', (member) => {
+      if (retired.push(member.id) === 3) resolve();
+    });
+  });
+  const results = Promise.all(Array.from({ length: 6 }, (_, i) => the.submit(new FileGated(gate, i))));
+  await threeLost;
+  t.is(the.active.size, 1, 'the first member works on');
+  t.is(the.vacancies(), 0, 'no more recruits while shorthanded');
+  await writeFile(gate, '');
+  t.deepEqual(await results, [0, 1, 2, 3, 4, 5]);
+  await the.close();
+});
+
+test('a recruiter that deploys some members and then fails returns those it deployed', async (t) => {
+  // Thrown away with the error, they would run unknown to the team, never reaped.
+  class Faltering extends Fork {
+    deployed = 0;
+    override deploy(team: Team) {
+      if (this.deployed === 1) throw new Error('out of processes');
+      this.deployed++;
+      return super.deploy(team);
+    }
+  }
+  const recruiter = new Faltering();
+  const the = new Pool({ size: 2, recruiter });
+  const pids: number[] = [];
+  the.on('recruited', (member) => pids.push(member.id));
+  // Two tasks at once: two vacancies, filled in one call to recruit().
+  const report = await the.assemble([new Square(2), new Square(3)]);
+  t.deepEqual(
+    report.outcomes.map((o) => o.result),
+    [4, 9],
+    'the member deployed runs both, the team carrying on shorthanded',
+  );
+  t.is(recruiter.deployed, 1);
+  await the.close();
+  t.is(pids.length, 1);
+  t.true(reaped(pids[0] as number));
+});
 
 test('seconds far beyond any alarm (timeout, startTimeout, linger) are taken as they are', async (t) => {
   // A dispatcher's alarm takes less than 1e9 s: the pool's own alarms ring at most a day ahead

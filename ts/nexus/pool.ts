@@ -196,6 +196,11 @@ export class Pool extends EventEmitter implements Team {
    */
   #idleSince = Number.NaN;
   #startFailures = 0;
+  /**
+   * Recruiting failed while members were at work: the team carries on at its present strength,
+   * and recruits again once it loses a member or falls idle.
+   */
+  #shorthanded = false;
   #closing = false;
   #closed: Promise<void> | null = null;
   #drained: (() => void) | null = null;
@@ -260,10 +265,11 @@ export class Pool extends EventEmitter implements Team {
    * How many recruits would take the team to full strength for the work at hand, with at most
    * as many members starting at once as there are CPUs: members that start together share the
    * CPUs, so all of them would be late (8 at once on 2 CPUs gave a first result in 1.2 s,
-   * against 0.2 s for 2 at a time). The next ones are recruited as these report ready.
+   * against 0.2 s for 2 at a time). The next ones are recruited as these report ready. None
+   * while the team carries on shorthanded, after recruiting failed.
    */
   vacancies(): number {
-    if (this.#closing && this.counts.queued === 0) return 0;
+    if (this.#shorthanded || (this.#closing && this.counts.queued === 0)) return 0;
     const work = this.counts.queued + this.counts.running;
     const wanted = Math.min(work, this.size) - (this.registered.size + this.active.size);
     return Math.max(0, Math.min(wanted, startingAtOnce - this.registered.size));
@@ -574,9 +580,8 @@ export class Pool extends EventEmitter implements Team {
     try {
       recruits = this.recruiter.recruit(this);
     } catch (cause) {
-      this.#fail(
-        new NexusError(`cannot recruit a crew member: ${(cause as Error).message}`, 'ERR_NEXUS_RECRUIT', { cause }),
-      );
+      const message = `cannot recruit a crew member: ${(cause as Error).message}`;
+      this.#cannotRecruit(new NexusError(message, 'ERR_NEXUS_RECRUIT', { cause }));
       return;
     }
     const now = performance.now();
@@ -698,6 +703,7 @@ export class Pool extends EventEmitter implements Team {
   #lose(member: Crew, what: string, started: boolean): void {
     if (member.state === 'retired') return;
     const starting = member.state === 'registered';
+    if (member.state === 'active') this.#shorthanded = false; // a place to fill: try again
     const ids = member.jobs.splice(0);
     // Several tasks unreported: the member may have finished the first ones and held their
     // reports back. None is charged; each is dealt alone from now on, where a crash is its own.
@@ -725,13 +731,24 @@ export class Pool extends EventEmitter implements Team {
     this.#dismiss(member, true);
     if (starting && ++this.#startFailures >= 3) {
       this.#startFailures = 0;
-      this.#fail(
+      this.#cannotRecruit(
         new WorkerLostError(
           `crew members fail to get ready (3 in a row; the last ${what}): see their standard error`,
           'ERR_NEXUS_WORKER_LOST',
         ),
       );
     }
+  }
+
+  /**
+   * Recruiting failed (the recruiter threw, or members failed to get ready 3 times in a row).
+   * With members at work, the team carries on shorthanded: they run the queued tasks, and
+   * recruiting waits until the team loses one of them or falls idle. With none, nothing could run
+   * the queued tasks: they are aborted with `error`.
+   */
+  #cannotRecruit(error: Error): void {
+    if (this.active.size > 0) this.#shorthanded = true;
+    else this.#fail(error);
   }
 
   #dismiss(member: Crew, force: boolean): void {
@@ -924,6 +941,7 @@ export class Pool extends EventEmitter implements Team {
       if (idle && left > 1) return Math.min(left / 1000, 86_400);
       this.#linger = null;
       if (idle) {
+        this.#shorthanded = false; // the next work recruits afresh
         this.#dismissAll();
         this.#armSweep(); // the start-up deadlines of members dismissed starting are gone
       }

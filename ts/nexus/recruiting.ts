@@ -66,9 +66,21 @@ export abstract class Recruiting implements Recruiter {
     this.execArgv = execArgv;
   }
 
+  /**
+   * Deploys a member for each of the team's vacancies. If one cannot be deployed, those already
+   * are still returned (they are running, and the team must know them to reap them); the error
+   * is thrown only when none was.
+   */
   recruit(team: Team): Crew[] {
     const recruits: Crew[] = [];
-    for (let n = team.vacancies(); n > 0; n--) recruits.push(this.deploy(team));
+    for (let n = team.vacancies(); n > 0; n--) {
+      try {
+        recruits.push(this.deploy(team));
+      } catch (error) {
+        if (recruits.length === 0) throw error;
+        break; // the next vacancies() asks again, and reports the error if it persists
+      }
+    }
     return recruits;
   }
 
