@@ -1,7 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -606,31 +606,45 @@ for (const [recruiting, Recruiter] of [
   });
 }
 
-test('a team whose recruits fail to get ready carries on with the members it has, and aborts nothing', async (t) => {
-  // The first member starts; every later one hangs before it is ready (hang-after-first.cjs).
-  // Its tasks wait at a gate until three recruits have failed: the queued tasks must then stay
-  // queued for the one member, not be aborted as they are when no member works.
+test('a team whose recruits fail to get ready carries on with its member, then recruits again when it loses it', async (t) => {
+  // The first member starts; later ones exit before they are ready (later-members-fail.cjs). The
+  // tasks wait at a gate while three recruits fail: queued, they must wait for the one member,
+  // not be aborted as they are when no member works.
   const dir = await mkdtemp(join(tmpdir(), 'pyre-nexus-'));
-  process.env.PYRE_NEXUS_TEST_MARKER = join(dir, 'started'); // read by the members' preload
+  const marker = join(dir, 'started');
+  // Read by the members' preload, which inherit this process's environment.
+  Object.assign(process.env, { PYRE_NEXUS_TEST_MARKER: marker, PYRE_NEXUS_TEST_LATER: 'exit' });
+  t.teardown(() => {
+    delete process.env.PYRE_NEXUS_TEST_MARKER;
+    delete process.env.PYRE_NEXUS_TEST_LATER;
+  });
   const gate = join(dir, 'gate');
-  const hang = join(import.meta.dirname, 'fixtures', 'hang-after-first.cjs');
-  const the = new Pool({ size: 2, startTimeout: 1.5, recruiter: new Fork({ execArgv: ['--require', hang] }) });
-  const retired: number[] = [];
-  const threeLost = new Promise<void>((resolve) => {
-    the.on('retired', (member) => {
-      if (retired.push(member.id) === 3) resolve();
+  const preload = join(import.meta.dirname, 'fixtures', 'later-members-fail.cjs');
+  const the = new Pool({ size: 2, recruiter: new Fork({ execArgv: ['--require', preload] }) });
+  const recruited = once(the, 'recruited');
+  const results = [the.submit(new FileGated(gate, 0))]; // one task: one recruit
+  const [member] = (await recruited) as [Crew];
+  const threeFailed = new Promise<void>((resolve) => {
+    let failed = 0;
+    the.on('retired', () => {
+      if (++failed === 3) resolve();
     });
   });
-  const results = Promise.all(Array.from({ length: 6 }, (_, i) => the.submit(new FileGated(gate, i))));
-  await threeLost;
-  t.is(the.active.size, 1, 'the first member works on');
-  t.is(the.vacancies(), 0, 'no more recruits while shorthanded');
+  for (let n = 1; n < 6; n++) results.push(the.submit(new FileGated(gate, n)));
+  await threeFailed;
+  t.is(the.vacancies(), 0, 'no recruit while it carries on shorthanded');
+  t.is(the.counts.aborted, 0);
+  // Its member lost, it recruits again at once; with the marker gone, a recruit gets ready.
+  await rm(marker);
+  const replaced = once(the, 'recruited');
+  process.kill(member.id, 'SIGKILL');
+  t.not(((await replaced) as [Crew])[0].id, member.id);
   await writeFile(gate, '');
-  t.deepEqual(await results, [0, 1, 2, 3, 4, 5]);
+  t.deepEqual(await Promise.all(results), [0, 1, 2, 3, 4, 5]);
   await the.close();
 });
 
-test('a recruiter that deploys some members and then fails returns those it deployed', async (t) => {
+test('a recruiter failing part-way returns the members it deployed, and the pool carries on with them', async (t) => {
   // Thrown away with the error, they would run unknown to the team, never reaped.
   class Faltering extends Fork {
     deployed = 0;
@@ -641,20 +655,18 @@ test('a recruiter that deploys some members and then fails returns those it depl
     }
   }
   const recruiter = new Faltering();
-  const the = new Pool({ size: 2, recruiter });
-  const pids: number[] = [];
-  the.on('recruited', (member) => pids.push(member.id));
-  // Two tasks at once: two vacancies, filled in one call to recruit().
-  const report = await the.assemble([new Square(2), new Square(3)]);
-  t.deepEqual(
-    report.outcomes.map((o) => o.result),
-    [4, 9],
-    'the member deployed runs both, the team carrying on shorthanded',
-  );
-  t.is(recruiter.deployed, 1);
+  const team = { size: 2, vacancies: () => 2 } as unknown as Team;
+  const recruits = recruiter.recruit(team);
+  t.is(recruits.length, 1);
+  await recruiter.dismiss(team, recruits[0] as Crew, true);
+  t.true(reaped((recruits[0] as Crew).id));
+  t.throws(() => recruiter.recruit(team), { message: 'out of processes' }, 'with none deployed, it throws');
+
+  // A pool whose recruiter fails while its one member is still starting carries on with it: the
+  // second submit asks for a recruit at once, before the first member is ready.
+  const the = new Pool({ size: 2, recruiter: new Faltering() });
+  t.deepEqual(await Promise.all([the.submit(new Square(2)), the.submit(new Square(3))]), [4, 9]);
   await the.close();
-  t.is(pids.length, 1);
-  t.true(reaped(pids[0] as number));
 });
 
 test('seconds far beyond any alarm (timeout, startTimeout, linger) are taken as they are', async (t) => {
@@ -1102,7 +1114,7 @@ for (const [timeout, hang] of [
     const marker = join(await mkdtemp(join(tmpdir(), 'pyre-nexus-')), 'started');
     const script = spawn(process.execPath, ['--import', 'tsx', linger, String(timeout), hang], {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, PYRE_NEXUS_TEST_MARKER: marker },
+      env: { ...process.env, PYRE_NEXUS_TEST_MARKER: marker, PYRE_NEXUS_TEST_LATER: 'hang' },
     });
     let output = '';
     script.stdout.on('data', (d) => (output += d));

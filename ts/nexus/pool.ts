@@ -197,10 +197,13 @@ export class Pool extends EventEmitter implements Team {
   #idleSince = Number.NaN;
   #startFailures = 0;
   /**
-   * Recruiting failed while members were at work: the team carries on at its present strength,
-   * and recruits again once it loses a member or falls idle.
+   * After recruiting failed with members left to do the work, the team carries on shorthanded
+   * until then (ms, performance.now(); NaN for not at all, a double from the start: see
+   * #idleSince), and recruits again sooner when a member gets ready or a member at work is lost.
+   * The pause doubles each time, up to a minute.
    */
-  #shorthanded = false;
+  #recruitAfter = Number.NaN;
+  #recruitPause = 1000;
   #closing = false;
   #closed: Promise<void> | null = null;
   #drained: (() => void) | null = null;
@@ -266,10 +269,11 @@ export class Pool extends EventEmitter implements Team {
    * as many members starting at once as there are CPUs: members that start together share the
    * CPUs, so all of them would be late (8 at once on 2 CPUs gave a first result in 1.2 s,
    * against 0.2 s for 2 at a time). The next ones are recruited as these report ready. None
-   * while the team carries on shorthanded, after recruiting failed.
+   * while the team carries on shorthanded, for a pause after recruiting failed.
    */
   vacancies(): number {
-    if (this.#shorthanded || (this.#closing && this.counts.queued === 0)) return 0;
+    if (this.#closing && this.counts.queued === 0) return 0;
+    if (performance.now() < this.#recruitAfter) return 0;
     const work = this.counts.queued + this.counts.running;
     const wanted = Math.min(work, this.size) - (this.registered.size + this.active.size);
     return Math.max(0, Math.min(wanted, startingAtOnce - this.registered.size));
@@ -581,7 +585,8 @@ export class Pool extends EventEmitter implements Team {
       recruits = this.recruiter.recruit(this);
     } catch (cause) {
       const message = `cannot recruit a crew member: ${(cause as Error).message}`;
-      this.#cannotRecruit(new NexusError(message, 'ERR_NEXUS_RECRUIT', { cause }));
+      const error = new NexusError(message, 'ERR_NEXUS_RECRUIT', { cause });
+      this.#cannotRecruit(error, this.active.size + this.registered.size);
       return;
     }
     const now = performance.now();
@@ -641,6 +646,8 @@ export class Pool extends EventEmitter implements Team {
       this.active.add(member);
       member.state = 'active';
       this.#startFailures = 0;
+      this.#recruitAfter = Number.NaN; // recruiting works: fill any places left at once
+      this.#recruitPause = 1000;
       this.#tell('recruited', member);
     } else {
       throw new Error(`an unexpected message: ${String(kind)}`);
@@ -703,7 +710,6 @@ export class Pool extends EventEmitter implements Team {
   #lose(member: Crew, what: string, started: boolean): void {
     if (member.state === 'retired') return;
     const starting = member.state === 'registered';
-    if (member.state === 'active') this.#shorthanded = false; // a place to fill: try again
     const ids = member.jobs.splice(0);
     // Several tasks unreported: the member may have finished the first ones and held their
     // reports back. None is charged; each is dealt alone from now on, where a crash is its own.
@@ -729,26 +735,31 @@ export class Pool extends EventEmitter implements Team {
       this.#requeue(job);
     });
     this.#dismiss(member, true);
+    // A member at work lost, or none left: a place to fill now, not after a pause.
+    if (!starting || this.active.size + this.registered.size === 0) this.#recruitAfter = Number.NaN;
     if (starting && ++this.#startFailures >= 3) {
       this.#startFailures = 0;
-      this.#cannotRecruit(
-        new WorkerLostError(
-          `crew members fail to get ready (3 in a row; the last ${what}): see their standard error`,
-          'ERR_NEXUS_WORKER_LOST',
-        ),
+      const error = new WorkerLostError(
+        `crew members fail to get ready (3 in a row; the last ${what}): see their standard error`,
+        'ERR_NEXUS_WORKER_LOST',
       );
+      // Members still starting are likely to fail as these did: only members at work count.
+      this.#cannotRecruit(error, this.active.size);
     }
   }
 
   /**
    * Recruiting failed (the recruiter threw, or members failed to get ready 3 times in a row).
-   * With members at work, the team carries on shorthanded: they run the queued tasks, and
-   * recruiting waits until the team loses one of them or falls idle. With none, nothing could run
-   * the queued tasks: they are aborted with `error`.
+   * With `members` that can do the work, the team carries on shorthanded for a pause (see
+   * #recruitAfter). With none, nothing could run the queued tasks: they are aborted with `error`.
    */
-  #cannotRecruit(error: Error): void {
-    if (this.active.size > 0) this.#shorthanded = true;
-    else this.#fail(error);
+  #cannotRecruit(error: Error, members: number): void {
+    if (members === 0) {
+      this.#fail(error);
+      return;
+    }
+    this.#recruitAfter = performance.now() + this.#recruitPause;
+    this.#recruitPause = Math.min(2 * this.#recruitPause, 60_000);
   }
 
   #dismiss(member: Crew, force: boolean): void {
@@ -941,7 +952,10 @@ export class Pool extends EventEmitter implements Team {
       if (idle && left > 1) return Math.min(left / 1000, 86_400);
       this.#linger = null;
       if (idle) {
-        this.#shorthanded = false; // the next work recruits afresh
+        // The next work recruits afresh.
+        this.#recruitAfter = Number.NaN;
+        this.#recruitPause = 1000;
+        this.#startFailures = 0;
         this.#dismissAll();
         this.#armSweep(); // the start-up deadlines of members dismissed starting are gone
       }
