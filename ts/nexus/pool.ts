@@ -32,6 +32,12 @@ import {
 } from './task.js';
 import type { Recruiter, Team } from './team.js';
 
+/**
+ * Seconds ahead the pool's alarms ring at most: a dispatcher's alarm takes less than 1e9 s, and
+ * one that rings early for a deadline further off is armed again.
+ */
+const ALARM_HORIZON = 86_400;
+
 /** How many members may be starting at a time (see {@link Pool.vacancies}). */
 const startingAtOnce = availableParallelism();
 
@@ -873,8 +879,7 @@ export class Pool extends EventEmitter implements Team {
     if (next >= this.#sweepAt) return;
     if (this.#sweep !== null) this.dispatcher.cancel(this.#sweep);
     this.#sweepAt = next;
-    // At most a day ahead (an alarm takes less than 1e9 s): ringing early, it is armed again.
-    const seconds = Math.min(Math.max(0, (next - performance.now()) / 1000), 86_400);
+    const seconds = Math.min(Math.max(0, (next - performance.now()) / 1000), ALARM_HORIZON);
     this.#sweep = this.dispatcher.alarm(seconds, () => {
       this.#sweep = null;
       this.#sweepAt = Number.POSITIVE_INFINITY;
@@ -945,11 +950,10 @@ export class Pool extends EventEmitter implements Team {
     // idle since now, or it would take the pool for busy and never dismiss anyone.
     if (Number.isNaN(this.#idleSince)) this.#idleSince = performance.now();
     if (this.#linger !== null) return;
-    // At most a day at a time (an alarm takes less than 1e9 s), like the sweep.
-    this.#linger = this.dispatcher.alarm(Math.min(this.linger, 86_400), () => {
+    this.#linger = this.dispatcher.alarm(Math.min(this.linger, ALARM_HORIZON), () => {
       const idle = this.counts.queued + this.counts.running === 0 && this.#idleSince > 0;
       const left = this.linger * 1000 - (performance.now() - this.#idleSince);
-      if (idle && left > 1) return Math.min(left / 1000, 86_400);
+      if (idle && left > 1) return Math.min(left / 1000, ALARM_HORIZON);
       this.#linger = null;
       if (idle) {
         // The next work recruits afresh.
