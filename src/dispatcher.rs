@@ -498,8 +498,12 @@ impl Inner {
             return;
         }
         self.in_turn.set(true);
-        if let Some(since) = self.asleep_since.take() {
-            self.spinning.set(since.elapsed() < self.spin);
+        // Only a turn that may spin measures the pause: a timer or an immediate that comes soon
+        // after a fruitless spin is no peer answering quickly.
+        if may_spin {
+            if let Some(since) = self.asleep_since.take() {
+                self.spinning.set(since.elapsed() < self.spin);
+            }
         }
         let env = self.env;
         let mut calls = self.calls.take();
