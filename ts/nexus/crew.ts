@@ -275,7 +275,8 @@ export async function work(channel: Channel, id: number, spin = 0, warm?: string
   });
   toTeam(() => marshaler.send([READY, id], channel));
   if (gone) return;
-  if (warm !== undefined) importModule(warm).catch(() => {}); // the first task's import would say why
+  // A warm-up only: if it fails, the tasks' own imports load what they need, or say why not.
+  if (warm !== undefined) importModule(warm).catch(() => {});
   await dispatcher.watch();
 }
 

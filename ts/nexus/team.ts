@@ -24,7 +24,11 @@ export const Team = protocol<Team>('team', ['assemble', 'vacancies'], () => Pool
 
 /** The protocol of resource allocation strategies (pyre's `recruiter`). */
 export interface Recruiter {
-  /** Deploys one member per vacancy of `team`. */
+  /**
+   * Deploys one member per vacancy of `team`. If a deploy fails after others succeeded, returns
+   * those (they are running: the team must know them to dismiss and reap them); throws only when
+   * none was deployed.
+   */
   recruit(team: Team): Crew[];
   /** Starts one member of `team`. */
   deploy(team: Team): Crew;
