@@ -488,7 +488,9 @@ test('a member sent a task list cut short says so', async (t) => {
   const [team, member] = pipe();
   const working = Crew.work(member, 1);
   new HybridMarshaler().send([TASKS, [[Square.module, 'Square']], [1, 0]], team);
-  await t.throwsAsync(working, { message: /malformed task list \(crew protocol\): 2 fields, not 3 a task/ });
+  await t.throwsAsync(working, {
+    message: /malformed task list \(crew protocol\): 2 fields, not a multiple of 3 \(the fields of one task\)/,
+  });
   team.close();
 });
 

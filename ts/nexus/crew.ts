@@ -239,7 +239,9 @@ export async function work(channel: Channel, id: number, spin = 0, warm?: string
           }
           if (!Array.isArray(tasks) || tasks.length % TASK_FIELDS !== 0) {
             const got = Array.isArray(tasks) ? `${tasks.length} fields` : typeof tasks;
-            throw new Error(`the team sent a malformed task list (crew protocol): ${got}, not ${TASK_FIELDS} a task`);
+            throw new Error(
+              `the team sent a malformed task list (crew protocol): ${got}, not a multiple of ${TASK_FIELDS} (the fields of one task)`,
+            );
           }
           for (const added of body as [module: string, name: string][]) sentClasses.push(added);
           const list = tasks as unknown[];

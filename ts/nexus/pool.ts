@@ -279,7 +279,7 @@ export class Pool extends EventEmitter implements Team {
    */
   vacancies(): number {
     if (this.#closing && this.counts.queued === 0) return 0;
-    if (performance.now() < this.#recruitAfter) return 0;
+    if (this.#recruitAfter > 0 && performance.now() < this.#recruitAfter) return 0;
     const work = this.counts.queued + this.counts.running;
     const wanted = Math.min(work, this.size) - (this.registered.size + this.active.size);
     return Math.max(0, Math.min(wanted, startingAtOnce - this.registered.size));
@@ -651,9 +651,7 @@ export class Pool extends EventEmitter implements Team {
       this.registered.delete(member);
       this.active.add(member);
       member.state = 'active';
-      this.#startFailures = 0;
-      this.#recruitAfter = Number.NaN; // recruiting works: fill any places left at once
-      this.#recruitPause = 1000;
+      this.#recruitAfresh(); // recruiting works: fill any places left at once
       this.#tell('recruited', member);
     } else {
       throw new Error(`an unexpected message: ${String(kind)}`);
@@ -752,6 +750,13 @@ export class Pool extends EventEmitter implements Team {
       // Members still starting are likely to fail as these did: only members at work count.
       this.#cannotRecruit(error, this.active.size);
     }
+  }
+
+  /** Forgets failed starts and any pause in recruiting. */
+  #recruitAfresh(): void {
+    this.#startFailures = 0;
+    this.#recruitAfter = Number.NaN;
+    this.#recruitPause = 1000;
   }
 
   /**
@@ -956,10 +961,7 @@ export class Pool extends EventEmitter implements Team {
       if (idle && left > 1) return Math.min(left / 1000, ALARM_HORIZON);
       this.#linger = null;
       if (idle) {
-        // The next work recruits afresh.
-        this.#recruitAfter = Number.NaN;
-        this.#recruitPause = 1000;
-        this.#startFailures = 0;
+        this.#recruitAfresh(); // for the next work
         this.#dismissAll();
         this.#armSweep(); // the start-up deadlines of members dismissed starting are gone
       }
@@ -1159,7 +1161,9 @@ function tasksFrame(member: Crew, jobs: Job[]): { payload: Buffer; added: [strin
 /** Throws, saying why, unless `reports` holds a whole report at `at` (see REPORTS). */
 function checkReport(reports: unknown[], at: number): void {
   if (at + REPORT_FIELDS > reports.length) {
-    throw new Error(`a malformed report: a list of ${reports.length} fields, not ${REPORT_FIELDS} a report`);
+    throw new Error(
+      `a malformed report: a list of ${reports.length} fields, not a multiple of ${REPORT_FIELDS} (the fields of one report)`,
+    );
   }
   const value = reports[at + 3] as Partial<ErrorRecord> | null;
   if (typeof reports[at] !== 'number') throw new Error(`a malformed report: task id ${String(reports[at])}`);
