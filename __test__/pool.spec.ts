@@ -608,43 +608,86 @@ for (const [recruiting, Recruiter] of [
   });
 }
 
-test('a team whose recruits fail to get ready carries on with its member, then recruits again when it loses it', async (t) => {
-  // The first member starts; later ones exit before they are ready (later-members-fail.cjs). The
-  // tasks wait at a gate while three recruits fail: queued, they must wait for the one member,
-  // not be aborted as they are when no member works.
-  const dir = await mkdtemp(join(tmpdir(), 'pyre-nexus-'));
-  const marker = join(dir, 'started');
-  // Read by the members' preload, which inherit this process's environment.
-  Object.assign(process.env, { PYRE_NEXUS_TEST_MARKER: marker, PYRE_NEXUS_TEST_LATER: 'exit' });
-  t.teardown(() => {
-    delete process.env.PYRE_NEXUS_TEST_MARKER;
-    delete process.env.PYRE_NEXUS_TEST_LATER;
-  });
-  const gate = join(dir, 'gate');
-  const preload = join(import.meta.dirname, 'fixtures', 'later-members-fail.cjs');
-  const the = new Pool({ size: 2, recruiter: new Fork({ execArgv: ['--require', preload] }) });
-  const recruited = once(the, 'recruited');
-  const results = [the.submit(new FileGated(gate, 0))]; // one task: one recruit
-  const [member] = (await recruited) as [Crew];
-  const threeFailed = new Promise<void>((resolve) => {
-    let failed = 0;
-    the.on('retired', () => {
-      if (++failed === 3) resolve();
+// Serial: the members' preload reads its marker from this process's environment.
+test.serial(
+  'a team whose recruits fail to get ready carries on with its member, then recruits again when it loses it',
+  async (t) => {
+    // The first member starts; later ones exit before they are ready (later-members-fail.cjs). The
+    // tasks wait at a gate while three recruits fail: queued, they must wait for the one member,
+    // not be aborted as they are when no member works.
+    const dir = await mkdtemp(join(tmpdir(), 'pyre-nexus-'));
+    const marker = join(dir, 'started');
+    // Read by the members' preload, which inherit this process's environment.
+    Object.assign(process.env, { PYRE_NEXUS_TEST_MARKER: marker, PYRE_NEXUS_TEST_LATER: 'exit' });
+    t.teardown(() => {
+      delete process.env.PYRE_NEXUS_TEST_MARKER;
+      delete process.env.PYRE_NEXUS_TEST_LATER;
     });
-  });
-  for (let n = 1; n < 6; n++) results.push(the.submit(new FileGated(gate, n)));
-  await threeFailed;
-  t.is(the.vacancies(), 0, 'no recruit while it carries on shorthanded');
-  t.is(the.counts.aborted, 0);
-  // Its member lost, it recruits again at once; with the marker gone, a recruit gets ready.
-  await rm(marker);
-  const replaced = once(the, 'recruited');
-  process.kill(member.id, 'SIGKILL');
-  t.not(((await replaced) as [Crew])[0].id, member.id);
-  await writeFile(gate, '');
-  t.deepEqual(await Promise.all(results), [0, 1, 2, 3, 4, 5]);
-  await the.close();
-});
+    const gate = join(dir, 'gate');
+    const preload = join(import.meta.dirname, 'fixtures', 'later-members-fail.cjs');
+    const the = new Pool({ size: 2, recruiter: new Fork({ execArgv: ['--require', preload] }) });
+    const recruited = once(the, 'recruited');
+    const results = [the.submit(new FileGated(gate, 0))]; // one task: one recruit
+    const [member] = (await recruited) as [Crew];
+    const threeFailed = new Promise<void>((resolve) => {
+      let failed = 0;
+      the.on('retired', () => {
+        if (++failed === 3) resolve();
+      });
+    });
+    for (let n = 1; n < 6; n++) results.push(the.submit(new FileGated(gate, n)));
+    await threeFailed;
+    t.is(the.vacancies(), 0, 'no recruit while it carries on shorthanded');
+    t.is(the.counts.aborted, 0);
+    // Its member lost, it recruits again at once; with the marker gone, a recruit gets ready.
+    await rm(marker);
+    const replaced = once(the, 'recruited');
+    process.kill(member.id, 'SIGKILL');
+    t.not(((await replaced) as [Crew])[0].id, member.id);
+    await writeFile(gate, '');
+    t.deepEqual(await Promise.all(results), [0, 1, 2, 3, 4, 5]);
+    await the.close();
+  },
+);
+
+// Serial, as the test above.
+test.serial(
+  'a team carrying on shorthanded recruits again when the pause ends, while its member is still busy',
+  async (t) => {
+    // Its one member is held at a gate: no report, no new task and no lost member comes to end
+    // the pause, so only the pool's own alarm can recruit the member the queued tasks need.
+    const dir = await mkdtemp(join(tmpdir(), 'pyre-nexus-'));
+    const marker = join(dir, 'started');
+    Object.assign(process.env, { PYRE_NEXUS_TEST_MARKER: marker, PYRE_NEXUS_TEST_LATER: 'exit' });
+    t.teardown(() => {
+      delete process.env.PYRE_NEXUS_TEST_MARKER;
+      delete process.env.PYRE_NEXUS_TEST_LATER;
+    });
+    const gate = join(dir, 'gate');
+    const preload = join(import.meta.dirname, 'fixtures', 'later-members-fail.cjs');
+    // One task a member, so that the first holds none of the queued ones behind its gate.
+    const the = new Pool({ size: 2, pipeline: 1, recruiter: new Fork({ execArgv: ['--require', preload] }) });
+    const recruited = once(the, 'recruited');
+    const gated = the.submit(new FileGated(gate, 0));
+    const [first] = (await recruited) as [Crew];
+    const threeFailed = new Promise<void>((resolve) => {
+      let failed = 0;
+      the.on('retired', () => {
+        if (++failed === 3) resolve();
+      });
+    });
+    const squares = [the.submit(new Square(2)), the.submit(new Square(3))];
+    await threeFailed;
+    t.is(the.vacancies(), 0, 'no recruit while the pause lasts');
+    await rm(marker); // the next recruit gets ready
+    const [second] = (await once(the, 'recruited')) as [Crew];
+    t.not(second.id, first.id);
+    t.deepEqual(await Promise.all(squares), [4, 9], 'the new member ran them while the first was held');
+    await writeFile(gate, '');
+    t.is(await gated, 0);
+    await the.close();
+  },
+);
 
 test('a recruiter failing part-way returns the members it deployed, and the pool carries on with them', async (t) => {
   // Thrown away with the error, they would run unknown to the team, never reaped.

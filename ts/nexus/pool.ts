@@ -206,7 +206,7 @@ export class Pool extends EventEmitter implements Team {
    * After recruiting failed with members left to do the work, the team carries on shorthanded
    * until then (ms, performance.now(); NaN for not at all, a double from the start: see
    * #idleSince), and recruits again sooner when a member gets ready or a member at work is lost.
-   * The pause doubles each time, up to a minute.
+   * The pause doubles each time, up to a minute; the sweep alarm rings at its end.
    */
   #recruitAfter = Number.NaN;
   #recruitPause = 1000;
@@ -280,9 +280,13 @@ export class Pool extends EventEmitter implements Team {
   vacancies(): number {
     if (this.#closing && this.counts.queued === 0) return 0;
     if (this.#recruitAfter > 0 && performance.now() < this.#recruitAfter) return 0;
+    return Math.max(0, Math.min(this.#shortBy(), startingAtOnce - this.registered.size));
+  }
+
+  /** How many members more than it has the team wants for the work at hand. */
+  #shortBy(): number {
     const work = this.counts.queued + this.counts.running;
-    const wanted = Math.min(work, this.size) - (this.registered.size + this.active.size);
-    return Math.max(0, Math.min(wanted, startingAtOnce - this.registered.size));
+    return Math.min(work, this.size) - (this.registered.size + this.active.size);
   }
 
   /**
@@ -870,7 +874,10 @@ export class Pool extends EventEmitter implements Team {
       if (job.state === 'queued') this.#settle(job, TaskStatus.aborted, error);
   }
 
-  /** One alarm, at the earliest deadline: of the tasks members are running, or of members starting. */
+  /**
+   * One alarm, at the earliest deadline: of the tasks members are running, of members starting,
+   * or of a pause in recruiting.
+   */
   #armSweep(): void {
     const next = this.#nextDeadline();
     if (next === Number.POSITIVE_INFINITY && this.#sweep !== null) {
@@ -916,7 +923,9 @@ export class Pool extends EventEmitter implements Team {
   }
 
   #nextDeadline(): number {
-    let next = Number.POSITIVE_INFINITY;
+    // While the team is short, the end of a pause in recruiting: with every member busy on a
+    // long task, nothing else would come to recruit then.
+    let next = this.#recruitAfter > 0 && this.#shortBy() > 0 ? this.#recruitAfter : Number.POSITIVE_INFINITY;
     for (const member of this.registered) next = Math.min(next, this.#readyBy(member));
     for (const member of this.active) {
       const job = this.#jobs.get(member.jobs[0] ?? 0);
