@@ -338,6 +338,33 @@ test('members, and on Linux a pool on a dispatcher of its own, poll before sleep
   await Promise.all([fits.close(), crowded.close(), given.close()]);
 });
 
+test('a shared dispatcher stopped by a throwing handler aborts the running and queued tasks, then the pool recovers', async (t) => {
+  // Stopped, the loop reads no report: the running task would otherwise never settle.
+  const dir = await mkdtemp(join(tmpdir(), 'pyre-nexus-'));
+  const gate = join(dir, 'gate');
+  const shared = new Dispatcher();
+  const the = new Pool({ size: 1, pipeline: 1, dispatcher: shared });
+  const recruited = once(the, 'recruited');
+  const started = once(the, 'started');
+  const running = the.submit(new FileGated(gate, 0));
+  const queued = the.submit(new Square(2));
+  const [member] = (await recruited) as [Crew];
+  await started;
+  shared.alarm(0, () => {
+    throw new Error('the application broke');
+  });
+  for (const task of [running, queued]) {
+    const error = await t.throwsAsync(task, { code: 'ERR_NEXUS_DISPATCHER_STOPPED' });
+    t.regex(error?.message ?? '', /the pool's dispatcher stopped on an error: the application broke/);
+    t.is((error?.cause as Error | undefined)?.message, 'the application broke');
+  }
+  t.is(the.counts.running + the.counts.queued, 0);
+  t.is(await the.submit(new Square(3)), 9, 'the next task recruits afresh and watches again');
+  await the.close();
+  t.true(reaped(member.id), 'the member whose work was lost is stopped and reaped');
+  shared.close();
+});
+
 test('bad tasks and bad options are refused with errors that name the problem', async (t) => {
   const the = new Pool({ size: 1 });
   await t.throwsAsync(the.submit(new Homeless(1)), {

@@ -67,7 +67,11 @@ export interface PoolOptions {
    * The dispatcher to run on; the pool watches it while it has members. By default a new one
    * that, while results come back within 300 µs of each other, polls that long for the next
    * before it sleeps (DispatcherOptions.spin; on Linux, and not for a pool larger than the
-   * machine's CPUs): a task at a time then takes about a quarter less.
+   * machine's CPUs): a task at a time then takes about a quarter less. A dispatcher shared with
+   * handlers of your own: if one of them throws and the dispatcher has no `onError`, the loop
+   * stops and no report can be read, so the pool aborts its unfinished tasks with
+   * `ERR_NEXUS_DISPATCHER_STOPPED` (the exception as its `cause`) and stops its members; the
+   * next task recruits afresh.
    */
   dispatcher?: Dispatcher;
 }
@@ -297,9 +301,7 @@ export class Pool extends EventEmitter implements Team {
   close(options: { force?: boolean } = {}): Promise<void> {
     this.#closing = true;
     if (options.force) {
-      const closed = new NexusError('the pool was closed before this task finished', 'ERR_NEXUS_POOL_CLOSED');
-      for (const job of [...this.#jobs.values()]) this.#settle(job, TaskStatus.aborted, closed);
-      for (const member of [...this.registered, ...this.active]) this.#dismiss(member, true);
+      this.#abandon(new NexusError('the pool was closed before this task finished', 'ERR_NEXUS_POOL_CLOSED'));
     }
     this.#closed ??= new Promise<void>((resolve) => {
       this.#drained = resolve;
@@ -995,11 +997,25 @@ export class Pool extends EventEmitter implements Team {
 
   #watch(): void {
     if (!this.dispatcher.watching) {
-      this.dispatcher.watch().catch((error) => {
-        this.#fail(error);
-        this.#feedHungry(); // workplans whose tasks #fail settled reach their end, or read on
+      this.dispatcher.watch().catch((cause: unknown) => {
+        // A handler threw on a dispatcher the pool shares (one given without onError), or the
+        // loop itself failed. Stopped, it reads no report: the tasks out with members would
+        // never settle. The next task recruits afresh, and watches again.
+        const why = cause instanceof Error ? cause.message : String(cause);
+        this.#abandon(
+          new NexusError(`the pool's dispatcher stopped on an error: ${why}`, 'ERR_NEXUS_DISPATCHER_STOPPED', {
+            cause,
+          }),
+        );
+        this.#feedHungry(); // workplans whose tasks were settled here reach their end, or read on
       });
     }
+  }
+
+  /** Aborts every task not done with `error`, and stops every member at once. */
+  #abandon(error: Error): void {
+    for (const job of [...this.#jobs.values()]) this.#settle(job, TaskStatus.aborted, error);
+    for (const member of [...this.registered, ...this.active]) this.#dismiss(member, true);
   }
 }
 
