@@ -363,6 +363,27 @@ test('a shared dispatcher stopped by a throwing handler aborts the running and q
   await the.close();
   t.true(reaped(member.id), 'the member whose work was lost is stopped and reaped');
   shared.close();
+  await rm(dir, { recursive: true });
+});
+
+test('a close() waiting for the work ends when a shared dispatcher stops on an error', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'pyre-nexus-'));
+  const shared = new Dispatcher();
+  const the = new Pool({ size: 1, dispatcher: shared });
+  const started = once(the, 'started');
+  // Its timeout sets an alarm of the pool's on the shared dispatcher.
+  const running = the.submit(new FileGated(join(dir, 'gate'), 0), { timeout: 3600 });
+  await started;
+  const closed = the.close();
+  shared.alarm(0, () => {
+    throw new Error('the application broke');
+  });
+  await t.throwsAsync(running, { code: 'ERR_NEXUS_DISPATCHER_STOPPED' });
+  await closed;
+  await shared.watch(); // it ends: no alarm of the pool is left to keep it running for an hour
+  t.is(shared.handlerCount, 0);
+  shared.close();
+  await rm(dir, { recursive: true });
 });
 
 test('bad tasks and bad options are refused with errors that name the problem', async (t) => {

@@ -69,9 +69,11 @@ export interface PoolOptions {
    * before it sleeps (DispatcherOptions.spin; on Linux, and not for a pool larger than the
    * machine's CPUs): a task at a time then takes about a quarter less. A dispatcher shared with
    * handlers of your own: if one of them throws and the dispatcher has no `onError`, the loop
-   * stops and no report can be read, so the pool aborts its unfinished tasks with
-   * `ERR_NEXUS_DISPATCHER_STOPPED` (the exception as its `cause`) and stops its members; the
-   * next task recruits afresh.
+   * stops and no report can be read. When the pool started that loop (it watches the dispatcher
+   * when it is not being watched), it aborts its unfinished tasks with
+   * `ERR_NEXUS_DISPATCHER_STOPPED` (the exception as its `cause`) and stops its members; the next
+   * task recruits afresh. When you started it, the rejection is yours, and the pool's tasks
+   * wait until the dispatcher is watched again.
    */
   dispatcher?: Dispatcher;
 }
@@ -780,6 +782,7 @@ export class Pool extends EventEmitter implements Team {
   }
 
   #dismiss(member: Crew, force: boolean): void {
+    if (member.state === 'retired') return; // a listener of 'retired' may have dismissed it
     this.registered.delete(member);
     this.active.delete(member);
     member.state = 'retired';
@@ -927,7 +930,10 @@ export class Pool extends EventEmitter implements Team {
   #nextDeadline(): number {
     // While the team is short, the end of a pause in recruiting: with every member busy on a
     // long task, nothing else would come to recruit then.
-    let next = this.#recruitAfter > 0 && this.#shortBy() > 0 ? this.#recruitAfter : Number.POSITIVE_INFINITY;
+    // Only while it is ahead: past, it is no deadline (an alarm for it would ring at once, again
+    // and again, while starting members or a close keep vacancies() at 0).
+    const pause = this.#recruitAfter;
+    let next = pause > 0 && this.#shortBy() > 0 && pause > performance.now() ? pause : Number.POSITIVE_INFINITY;
     for (const member of this.registered) next = Math.min(next, this.#readyBy(member));
     for (const member of this.active) {
       const job = this.#jobs.get(member.jobs[0] ?? 0);
@@ -1007,15 +1013,18 @@ export class Pool extends EventEmitter implements Team {
             cause,
           }),
         );
-        this.#feedHungry(); // workplans whose tasks were settled here reach their end, or read on
+        this.#schedule(); // workplans read on, a pending close() ends, the alarms are rearmed
       });
     }
   }
 
-  /** Aborts every task not done with `error`, and stops every member at once. */
+  /** Stops every member at once, and aborts every task not done with `error`. */
   #abandon(error: Error): void {
-    for (const job of [...this.#jobs.values()]) this.#settle(job, TaskStatus.aborted, error);
+    this.#recruitAfresh(); // no member is left to carry on with: the next task recruits at once
+    // Members first: a listener of the aborts may submit again, and its task must not be dealt
+    // to a member about to be stopped.
     for (const member of [...this.registered, ...this.active]) this.#dismiss(member, true);
+    for (const job of [...this.#jobs.values()]) this.#settle(job, TaskStatus.aborted, error);
   }
 }
 
