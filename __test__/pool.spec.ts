@@ -16,6 +16,7 @@ import {
   HybridMarshaler,
   type Outcome,
   Pool,
+  type PoolOptions,
   pipe,
   pool,
   RecoverableError,
@@ -112,6 +113,34 @@ function reaped(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'ESRCH';
   }
+}
+
+/**
+ * A pool whose first member starts and whose later recruits exit before they are ready
+ * (fixtures/later-members-fail.cjs). Its preload reads `marker` from this process's environment,
+ * so the specs that use it run serially; removing `marker` lets the next recruit get ready.
+ */
+async function laterRecruitsFail(t: import('ava').ExecutionContext, options: PoolOptions) {
+  const dir = await mkdtemp(join(tmpdir(), 'pyre-nexus-'));
+  const marker = join(dir, 'started');
+  Object.assign(process.env, { PYRE_NEXUS_TEST_MARKER: marker, PYRE_NEXUS_TEST_LATER: 'exit' });
+  t.teardown(() => {
+    delete process.env.PYRE_NEXUS_TEST_MARKER;
+    delete process.env.PYRE_NEXUS_TEST_LATER;
+  });
+  const preload = join(import.meta.dirname, 'fixtures', 'later-members-fail.cjs');
+  const the = new Pool({ ...options, recruiter: new Fork({ execArgv: ['--require', preload] }) });
+  return { the, marker, gate: join(dir, 'gate') };
+}
+
+/** Resolves once `count` more members of `pool` have retired. */
+function retirements(pool: Pool, count: number): Promise<void> {
+  return new Promise((resolve) => {
+    let retired = 0;
+    pool.on('retired', () => {
+      if (++retired === count) resolve();
+    });
+  });
 }
 
 /**
@@ -656,33 +685,17 @@ for (const [recruiting, Recruiter] of [
   });
 }
 
-// Serial: the members' preload reads its marker from this process's environment.
+// Serial: see laterRecruitsFail.
 test.serial(
   'a team whose recruits fail to get ready carries on with its member, then recruits again when it loses it',
   async (t) => {
-    // The first member starts; later ones exit before they are ready (later-members-fail.cjs). The
-    // tasks wait at a gate while three recruits fail: queued, they must wait for the one member,
-    // not be aborted as they are when no member works.
-    const dir = await mkdtemp(join(tmpdir(), 'pyre-nexus-'));
-    const marker = join(dir, 'started');
-    // Read by the members' preload, which inherit this process's environment.
-    Object.assign(process.env, { PYRE_NEXUS_TEST_MARKER: marker, PYRE_NEXUS_TEST_LATER: 'exit' });
-    t.teardown(() => {
-      delete process.env.PYRE_NEXUS_TEST_MARKER;
-      delete process.env.PYRE_NEXUS_TEST_LATER;
-    });
-    const gate = join(dir, 'gate');
-    const preload = join(import.meta.dirname, 'fixtures', 'later-members-fail.cjs');
-    const the = new Pool({ size: 2, recruiter: new Fork({ execArgv: ['--require', preload] }) });
+    // The tasks wait at a gate while three recruits fail: queued, they must wait for the one
+    // member, not be aborted as they are when no member works.
+    const { the, marker, gate } = await laterRecruitsFail(t, { size: 2 });
     const recruited = once(the, 'recruited');
     const results = [the.submit(new FileGated(gate, 0))]; // one task: one recruit
     const [member] = (await recruited) as [Crew];
-    const threeFailed = new Promise<void>((resolve) => {
-      let failed = 0;
-      the.on('retired', () => {
-        if (++failed === 3) resolve();
-      });
-    });
+    const threeFailed = retirements(the, 3);
     for (let n = 1; n < 6; n++) results.push(the.submit(new FileGated(gate, n)));
     await threeFailed;
     t.is(the.vacancies(), 0, 'no recruit while it carries on shorthanded');
@@ -698,32 +711,18 @@ test.serial(
   },
 );
 
-// Serial, as the test above.
+// Serial: see laterRecruitsFail.
 test.serial(
   'a team carrying on shorthanded recruits again when the pause ends, while its member is still busy',
   async (t) => {
     // Its one member is held at a gate: no report, no new task and no lost member comes to end
     // the pause, so only the pool's own alarm can recruit the member the queued tasks need.
-    const dir = await mkdtemp(join(tmpdir(), 'pyre-nexus-'));
-    const marker = join(dir, 'started');
-    Object.assign(process.env, { PYRE_NEXUS_TEST_MARKER: marker, PYRE_NEXUS_TEST_LATER: 'exit' });
-    t.teardown(() => {
-      delete process.env.PYRE_NEXUS_TEST_MARKER;
-      delete process.env.PYRE_NEXUS_TEST_LATER;
-    });
-    const gate = join(dir, 'gate');
-    const preload = join(import.meta.dirname, 'fixtures', 'later-members-fail.cjs');
     // One task a member, so that the first holds none of the queued ones behind its gate.
-    const the = new Pool({ size: 2, pipeline: 1, recruiter: new Fork({ execArgv: ['--require', preload] }) });
+    const { the, marker, gate } = await laterRecruitsFail(t, { size: 2, pipeline: 1 });
     const recruited = once(the, 'recruited');
     const gated = the.submit(new FileGated(gate, 0));
     const [first] = (await recruited) as [Crew];
-    const threeFailed = new Promise<void>((resolve) => {
-      let failed = 0;
-      the.on('retired', () => {
-        if (++failed === 3) resolve();
-      });
-    });
+    const threeFailed = retirements(the, 3);
     const squares = [the.submit(new Square(2)), the.submit(new Square(3))];
     await threeFailed;
     t.is(the.vacancies(), 0, 'no recruit while the pause lasts');
