@@ -395,6 +395,34 @@ test('a shared dispatcher stopped by a throwing handler aborts the running and q
   await rm(dir, { recursive: true });
 });
 
+test('a task submitted by a listener while a stopped dispatcher is abandoned runs on a new member', async (t) => {
+  // Submitted as the first of two busy members retires, it must not be dealt to the second,
+  // which has room for it (two tasks a member) and is stopped next: it would never settle.
+  const dir = await mkdtemp(join(tmpdir(), 'pyre-nexus-'));
+  const shared = new Dispatcher();
+  const the = new Pool({ size: 2, dispatcher: shared });
+  // Both members ready and idle first, so that the gated tasks go one to each.
+  let ready = 0;
+  const bothReady = new Promise<void>((resolve) => the.on('recruited', () => ++ready === 2 && resolve()));
+  const warmUp = [0, 1].map((n) => the.submit(new FileGated(join(dir, 'warm'), n)));
+  await bothReady;
+  await writeFile(join(dir, 'warm'), '');
+  await Promise.all(warmUp);
+  const gated = [0, 1].map((n) => the.submit(new FileGated(join(dir, 'gate'), n)));
+  let again: Promise<number> | undefined;
+  the.once('retired', () => {
+    again = the.submit(new Square(5));
+  });
+  shared.alarm(0, () => {
+    throw new Error('the application broke');
+  });
+  for (const task of gated) await t.throwsAsync(task, { code: 'ERR_NEXUS_DISPATCHER_STOPPED' });
+  t.is(await again, 25);
+  await the.close();
+  shared.close();
+  await rm(dir, { recursive: true });
+});
+
 test('a close() waiting for the work ends when a shared dispatcher stops on an error', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'pyre-nexus-'));
   const shared = new Dispatcher();

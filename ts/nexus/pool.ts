@@ -929,9 +929,9 @@ export class Pool extends EventEmitter implements Team {
 
   #nextDeadline(): number {
     // While the team is short, the end of a pause in recruiting: with every member busy on a
-    // long task, nothing else would come to recruit then.
-    // Only while it is ahead: past, it is no deadline (an alarm for it would ring at once, again
-    // and again, while starting members or a close keep vacancies() at 0).
+    // long task, nothing else would come to recruit then. Only while it is ahead: an alarm for
+    // a past one would ring again and again while starting members or a close keep vacancies()
+    // at 0.
     const pause = this.#recruitAfter;
     let next = pause > 0 && this.#shortBy() > 0 && pause > performance.now() ? pause : Number.POSITIVE_INFINITY;
     for (const member of this.registered) next = Math.min(next, this.#readyBy(member));
@@ -1021,10 +1021,17 @@ export class Pool extends EventEmitter implements Team {
   /** Stops every member at once, and aborts every task not done with `error`. */
   #abandon(error: Error): void {
     this.#recruitAfresh(); // no member is left to carry on with: the next task recruits at once
-    // Members first: a listener of the aborts may submit again, and its task must not be dealt
-    // to a member about to be stopped.
-    for (const member of [...this.registered, ...this.active]) this.#dismiss(member, true);
-    for (const job of [...this.#jobs.values()]) this.#settle(job, TaskStatus.aborted, error);
+    // A listener may submit again meanwhile: its task is neither aborted here nor dealt to a
+    // member about to be stopped, but queued (as under #schedule) for the caller's next one.
+    const scheduling = this.#scheduling;
+    this.#scheduling = true;
+    try {
+      const jobs = [...this.#jobs.values()];
+      for (const member of [...this.registered, ...this.active]) this.#dismiss(member, true);
+      for (const job of jobs) this.#settle(job, TaskStatus.aborted, error);
+    } finally {
+      this.#scheduling = scheduling;
+    }
   }
 }
 
