@@ -372,13 +372,15 @@ test('a shared dispatcher stopped by a throwing handler aborts the running and q
   const dir = await mkdtemp(join(tmpdir(), 'pyre-nexus-'));
   const gate = join(dir, 'gate');
   const shared = new Dispatcher();
-  const the = new Pool({ size: 1, pipeline: 1, dispatcher: shared });
+  const the = new Pool({ size: 1, pipeline: 1, linger: 3600, dispatcher: shared });
   const recruited = once(the, 'recruited');
-  const started = once(the, 'started');
-  const running = the.submit(new FileGated(gate, 0));
-  const queued = the.submit(new Square(2));
+  // A task of a class its member has imported has its timeout timed from the start: an alarm.
+  await writeFile(join(dir, 'open'), '');
+  t.is(await the.submit(new FileGated(join(dir, 'open'), 1)), 1);
   const [member] = (await recruited) as [Crew];
-  await started;
+  const running = the.submit(new FileGated(gate, 0), { timeout: 3600 });
+  const queued = the.submit(new Square(2));
+  t.is(shared.handlerCount, 3, "the member's channel, the task's timeout and the idle spell's linger");
   shared.alarm(0, () => {
     throw new Error('the application broke');
   });
@@ -388,6 +390,7 @@ test('a shared dispatcher stopped by a throwing handler aborts the running and q
     t.is((error?.cause as Error | undefined)?.message, 'the application broke');
   }
   t.is(the.counts.running + the.counts.queued, 0);
+  await shared.watch(); // it ends: no alarm of the pool's is left to keep it up for an hour
   t.is(await the.submit(new Square(3)), 9, 'the next task recruits afresh and watches again');
   await the.close();
   t.true(reaped(member.id), 'the member whose work was lost is stopped and reaped');
@@ -428,8 +431,7 @@ test('a close() waiting for the work ends when a shared dispatcher stops on an e
   const shared = new Dispatcher();
   const the = new Pool({ size: 1, dispatcher: shared });
   const started = once(the, 'started');
-  // Its timeout sets an alarm of the pool's on the shared dispatcher.
-  const running = the.submit(new FileGated(join(dir, 'gate'), 0), { timeout: 3600 });
+  const running = the.submit(new FileGated(join(dir, 'gate'), 0));
   await started;
   const closed = the.close();
   shared.alarm(0, () => {
@@ -437,8 +439,6 @@ test('a close() waiting for the work ends when a shared dispatcher stops on an e
   });
   await t.throwsAsync(running, { code: 'ERR_NEXUS_DISPATCHER_STOPPED' });
   await closed;
-  await shared.watch(); // it ends: no alarm of the pool is left to keep it running for an hour
-  t.is(shared.handlerCount, 0);
   shared.close();
   await rm(dir, { recursive: true });
 });

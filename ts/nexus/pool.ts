@@ -70,10 +70,11 @@ export interface PoolOptions {
    * machine's CPUs): a task at a time then takes about a quarter less. A dispatcher shared with
    * handlers of your own: if one of them throws and the dispatcher has no `onError`, the loop
    * stops and no report can be read. When the pool started that loop (it watches the dispatcher
-   * when it is not being watched), it aborts its unfinished tasks with
+   * when it is not being watched), it aborts the tasks it holds, queued and running, with
    * `ERR_NEXUS_DISPATCHER_STOPPED` (the exception as its `cause`) and stops its members; the next
-   * task recruits afresh. When you started it, the rejection is yours, and the pool's tasks
-   * wait until the dispatcher is watched again.
+   * task, or a workplan's next, recruits afresh. When something else started it (you, or
+   * another pool), the rejection goes there, and this pool's tasks wait until the dispatcher is
+   * watched again.
    */
   dispatcher?: Dispatcher;
 }
@@ -574,8 +575,9 @@ export class Pool extends EventEmitter implements Team {
       member.jobs.push(job.id);
       this.counts.queued--;
       this.counts.running++;
-      this.#emit('started', job);
     }
+    // Told once all are marked: a listener that settles a later one finds it running.
+    for (const job of jobs) this.#emit('started', job);
     return true;
   }
 
@@ -1032,6 +1034,8 @@ export class Pool extends EventEmitter implements Team {
     } finally {
       this.#scheduling = scheduling;
     }
+    // No task to time, no member to dismiss when idle: alarms kept would only keep the loop up.
+    this.#cancelAlarms();
   }
 }
 
