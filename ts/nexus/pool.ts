@@ -286,8 +286,13 @@ export class Pool extends EventEmitter implements Team {
    */
   vacancies(): number {
     if (this.#closing && this.counts.queued === 0) return 0;
-    if (this.#recruitAfter > 0 && performance.now() < this.#recruitAfter) return 0;
+    if (this.#pausedRecruiting()) return 0;
     return Math.max(0, Math.min(this.#shortBy(), startingAtOnce - this.registered.size));
+  }
+
+  /** Whether a pause in recruiting (see #recruitAfter) lasts yet. */
+  #pausedRecruiting(): boolean {
+    return this.#recruitAfter > 0 && performance.now() < this.#recruitAfter;
   }
 
   /** How many members more than it has the team wants for the work at hand. */
@@ -931,11 +936,10 @@ export class Pool extends EventEmitter implements Team {
 
   #nextDeadline(): number {
     // While the team is short, the end of a pause in recruiting: with every member busy on a
-    // long task, nothing else would come to recruit then. Only while it is ahead: an alarm for
-    // a past one would ring again and again while starting members or a close keep vacancies()
-    // at 0.
-    const pause = this.#recruitAfter;
-    let next = pause > 0 && this.#shortBy() > 0 && pause > performance.now() ? pause : Number.POSITIVE_INFINITY;
+    // long task, nothing else would come to recruit then. Only while the pause lasts: an alarm
+    // for one past would ring again and again while starting members or a close keep
+    // vacancies() at 0.
+    let next = this.#pausedRecruiting() && this.#shortBy() > 0 ? this.#recruitAfter : Number.POSITIVE_INFINITY;
     for (const member of this.registered) next = Math.min(next, this.#readyBy(member));
     for (const member of this.active) {
       const job = this.#jobs.get(member.jobs[0] ?? 0);
