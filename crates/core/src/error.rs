@@ -31,6 +31,9 @@ pub enum Error {
     AlreadyWatched,
     /// A descriptor handed over as a channel is not a socket.
     NotASocket { fd: i32 },
+    /// A descriptor handed over as shared memory is not a region that can be mapped; `why`
+    /// says what it is instead.
+    NotShared { fd: i32, why: String },
     /// The operation does not apply to this kind of channel (reading from a listener, say).
     WrongKind {
         op: &'static str,
@@ -59,6 +62,7 @@ impl Error {
             Error::AlreadyWatched => "ERR_NEXUS_ALREADY_WATCHED",
             Error::WrongKind { .. } => "ERR_NEXUS_WRONG_KIND",
             Error::NotASocket { .. } => "ERR_NEXUS_NOT_A_SOCKET",
+            Error::NotShared { .. } => "ERR_NEXUS_NOT_SHARED_MEMORY",
             Error::Start { .. } | Error::Io { .. } => "ERR_NEXUS_IO",
         }
     }
@@ -101,6 +105,9 @@ impl fmt::Display for Error {
             ),
             Error::AlreadyWatched => write!(f, "the channel is already watched by another dispatcher"),
             Error::NotASocket { fd } => write!(f, "descriptor {fd} is not a socket"),
+            Error::NotShared { fd, why } => {
+                write!(f, "descriptor {fd} is not a shared memory region: {why}")
+            }
             Error::WrongKind { op, kind } => write!(f, "cannot {op} on a {kind} channel"),
             Error::Start { program, source } => {
                 write!(f, "starting a worker failed: {program}: {source}")

@@ -38,6 +38,8 @@ pub mod error;
 pub mod frame;
 #[cfg(unix)]
 pub mod recruit;
+#[cfg(unix)]
+pub mod shared;
 
 pub use address::Address;
 #[cfg(unix)]
@@ -49,3 +51,5 @@ pub use dispatcher::{Call, Dispatcher, HandlerId, Readiness};
 pub use error::{Error, Result};
 #[cfg(unix)]
 pub use recruit::{Exit, Recruit};
+#[cfg(unix)]
+pub use shared::SharedRegion;

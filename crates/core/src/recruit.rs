@@ -18,6 +18,9 @@ use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 /// The descriptor on which a worker finds its channel.
 pub const CHANNEL_FD: RawFd = 3;
 
+/// The descriptor on which a worker finds the shared memory region its team handed it, if any.
+pub const SHARED_FD: RawFd = 4;
+
 /// A started worker: its pid, and our end of its channel.
 #[derive(Debug)]
 pub struct Recruit {
