@@ -14,7 +14,7 @@ use pyre_nexus_core::recruit::{self, Exit};
     ts_return_type = "{ pid: number; channel: ExternalObject<unknown> }"
 )]
 pub fn spawn(env: Env, program: String, args: Vec<String>) -> Result<JsObject> {
-    let recruit = recruit::spawn(&program, &args).or_throw(&env)?;
+    let recruit = recruit::spawn(&program, &args, None).or_throw(&env)?;
     let mut result = env.create_object()?;
     result.set("pid", recruit.pid)?;
     result.set("channel", handle(recruit.channel))?;

@@ -1,9 +1,10 @@
 //! Recruiting: start a worker process joined to us by a socket pair, and reap it by pid.
 //!
-//! The worker finds its end of the pair on descriptor 3 and inherits nothing else beyond its
-//! standard output and error (standard input is `/dev/null`, so workers never read the
-//! terminal). On Linux it is killed when its parent dies (`PR_SET_PDEATHSIG`); everywhere, the
-//! end of file on descriptor 3 tells it that its team is gone.
+//! The worker finds its end of the pair on descriptor 3, and on 4 a shared memory region if
+//! its team hands it one (see [`crate::shared`]); it inherits nothing else beyond its standard
+//! output and error (standard input is `/dev/null`, so workers never read the terminal). On
+//! Linux it is killed when its parent dies (`PR_SET_PDEATHSIG`); everywhere, the end of file on
+//! descriptor 3 tells it that its team is gone.
 //!
 //! Reaping is by pid (`waitpid(pid, WNOHANG)`), never `waitpid(-1)`, which would steal the exit
 //! status of children that Node's `child_process` is waiting for.
@@ -38,15 +39,18 @@ pub enum Exit {
 }
 
 /// Starts `program` (a path: Linux does not look it up in `PATH`) with `args`; the child finds its end
-/// of a fresh socket pair on fd 3.
-pub fn spawn<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<Recruit> {
+/// of a fresh socket pair on fd 3, and a copy of our descriptor `shared` on fd 4 if given one (a
+/// shared region's, which stays ours to close). A `shared` that is not open fails the start.
+pub fn spawn<S: AsRef<OsStr>>(program: &str, args: &[S], shared: Option<RawFd>) -> Result<Recruit> {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()
         .map_err(|e| Error::io("socketpair for a worker", e))?;
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
-    let pid = start(program, args, theirs.as_raw_fd(), parent).map_err(|source| Error::Start {
-        program: program.to_owned(),
-        source,
+    let pid = start(program, args, theirs.as_raw_fd(), shared, parent).map_err(|source| {
+        Error::Start {
+            program: program.to_owned(),
+            source,
+        }
     })?;
     drop(theirs);
     ours.set_nonblocking(true)
@@ -58,23 +62,49 @@ pub fn spawn<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<Recruit> {
 }
 
 /// What a child does between its start and `exec` to become a worker: its end of the pair on
-/// fd 3, every other descriptor above it close-on-exec, (on Linux) death with its parent, and
-/// default signal handling. Async-signal-safe: it allocates nothing.
-fn become_worker(theirs: RawFd, parent: libc::pid_t) -> io::Result<()> {
+/// fd 3, the shared region (if any) on fd 4, every other descriptor above them close-on-exec,
+/// (on Linux) death with its parent, and default signal handling. Async-signal-safe: it
+/// allocates nothing.
+fn become_worker(theirs: RawFd, shared: Option<RawFd>, parent: libc::pid_t) -> io::Result<()> {
+    let mut shared = shared;
+    if shared == Some(CHANNEL_FD) {
+        // The region sits where the channel goes: first a copy of it above both places (a
+        // close-on-exec one: only its copy on fd 4 is to reach the worker).
+        // SAFETY: fcntl on a descriptor of this (child) process.
+        let moved = unsafe { libc::fcntl(CHANNEL_FD, libc::F_DUPFD_CLOEXEC, SHARED_FD + 1) };
+        if moved == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        shared = Some(moved);
+    }
+    place(theirs, CHANNEL_FD)?;
+    if let Some(shared) = shared {
+        place(shared, SHARED_FD)?;
+    }
+    let last = if shared.is_some() {
+        SHARED_FD
+    } else {
+        CHANNEL_FD
+    };
+    close_others_on_exec(last + 1);
+    die_with_parent(parent)?;
+    default_signals();
+    Ok(())
+}
+
+/// Puts a copy of `fd` on `target`, inherited across exec. Async-signal-safe.
+fn place(fd: RawFd, target: RawFd) -> io::Result<()> {
     // SAFETY: dup2 and fcntl on descriptors of this (child) process.
     unsafe {
-        if theirs == CHANNEL_FD {
+        if fd == target {
             // dup2 onto itself would keep close-on-exec set; clear it by hand.
-            if libc::fcntl(CHANNEL_FD, libc::F_SETFD, 0) == -1 {
+            if libc::fcntl(target, libc::F_SETFD, 0) == -1 {
                 return Err(io::Error::last_os_error());
             }
-        } else if libc::dup2(theirs, CHANNEL_FD) == -1 {
+        } else if libc::dup2(fd, target) == -1 {
             return Err(io::Error::last_os_error());
         }
     }
-    close_others_on_exec();
-    die_with_parent(parent)?;
-    default_signals();
     Ok(())
 }
 
@@ -107,6 +137,7 @@ fn start<S: AsRef<OsStr>>(
     program: &str,
     args: &[S],
     theirs: RawFd,
+    shared: Option<RawFd>,
     parent: libc::pid_t,
 ) -> io::Result<u32> {
     use std::os::unix::process::CommandExt;
@@ -114,7 +145,7 @@ fn start<S: AsRef<OsStr>>(
     let mut command = Command::new(program);
     command.args(args).stdin(Stdio::null());
     // SAFETY: the closure runs in the child between fork and exec and is async-signal-safe.
-    unsafe { command.pre_exec(move || become_worker(theirs, parent)) };
+    unsafe { command.pre_exec(move || become_worker(theirs, shared, parent)) };
     Ok(command.spawn()?.id())
 }
 
@@ -148,6 +179,7 @@ mod vfork {
         envp: *const *const c_char,
         devnull: *const c_char,
         theirs: RawFd,
+        shared: Option<RawFd>,
         parent: libc::pid_t,
         /// Written by the child when a step fails, before it exits: the errno.
         error: c_int,
@@ -157,6 +189,7 @@ mod vfork {
         program: &str,
         args: &[S],
         theirs: RawFd,
+        shared: Option<RawFd>,
         parent: libc::pid_t,
     ) -> io::Result<u32> {
         let invalid = |_| {
@@ -182,6 +215,7 @@ mod vfork {
                 envp: environ,
                 devnull: devnull.as_ptr(),
                 theirs,
+                shared,
                 parent,
                 error: 0,
             };
@@ -236,9 +270,10 @@ mod vfork {
                 ptr::write_volatile(&mut plan.error, error.raw_os_error().unwrap_or(libc::EIO));
                 libc::_exit(127)
             };
-            // First: the channel may sit on descriptor 0 if our stdin was closed. Signals are
-            // unblocked after it, with default handling: they may end us, never run our code.
-            if let Err(error) = become_worker(plan.theirs, plan.parent) {
+            // First: the channel or the region may sit on descriptor 0 if our stdin was closed.
+            // Signals are unblocked after it, with default handling: they may end us, never run
+            // our code.
+            if let Err(error) = become_worker(plan.theirs, plan.shared, plan.parent) {
                 return fail(plan, error);
             }
             // Not close-on-exec: with our stdin closed, /dev/null lands on 0 and must stay.
@@ -305,10 +340,10 @@ pub fn kill(pid: u32, signal: i32) -> Result<()> {
     Ok(())
 }
 
-/// Marks every descriptor above the channel close-on-exec, so that descriptors some library
+/// Marks every descriptor from `first` on close-on-exec, so that descriptors some library
 /// opened without that flag do not leak into the worker. Marking (not closing) keeps the pipe
 /// on which the standard library reports a failed exec where it forks.
-fn close_others_on_exec() {
+fn close_others_on_exec(first: RawFd) {
     #[cfg(target_os = "linux")]
     {
         const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
@@ -316,7 +351,7 @@ fn close_others_on_exec() {
         let done = unsafe {
             libc::syscall(
                 libc::SYS_close_range,
-                (CHANNEL_FD + 1) as libc::c_uint,
+                first as libc::c_uint,
                 libc::c_uint::MAX,
                 CLOSE_RANGE_CLOEXEC,
             )
@@ -330,7 +365,7 @@ fn close_others_on_exec() {
     // SAFETY: fcntl on descriptors that may not exist fails harmlessly with EBADF.
     unsafe {
         let limit = libc::sysconf(libc::_SC_OPEN_MAX).clamp(64, 4096) as RawFd;
-        for fd in CHANNEL_FD + 1..limit {
+        for fd in first..limit {
             let flags = libc::fcntl(fd, libc::F_GETFD);
             if flags != -1 && flags & libc::FD_CLOEXEC == 0 {
                 libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);

@@ -1,8 +1,12 @@
 //! Recruiting primitives: the worker's descriptors, exit statuses, and reaping by pid only.
 #![cfg(unix)]
 
-use pyre_nexus_core::recruit::{kill, reap, spawn};
-use pyre_nexus_core::{Call, Dispatcher, Exit, ReadOutcome, Readiness, SharedChannel};
+use pyre_nexus_core::recruit::{kill, reap, spawn, SHARED_FD};
+use pyre_nexus_core::{
+    Call, Dispatcher, Exit, ReadOutcome, Readiness, SharedChannel, SharedRegion,
+};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Everything the worker writes on its channel, up to its end of file (waits on the dispatcher).
@@ -48,22 +52,137 @@ fn the_worker_gets_its_channel_on_fd_3_and_no_other_descriptor() {
     // lowest free descriptor could be 3 itself).
     let leaked = unsafe { libc::fcntl(2, libc::F_DUPFD, 10) };
     assert!(leaked >= 10);
+    let said = open_descriptors(None);
+    unsafe { libc::close(leaked) };
+    assert_eq!(said, "open: 3");
+}
+
+#[test]
+fn a_worker_given_a_region_gets_it_on_fd_4_and_no_other_descriptor() {
+    let leaked = unsafe { libc::fcntl(2, libc::F_DUPFD, 10) };
+    assert!(leaked >= 10);
+    let (_region, fd) = SharedRegion::create(4).unwrap();
+    let said = open_descriptors(Some(fd.as_raw_fd()));
+    unsafe { libc::close(leaked) };
+    assert_eq!(said, "open: 3 4");
+}
+
+/// The descriptors from 3 to 50 that a worker finds open, as it reports them: `open: 3 ...`.
+fn open_descriptors(shared: Option<i32>) -> String {
     let script = "open=''; for fd in 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 \
                   26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50; do \
                   if [ -e /dev/fd/$fd ]; then open=\"$open $fd\"; fi; done; echo \"open:$open\" >&3";
-    let recruit = spawn("/bin/sh", &["-c", script]).unwrap();
+    let recruit = spawn("/bin/sh", &["-c", script], shared).unwrap();
     let pid = recruit.pid;
     let said = read_to_end(recruit.channel.shared());
-    unsafe { libc::close(leaked) };
-    assert_eq!(said.trim(), "open: 3");
     assert_eq!(wait(pid), Exit::Code(0));
+    said.trim().to_owned()
+}
+
+#[test]
+fn a_worker_given_a_region_stores_what_its_team_loads() {
+    let (region, fd) = SharedRegion::create(4).unwrap();
+    // The worker is this test binary running only `worker_side`, its output on the channel.
+    let exe = std::env::current_exe().unwrap();
+    let script = "NEXUS_WORKER_SIDE=1 exec \"$0\" --ignored --exact worker_side >&3 2>&3";
+    let recruit = spawn(
+        "/bin/sh",
+        &["-c", script, exe.to_str().unwrap()],
+        Some(fd.as_raw_fd()),
+    )
+    .unwrap();
+    let pid = recruit.pid;
+    let said = read_to_end(recruit.channel.shared());
+    assert_eq!(wait(pid), Exit::Code(0), "the worker side failed: {said}");
+    assert_eq!(region.words()[0].load(Ordering::SeqCst), 0x5eed);
+}
+
+/// The worker side of the test above, which runs it in a worker; a no-op anywhere else.
+#[test]
+#[ignore = "run by a_worker_given_a_region_stores_what_its_team_loads, in a worker"]
+fn worker_side() {
+    if std::env::var_os("NEXUS_WORKER_SIDE").is_none() {
+        return;
+    }
+    let region = SharedRegion::inherit(4).unwrap();
+    let flags = unsafe { libc::fcntl(SHARED_FD, libc::F_GETFD) };
+    assert_eq!(flags, -1, "the inherited descriptor is closed once mapped");
+    region.words()[0].store(0x5eed, Ordering::SeqCst);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_region_on_fd_3_or_4_lands_on_4_and_the_channel_on_3() {
+    // In a process of its own, whose descriptors 3 and 4 are free to take (ours are not).
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "crossed_side", "--nocapture"])
+        .env("NEXUS_WORKER_SIDE", "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("crossed: ok"), "{said}");
+}
+
+/// The side of the test above that takes descriptors 3 and 4 for a region.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "run by a_region_on_fd_3_or_4_lands_on_4_and_the_channel_on_3, in a process of its own"]
+fn crossed_side() {
+    if std::env::var_os("NEXUS_WORKER_SIDE").is_none() {
+        return;
+    }
+    let script = "readlink /proc/self/fd/3 /proc/self/fd/4 >&3";
+    let (_region, fd) = SharedRegion::create(4).unwrap();
+    // Out of the way: a fresh process's region lands on fd 3.
+    let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+    drop(fd);
+    for place in [3, 4] {
+        assert_eq!(
+            unsafe { libc::fcntl(3, libc::F_GETFD) },
+            -1,
+            "fd 3 is taken"
+        );
+        assert_eq!(
+            unsafe { libc::fcntl(4, libc::F_GETFD) },
+            -1,
+            "fd 4 is taken"
+        );
+        assert_eq!(unsafe { libc::dup2(high, place) }, place);
+        let recruit = spawn("/bin/sh", &["-c", script], Some(place)).unwrap();
+        unsafe { libc::close(place) };
+        let pid = recruit.pid;
+        let said = read_to_end(recruit.channel.shared());
+        assert_eq!(wait(pid), Exit::Code(0));
+        let links: Vec<&str> = said.lines().collect();
+        assert!(
+            links.len() == 2 && links[0].starts_with("socket:"),
+            "{said}"
+        );
+        assert!(links[1].starts_with("/memfd:"), "{said}");
+    }
+    unsafe { libc::close(high) };
+    println!("crossed: ok");
+}
+
+#[test]
+fn a_region_descriptor_that_is_not_open_fails_the_start() {
+    let error = spawn("/bin/sh", &["-c", "exit 0"], Some(100_000)).unwrap_err();
+    assert!(
+        error.to_string().starts_with("starting a worker failed"),
+        "{error}"
+    );
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn the_worker_reads_nothing_from_our_terminal() {
     let script = "echo \"stdin:$(readlink /proc/$$/fd/0)\" >&3";
-    let recruit = spawn("/bin/sh", &["-c", script]).unwrap();
+    let recruit = spawn("/bin/sh", &["-c", script], None).unwrap();
     let pid = recruit.pid;
     assert_eq!(
         read_to_end(recruit.channel.shared()).trim(),
@@ -74,12 +193,12 @@ fn the_worker_reads_nothing_from_our_terminal() {
 
 #[test]
 fn reaping_reports_the_exit_status_or_the_signal() {
-    let recruit = spawn("/bin/sh", &["-c", "exit 7"]).unwrap();
+    let recruit = spawn("/bin/sh", &["-c", "exit 7"], None).unwrap();
     let pid = recruit.pid;
     read_to_end(recruit.channel.shared());
     assert_eq!(wait(pid), Exit::Code(7));
 
-    let recruit = spawn("/bin/sh", &["-c", "exec sleep 30"]).unwrap();
+    let recruit = spawn("/bin/sh", &["-c", "exec sleep 30"], None).unwrap();
     assert_eq!(
         reap(recruit.pid).unwrap(),
         None,
@@ -96,7 +215,7 @@ fn reaping_by_pid_leaves_other_children_to_their_owners() {
         .args(["-c", "exit 3"])
         .spawn()
         .unwrap();
-    let recruit = spawn("/bin/sh", &["-c", "exit 0"]).unwrap();
+    let recruit = spawn("/bin/sh", &["-c", "exit 0"], None).unwrap();
     let pid = recruit.pid;
     read_to_end(recruit.channel.shared());
     assert_eq!(wait(pid), Exit::Code(0));
@@ -118,7 +237,7 @@ fn the_worker_starts_with_default_signal_handling_and_nothing_blocked() {
         libc::pthread_sigmask(libc::SIG_BLOCK, &usr1, &mut before);
     }
     let script = "exec grep -E '^Sig(Blk|Ign)' /proc/self/status >&3";
-    let recruit = spawn("/bin/sh", &["-c", script]);
+    let recruit = spawn("/bin/sh", &["-c", script], None);
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut()) };
     let recruit = recruit.unwrap();
     let pid = recruit.pid;
@@ -134,14 +253,14 @@ fn the_worker_starts_with_default_signal_handling_and_nothing_blocked() {
 
 #[test]
 fn a_program_that_cannot_start_is_an_error_naming_the_step() {
-    let error = spawn("/nonexistent/node", &["worker.js"]).unwrap_err();
+    let error = spawn("/nonexistent/node", &["worker.js"], None).unwrap_err();
     assert_eq!(error.code(), "ERR_NEXUS_IO");
     assert!(
         error.to_string().starts_with("starting a worker failed"),
         "{error}"
     );
     assert!(error.to_string().contains("/nonexistent/node"), "{error}");
-    let error = spawn("/bin/sh", &["-c", "nul\0byte"]).unwrap_err();
+    let error = spawn("/bin/sh", &["-c", "nul\0byte"], None).unwrap_err();
     assert!(error.to_string().contains("NUL byte"), "{error}");
 }
 
@@ -151,7 +270,7 @@ fn a_worker_is_killed_when_its_recruiter_goes_away() {
     // PR_SET_PDEATHSIG fires when the thread that forked ends, which lets a test show it without
     // killing itself: recruit from a thread, let the thread finish, and the worker is killed.
     let pid = std::thread::spawn(|| {
-        let recruit = spawn("/bin/sh", &["-c", "exec sleep 30"]).unwrap();
+        let recruit = spawn("/bin/sh", &["-c", "exec sleep 30"], None).unwrap();
         std::mem::forget(recruit.channel); // keep the channel open: only the parent's death counts
         recruit.pid
     })
