@@ -19,6 +19,8 @@ mod error;
 #[cfg(unix)]
 mod recruit;
 #[cfg(unix)]
+mod shared;
+#[cfg(unix)]
 mod uv;
 
 use napi_derive::napi;

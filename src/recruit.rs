@@ -1,5 +1,5 @@
-//! Recruiting: `spawn` a worker process joined by a socket pair on its fd 3, `pair` for a worker
-//! thread, `reap` and `kill` by pid.
+//! Recruiting: `spawn` a worker process joined by a socket pair on its fd 3 (and given shared
+//! words on its fd 4, if asked), `pair` for a worker thread, `reap` and `kill` by pid.
 
 use crate::channel::handle;
 use crate::error::OrThrow;
@@ -8,13 +8,19 @@ use napi::{Env, JsObject};
 use napi_derive::napi;
 use pyre_nexus_core::recruit::{self, Exit};
 
-/// Starts `program` with `args`, its channel on fd 3: `{ pid, channel }`.
+/// Starts `program` with `args`, its channel on fd 3: `{ pid, channel }`. With `shared` (the
+/// `fd` of `sharedWords`, which stays the caller's to close) the worker finds those words on fd 4.
 #[napi(
     catch_unwind,
     ts_return_type = "{ pid: number; channel: ExternalObject<unknown> }"
 )]
-pub fn spawn(env: Env, program: String, args: Vec<String>) -> Result<JsObject> {
-    let recruit = recruit::spawn(&program, &args, None).or_throw(&env)?;
+pub fn spawn(
+    env: Env,
+    program: String,
+    args: Vec<String>,
+    shared: Option<i32>,
+) -> Result<JsObject> {
+    let recruit = recruit::spawn(&program, &args, shared).or_throw(&env)?;
     let mut result = env.create_object()?;
     result.set("pid", recruit.pid)?;
     result.set("channel", handle(recruit.channel))?;

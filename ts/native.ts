@@ -48,7 +48,12 @@ interface Binding {
   channelAccept(channel: ChannelHandle): ChannelHandle | null;
   channelClose(channel: ChannelHandle): void;
   channelAbort(channel: ChannelHandle): void;
-  spawn(program: string, args: string[]): { pid: number; channel: ChannelHandle };
+  /** With `shared` (the `fd` of {@link Binding.sharedWords}) the worker finds those words on fd 4. */
+  spawn(program: string, args: string[], shared?: number): { pid: number; channel: ChannelHandle };
+  /** `count` zeroed 32-bit words shared with the worker spawned with `fd`; close `fd` after the spawn. */
+  sharedWords(count: number): { words: Buffer; fd: number };
+  /** In a worker: the words its team handed it on fd 4, which is closed once they are mapped. */
+  inheritedWords(count: number): Buffer;
   pair(): { fd: number; channel: ChannelHandle };
   reap(pid: number): { code?: number; signal?: number } | null;
   watchParent(): void;
