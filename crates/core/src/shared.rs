@@ -139,6 +139,9 @@ fn not_memory(mode: libc::mode_t) -> Option<&'static str> {
         libc::S_IFCHR => Some("a character device"),
         libc::S_IFBLK => Some("a block device"),
         libc::S_IFDIR => Some("a directory"),
+        libc::S_IFREG => None,
+        // Linux gives its memfds a file's type, and its anonymous inodes none.
+        _ if cfg!(target_os = "linux") => Some("an epoll, an eventfd or another kernel object"),
         _ => None,
     }
 }

@@ -50,6 +50,17 @@ fn a_descriptor_that_is_no_region_is_refused_saying_what_it_is() {
 
     #[cfg(target_os = "linux")]
     {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        // SAFETY: eventfd gives us a descriptor of our own.
+        let eventfd = unsafe { OwnedFd::from_raw_fd(libc::eventfd(0, libc::EFD_CLOEXEC)) };
+        let error = SharedRegion::map(eventfd.as_fd(), 4).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .ends_with("it is an epoll, an eventfd or another kernel object"),
+            "{error}"
+        );
+
         // A file could be mapped, but it is not one of ours: its size could change under us.
         let file = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
         let error = SharedRegion::map(file.as_fd(), 4).unwrap_err();
