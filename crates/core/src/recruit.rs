@@ -1,10 +1,11 @@
 //! Recruiting: start a worker process joined to us by a socket pair, and reap it by pid.
 //!
 //! The worker finds its end of the pair on descriptor 3, and on 4 a shared memory region if
-//! its team hands it one (see [`crate::shared`]); it inherits nothing else beyond its standard
-//! output and error (standard input is `/dev/null`, so workers never read the terminal). On
-//! Linux it is killed when its parent dies (`PR_SET_PDEATHSIG`); everywhere, the end of file on
-//! descriptor 3 tells it that its team is gone.
+//! its team hands it one (see [`crate::shared`]); it inherits nothing else beyond our standard
+//! output and error, even where Node marked them close-on-exec (standard input is `/dev/null`,
+//! so workers never read the terminal). On Linux it is killed when its parent dies
+//! (`PR_SET_PDEATHSIG`); everywhere, the end of file on descriptor 3 tells it that its team is
+//! gone.
 //!
 //! Reaping is by pid (`waitpid(pid, WNOHANG)`), never `waitpid(-1)`, which would steal the exit
 //! status of children that Node's `child_process` is waiting for.
@@ -61,11 +62,12 @@ pub fn spawn<S: AsRef<OsStr>>(program: &str, args: &[S], shared: Option<RawFd>) 
     })
 }
 
-/// What a child does between its start and `exec` to become a worker: its end of the pair on
-/// fd 3, the shared region (if any) on fd 4, every other descriptor above them close-on-exec,
-/// (on Linux) death with its parent, and default signal handling. Async-signal-safe: it
-/// allocates nothing.
+/// What a child does between its start and `exec` to become a worker: our standard output and
+/// error, its end of the pair on fd 3, the shared region (if any) on fd 4, every other
+/// descriptor above them close-on-exec, (on Linux) death with its parent, and default signal
+/// handling. Async-signal-safe: it allocates nothing.
 fn become_worker(theirs: RawFd, shared: Option<RawFd>, parent: libc::pid_t) -> io::Result<()> {
+    keep_output(theirs, shared);
     let mut shared = shared;
     if shared == Some(CHANNEL_FD) {
         // The region sits where the channel goes: first a copy of it above both places (a
@@ -90,6 +92,26 @@ fn become_worker(theirs: RawFd, shared: Option<RawFd>, parent: libc::pid_t) -> i
     die_with_parent(parent)?;
     default_signals();
     Ok(())
+}
+
+/// Lets our standard output and error through exec, as Node's `child_process` does: Node marks
+/// its own close-on-exec at start-up (libuv's `uv_disable_stdio_inheritance`), and a worker's
+/// console output went nowhere. Where ours were closed and the channel or the region took their
+/// place, that descriptor stays close-on-exec: the worker must not write into it.
+/// Async-signal-safe.
+fn keep_output(theirs: RawFd, shared: Option<RawFd>) {
+    for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+        if fd == theirs || Some(fd) == shared {
+            continue;
+        }
+        // SAFETY: fcntl on a descriptor of this (child) process; one not open fails harmlessly.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags != -1 && flags & libc::FD_CLOEXEC != 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            }
+        }
+    }
 }
 
 /// Puts a copy of `fd` on `target`, inherited across exec. Async-signal-safe.

@@ -54,7 +54,7 @@ fn the_worker_gets_its_channel_on_fd_3_and_no_other_descriptor() {
     assert!(leaked >= 10);
     let said = open_descriptors(None);
     unsafe { libc::close(leaked) };
-    assert_eq!(said, "open: 3");
+    assert_eq!(said, "open: 1 2 3");
 }
 
 #[test]
@@ -64,12 +64,12 @@ fn a_worker_given_a_region_gets_it_on_fd_4_and_no_other_descriptor() {
     let (_region, fd) = SharedRegion::create(4).unwrap();
     let said = open_descriptors(Some(fd.as_raw_fd()));
     unsafe { libc::close(leaked) };
-    assert_eq!(said, "open: 3 4");
+    assert_eq!(said, "open: 1 2 3 4");
 }
 
-/// The descriptors from 3 to 50 that a worker finds open, as it reports them: `open: 3 ...`.
+/// The descriptors from 1 to 50 that a worker finds open, as it reports them: `open: 1 2 3 ...`.
 fn open_descriptors(shared: Option<i32>) -> String {
-    let script = "open=''; for fd in 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 \
+    let script = "open=''; for fd in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 \
                   26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50; do \
                   if [ -e /dev/fd/$fd ]; then open=\"$open $fd\"; fi; done; echo \"open:$open\" >&3";
     let recruit = spawn("/bin/sh", &["-c", script], shared).unwrap();
@@ -110,12 +110,11 @@ fn worker_side() {
     region.words()[0].store(0x5eed, Ordering::SeqCst);
 }
 
-#[cfg(target_os = "linux")]
-#[test]
-fn a_region_on_fd_3_or_4_lands_on_4_and_the_channel_on_3() {
-    // In a process of its own, whose descriptors 3 and 4 are free to take (ours are not).
+/// Runs the ignored test `name` in a process of its own, where it may take descriptors and
+/// change their flags (ours are shared by the tests running in parallel); it says `name: ok`.
+fn in_own_process(name: &str) {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "crossed_side", "--nocapture"])
+        .args(["--ignored", "--exact", name, "--nocapture"])
         .env("NEXUS_WORKER_SIDE", "1")
         .output()
         .unwrap();
@@ -125,7 +124,36 @@ fn a_region_on_fd_3_or_4_lands_on_4_and_the_channel_on_3() {
         "{said}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(said.contains("crossed: ok"), "{said}");
+    assert!(said.contains(&format!("{name}: ok")), "{said}");
+}
+
+#[test]
+fn the_worker_keeps_our_output_even_when_it_is_close_on_exec() {
+    in_own_process("output_side");
+}
+
+/// The side of the test above that marks its standard output and error close-on-exec, as Node
+/// does at start-up (libuv's `uv_disable_stdio_inheritance`).
+#[test]
+#[ignore = "run by the_worker_keeps_our_output_even_when_it_is_close_on_exec, in a process of its own"]
+fn output_side() {
+    if std::env::var_os("NEXUS_WORKER_SIDE").is_none() {
+        return;
+    }
+    for fd in [1, 2] {
+        assert_eq!(
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) },
+            0
+        );
+    }
+    assert_eq!(open_descriptors(None), "open: 1 2 3");
+    println!("output_side: ok");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_region_on_fd_3_or_4_lands_on_4_and_the_channel_on_3() {
+    in_own_process("crossed_side");
 }
 
 /// The side of the test above that takes descriptors 3 and 4 for a region.
@@ -166,7 +194,7 @@ fn crossed_side() {
         assert!(links[1].starts_with("/memfd:"), "{said}");
     }
     unsafe { libc::close(high) };
-    println!("crossed: ok");
+    println!("crossed_side: ok");
 }
 
 #[test]
