@@ -14,6 +14,7 @@ import {
   Fork,
   fork,
   HybridMarshaler,
+  Member,
   type Outcome,
   Pool,
   type PoolOptions,
@@ -32,9 +33,9 @@ import {
   team,
   WorkerLostError,
 } from '../dist/index.js';
-import { READY, REPORTS, TASKS } from '../dist/nexus/crew.js';
+import { stateOf } from '../dist/nexus/crew/crossing.js';
+import { READY, REPORTS, TASKS } from '../dist/nexus/crew/protocol.js';
 import { parentSpin, TEAM_SPIN, teamSpin, workerExecArgv } from '../dist/nexus/recruiting.js';
-import { stateOf } from '../dist/nexus/task.js';
 import {
   Bulky,
   Chancy,
@@ -72,7 +73,7 @@ async function executions(log: string): Promise<Map<number, number>> {
  * A crew member in this thread: Crew.work runs on the other end of a pipe once `start` calls
  * what it is given (at once by default).
  */
-function inThisThread(id: number, start: (work: () => void) => void = (work) => work()): Crew {
+function inThisThread(id: number, start: (work: () => void) => void = (work) => work()): Member {
   const [ours, theirs] = pipe();
   let ended: { code: number } | null = null;
   start(() => {
@@ -81,12 +82,12 @@ function inThisThread(id: number, start: (work: () => void) => void = (work) => 
       ended = { code: 0 };
     });
   });
-  return new Crew(id, ours, { kill: () => theirs.abort(), exited: () => ended });
+  return new Member(id, ours, { kill: () => theirs.abort(), exited: () => ended });
 }
 
-async function dismissInThisThread(_team: Team, member: Crew): Promise<void> {
+async function dismissInThisThread(_team: Team, member: Member): Promise<void> {
   member.channel.close();
-  while (member.enlistment.exited() === null) await new Promise((resolve) => setImmediate(resolve));
+  while (member.handle.exited() === null) await new Promise((resolve) => setImmediate(resolve));
 }
 
 /** A recruiter of members in this thread, on the other end of a pipe. */
@@ -377,9 +378,11 @@ test('a shared dispatcher stopped by a throwing handler aborts the running and q
   // A task of a class its member has imported has its timeout timed from the start: an alarm.
   await writeFile(join(dir, 'open'), '');
   t.is(await the.submit(new FileGated(join(dir, 'open'), 1)), 1);
-  const [member] = (await recruited) as [Crew];
+  const [member] = (await recruited) as [Member];
+  const started = once(the, 'started');
   const running = the.submit(new FileGated(gate, 0), { timeout: 3600 });
   const queued = the.submit(new Square(2));
+  await started; // tasks submitted together are dealt once the code that submits them ends
   t.is(shared.handlerCount, 3, "the member's channel, the task's timeout and the idle spell's linger");
   shared.alarm(0, () => {
     throw new Error('the application broke');
@@ -471,11 +474,12 @@ test('bad tasks and bad options are refused with errors that name the problem', 
   t.throws(() => new Pool().assemble(42 as never), { message: /iterable/ });
 });
 
-test('a crash is charged to the task that caused it, not to finished tasks whose reports it lost', async (t) => {
+test('a crash is charged to the task that caused it and to finished tasks whose reports it lost, never to tasks it had not begun', async (t) => {
   // A member holds finished reports back for up to a millisecond while it has more to run, so
-  // when it dies with several tasks unreported, any of them may have been running. With no
-  // retries, charging the first of them would abort a task that had finished. The warm-up loads
-  // the class (the crash then runs at once, with no import first) and deepens the pipeline.
+  // when it dies, tasks it finished may have gone unreported: they ran, and with no retries they
+  // must not run again. The begun word tells the team which task was running and which it had
+  // not begun yet. The warm-up loads the class (the crash then runs at once, with no import
+  // first) and deepens the pipeline.
   const the = new Pool({ size: 1, retries: 0 });
   const warm = Array.from({ length: 200 }, (_, i) => new SquareOrCrash(i));
   t.deepEqual(
@@ -483,20 +487,17 @@ test('a crash is charged to the task that caused it, not to finished tasks whose
     warm.map((task) => task.n * task.n),
   );
   const plan = [1, 2, 3, 4, 0, 5].map((n) => new SquareOrCrash(n, n === 0));
-  const report = await the.assemble(plan);
-  t.deepEqual(
-    report.outcomes.map((o) => [o.status, o.result]),
-    [
-      [TaskStatus.completed, 1],
-      [TaskStatus.completed, 4],
-      [TaskStatus.completed, 9],
-      [TaskStatus.completed, 16],
-      [TaskStatus.aborted, undefined],
-      [TaskStatus.completed, 25],
-    ],
-  );
-  t.true(report.outcomes[4]?.error instanceof WorkerLostError);
-  t.regex(report.outcomes[4]?.error?.message ?? '', /while running task #\d+ \(SquareOrCrash\), 1 time/);
+  const { outcomes } = await the.assemble(plan);
+  for (const outcome of outcomes.slice(0, 4)) {
+    t.is(outcome.attempts, 1, 'ran once, and never again');
+    if (outcome.status === TaskStatus.completed) t.is(outcome.result, (outcome.index + 1) ** 2);
+    else
+      t.regex(outcome.error?.message ?? '', /ended before it reported task #\d+ \(SquareOrCrash\), 1 time: given up/);
+  }
+  t.like(outcomes[4], { status: TaskStatus.aborted, attempts: 1 });
+  t.true(outcomes[4]?.error instanceof WorkerLostError);
+  t.regex(outcomes[4]?.error?.message ?? '', /ended while running task #4 \(SquareOrCrash\), 1 time: given up/);
+  t.like(outcomes[5], { status: TaskStatus.completed, result: 25, attempts: 1 }, 'not begun: run elsewhere, uncharged');
   await the.close();
 });
 
@@ -536,7 +537,7 @@ test('a member that dies with tasks unread in its socket ended; it did not break
         return false;
       });
       void memberSide.watch();
-      return new Crew(7, ours, { kill: () => theirs.abort(), exited: () => exited });
+      return new Member(7, ours, { kill: () => theirs.abort(), exited: () => exited });
     }
     dismiss = dismissInThisThread;
   }
@@ -679,7 +680,7 @@ test('a member whose reports are malformed is retired for it, and its task is no
         theirs.abort();
         exited = { code: 1 };
       };
-      return new Crew(this.#deployed, ours, { kill, exited: () => exited });
+      return new Member(this.#deployed, ours, { kill, exited: () => exited });
     }
     dismiss = dismissInThisThread;
   }
@@ -722,7 +723,7 @@ test.serial(
     const { the, marker, gate } = await laterRecruitsFail(t, { size: 2 });
     const recruited = once(the, 'recruited');
     const results = [the.submit(new FileGated(gate, 0))]; // one task: one recruit
-    const [member] = (await recruited) as [Crew];
+    const [member] = (await recruited) as [Member];
     const threeFailed = retirements(the, 3);
     for (let n = 1; n < 6; n++) results.push(the.submit(new FileGated(gate, n)));
     await threeFailed;
@@ -732,7 +733,7 @@ test.serial(
     await rm(marker);
     const replaced = once(the, 'recruited');
     process.kill(member.id, 'SIGKILL');
-    t.not(((await replaced) as [Crew])[0].id, member.id);
+    t.not(((await replaced) as [Member])[0].id, member.id);
     await writeFile(gate, '');
     t.deepEqual(await Promise.all(results), [0, 1, 2, 3, 4, 5]);
     await the.close();
@@ -749,13 +750,13 @@ test.serial(
     const { the, marker, gate } = await laterRecruitsFail(t, { size: 2, pipeline: 1 });
     const recruited = once(the, 'recruited');
     const gated = the.submit(new FileGated(gate, 0));
-    const [first] = (await recruited) as [Crew];
+    const [first] = (await recruited) as [Member];
     const threeFailed = retirements(the, 3);
     const squares = [the.submit(new Square(2)), the.submit(new Square(3))];
     await threeFailed;
     t.is(the.vacancies(), 0, 'no recruit while the pause lasts');
     await rm(marker); // the next recruit gets ready
-    const [second] = (await once(the, 'recruited')) as [Crew];
+    const [second] = (await once(the, 'recruited')) as [Member];
     t.not(second.id, first.id);
     t.deepEqual(await Promise.all(squares), [4, 9], 'the new member ran them while the first was held');
     await writeFile(gate, '');
@@ -778,8 +779,8 @@ test('a recruiter failing part-way returns the members it deployed, and the pool
   const team = { size: 2, vacancies: () => 2 } as unknown as Team;
   const recruits = recruiter.recruit(team);
   t.is(recruits.length, 1);
-  await recruiter.dismiss(team, recruits[0] as Crew, true);
-  t.true(reaped((recruits[0] as Crew).id));
+  await recruiter.dismiss(team, recruits[0] as Member, true);
+  t.true(reaped((recruits[0] as Member).id));
   t.throws(() => recruiter.recruit(team), { message: 'out of processes' }, 'with none deployed, it throws');
 
   // A pool whose recruiter fails while its one member is still starting carries on with it: the

@@ -30,7 +30,18 @@ export {
 } from './ipc/dispatcher.js';
 export { HybridMarshaler, JsonMarshaler, type Marshaler, V8Marshaler } from './ipc/marshaler.js';
 export type { NodeConfig, ServiceSpec } from './nexus/config.js';
-export { Crew, type Enlistment } from './nexus/crew.js';
+export {
+  CrewStatus,
+  CrewStatus as crewcodes,
+  Task,
+  Task as task,
+  TaskStatus,
+  TaskStatus as taskcodes,
+  TaskTimeoutError,
+  WorkerLostError,
+} from './nexus/crew/crossing.js';
+export { Member, type MemberHandle } from './nexus/crew/member.js';
+export { Crew, type WorkOptions } from './nexus/crew/work.js';
 export { Fork, fork } from './nexus/fork.js';
 export { journal, type LogChannel, type LogDevice, type LogEntry, type Severity } from './nexus/journal.js';
 // pyre's lowercase names, for code that reads like pyre's.
@@ -44,31 +55,14 @@ export {
   type SignalHandler,
 } from './nexus/node.js';
 export { Asynchronous, Asynchronous as asynchronous, Peer, type PeerOptions, peer } from './nexus/peer.js';
-export {
-  type Counts,
-  type Outcome,
-  Pool,
-  type PoolOptions,
-  pool,
-  type ResultOf,
-  type RunOptions,
-  Workplan,
-  type WorkplanReport,
-} from './nexus/pool.js';
+export type { Counts } from './nexus/pool/jobs.js';
+export type { PoolOptions, RunOptions } from './nexus/pool/options.js';
+export { Pool, pool, type ResultOf } from './nexus/pool/pool.js';
+export { type Outcome, Workplan, type WorkplanReport } from './nexus/pool/workplan.js';
 export type { Implementation, Protocol } from './nexus/protocol.js';
 export type { RecruiterOptions } from './nexus/recruiting.js';
 export { Server, Server as server, type ServerOptions } from './nexus/server.js';
 export { Service, Service as service } from './nexus/service.js';
-export {
-  CrewStatus,
-  CrewStatus as crewcodes,
-  Task,
-  Task as task,
-  TaskStatus,
-  TaskStatus as taskcodes,
-  TaskTimeoutError,
-  WorkerLostError,
-} from './nexus/task.js';
 export { Recruiter, Recruiter as recruiter, Team, Team as team } from './nexus/team.js';
 export { Threads, threads } from './nexus/threads.js';
 export { Timer } from './nexus/timer.js';

@@ -12,7 +12,7 @@
  * imports them on a Node that cannot require() them.
  * Kept small: not even node:worker_threads (3 ms) in a process.
  */
-type Crew = typeof import('./nexus/crew.js');
+type Crew = typeof import('./nexus/crew/work.js');
 
 /**
  * `pyre-nexus/task`, which task modules import: loaded while the team answers READY, it starts
@@ -24,16 +24,17 @@ const [kind, spinArg, fdArg] = process.argv.slice(2);
 const spin = Number(spinArg);
 
 function crew(): Crew | Promise<Crew> {
-  return process.features.require_module ? (require('./nexus/crew.js') as Crew) : import('./nexus/crew.js');
+  return process.features.require_module ? (require('./nexus/crew/work.js') as Crew) : import('./nexus/crew/work.js');
 }
 
 async function main(): Promise<void> {
-  const { serve } = await crew();
+  const { serve, inheritedBegunWord } = await crew();
   if (kind === 'thread') {
-    const { threadId } = require('node:worker_threads') as typeof import('node:worker_threads');
-    await serve(Number(fdArg), threadId, { spin, warm: taskModule, watchParent: false });
+    const { threadId, workerData } = require('node:worker_threads') as typeof import('node:worker_threads');
+    const begun = workerData?.begun instanceof SharedArrayBuffer ? new Int32Array(workerData.begun) : null;
+    await serve(Number(fdArg), threadId, { spin, warm: taskModule, watchParent: false, begun });
   } else {
-    await serve(3, process.pid, { spin, warm: taskModule, watchParent: true });
+    await serve(3, process.pid, { spin, warm: taskModule, watchParent: true, begun: inheritedBegunWord() });
   }
   // The team closed the channel: leave, even if a task left timers or sockets behind.
   process.exit(0);

@@ -2,9 +2,12 @@
  * `nexus run`: carries out a workplan with a pool, draws a progress bar on a terminal, and
  * prints a summary with the first aborted tasks and why.
  */
+
+import type { Task } from './nexus/crew/crossing.js';
 import { Fork } from './nexus/fork.js';
-import { type Counts, type Outcome, Pool, type WorkplanReport } from './nexus/pool.js';
-import type { Task } from './nexus/task.js';
+import type { Counts } from './nexus/pool/jobs.js';
+import { Pool } from './nexus/pool/pool.js';
+import type { Outcome, WorkplanReport } from './nexus/pool/workplan.js';
 import { Threads } from './nexus/threads.js';
 
 export interface RunSettings {

@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Crew } from './crew.js';
+import type { Member } from './crew/member.js';
 import type { Recruiter, Team } from './team.js';
 
 /**
@@ -71,8 +71,8 @@ export abstract class Recruiting implements Recruiter {
    * are still returned (they are running, and the team must know them to reap them); the error
    * is thrown only when none was.
    */
-  recruit(team: Team): Crew[] {
-    const recruits: Crew[] = [];
+  recruit(team: Team): Member[] {
+    const recruits: Member[] = [];
     for (let n = team.vacancies(); n > 0; n--) {
       try {
         recruits.push(this.deploy(team));
@@ -84,11 +84,11 @@ export abstract class Recruiting implements Recruiter {
     return recruits;
   }
 
-  abstract deploy(team: Team): Crew;
+  abstract deploy(team: Team): Member;
 
-  async dismiss(_team: Team, member: Crew, force = false): Promise<void> {
+  async dismiss(_team: Team, member: Member, force = false): Promise<void> {
     if (force) {
-      member.enlistment.kill();
+      member.handle.kill();
       member.channel.abort();
     } else {
       // The end of file tells the worker to exit once its current task is done.
@@ -96,9 +96,9 @@ export abstract class Recruiting implements Recruiter {
     }
     const deadline = performance.now() + this.grace * 1000;
     // Polled with a short back-off: most members are gone within a millisecond or two.
-    for (let delay = 1; member.enlistment.exited() === null; delay = Math.min(2 * delay, 50)) {
+    for (let delay = 1; member.handle.exited() === null; delay = Math.min(2 * delay, 50)) {
       if (!force && performance.now() >= deadline) {
-        member.enlistment.kill();
+        member.handle.kill();
         force = true;
       }
       await sleep(delay);

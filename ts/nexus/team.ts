@@ -2,11 +2,12 @@
  * pyre's `team` and `recruiter` protocols: a team carries out a workplan with members that a
  * recruiter makes. Their defaults are {@link Pool} and {@link Fork}.
  */
-import type { Crew } from './crew.js';
+
+import type { Task } from './crew/crossing.js';
+import type { Member } from './crew/member.js';
 import { Fork } from './fork.js';
-import { Pool } from './pool.js';
+import { Pool } from './pool/pool.js';
 import { protocol } from './protocol.js';
-import type { Task } from './task.js';
 
 /** A process collective that coöperates to carry out a workplan (pyre's `team`). */
 export interface Team {
@@ -29,14 +30,14 @@ export interface Recruiter {
    * those (they are running: the team must know them to dismiss and reap them); throws only when
    * none was deployed.
    */
-  recruit(team: Team): Crew[];
+  recruit(team: Team): Member[];
   /** Starts one member of `team`. */
-  deploy(team: Team): Crew;
+  deploy(team: Team): Member;
   /**
    * `team` has dismissed `member`: end it (at once when `force`, else by closing its channel)
    * and resolve once it is gone and reaped. Never blocks the event loop.
    */
-  dismiss(team: Team, member: Crew, force?: boolean): Promise<void>;
+  dismiss(team: Team, member: Member, force?: boolean): Promise<void>;
 }
 
 export const Recruiter = protocol<Recruiter>('recruiter', ['recruit', 'deploy', 'dismiss'], () => Fork);

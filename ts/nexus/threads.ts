@@ -6,17 +6,19 @@
 import { Worker } from 'node:worker_threads';
 import { adopt, Channel } from '../ipc/channel.js';
 import { native } from '../native.js';
-import { Crew } from './crew.js';
+import { Member } from './crew/member.js';
+import { BEGUN_BYTES } from './crew/protocol.js';
 import { memberEntry, Recruiting, teamSpin } from './recruiting.js';
 import type { Team } from './team.js';
 
 export class Threads extends Recruiting {
-  deploy(team: Team): Crew {
+  deploy(team: Team): Member {
     const { fd, channel } = native.pair();
+    const begun = new SharedArrayBuffer(BEGUN_BYTES);
     let worker: Worker;
     try {
       const argv = ['thread', teamSpin(team), fd];
-      worker = new Worker(memberEntry, { argv, execArgv: this.execArgv });
+      worker = new Worker(memberEntry, { argv, execArgv: this.execArgv, workerData: { begun } });
     } catch (error) {
       adopt(fd).close(); // the thread never took its end
       throw error;
@@ -31,11 +33,8 @@ export class Threads extends Recruiting {
     worker.on('error', (error) => {
       cause = `${error.name}: ${error.message}`;
     });
-    return new Crew(worker.threadId, new Channel(channel), {
-      kill: () => void worker.terminate(),
-      exited: () => exit,
-      cause: () => cause,
-    });
+    const handle = { kill: () => void worker.terminate(), exited: () => exit, cause: () => cause };
+    return new Member(worker.threadId, new Channel(channel), handle, new Int32Array(begun));
   }
 }
 

@@ -8,9 +8,9 @@
  * there without running its constructor, as pickle does in pyre. Its result crosses back the same
  * way; an error keeps its name, message, stack, code, and whether it was a {@link RecoverableError}.
  */
-import { NexusError, RecoverableError, type Task } from '../task.js';
+import { NexusError, RecoverableError, type Task } from '../../task.js';
 
-export { CrewStatus, Task, TaskStatus } from '../task.js';
+export { CrewStatus, Task, TaskStatus } from '../../task.js';
 
 /** Where workers find a task's class: the module that exports it, and under which name. */
 export interface TaskAddress {

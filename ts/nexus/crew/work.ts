@@ -1,136 +1,55 @@
 /**
- * The crew (pyre's `crew`): twins joined by a channel. The team side sends tasks and reads
- * reports; the worker side ({@link work}) runs the tasks it receives, one at a time, in order.
- *
- * The protocol, one array per frame (JSON, or V8-serialized when JSON cannot carry it):
- * - worker → team `[READY, id]` once at start-up (the member is healthy);
- * - team → worker `[TASKS, [[module, name], …], [taskId, class, state, taskId, class, state, …]]`:
- *   several tasks per frame, each naming its class by its number; the first list holds the
- *   classes this member has not been sent yet, which take the next numbers (the first class sent
- *   is 0);
- * - team → worker `[CANCEL, taskId]`: skip that task if it has not started;
- * - worker → team `[REPORTS, [taskId, crewStatus, taskStatus, value, ms, taskId, …]]`, where value
- *   is the result, or an {@link ErrorRecord} when the task did not complete;
- * - worker → team `[STARTED, taskId]` when a task begins after its module was imported, so that
- *   importing does not count against the task's timeout.
- * The team closing its end ends the worker. Tasks and reports go in flat lists, not a list per
- * task, which a frame of many would otherwise decode to one array each.
+ * pyre's crew: the member's side of the crew protocol (protocol.ts). It says it is ready, then
+ * runs the tasks its team sends, one at a time and in order, marking each in the begun word
+ * before it begins, and reports them, several to a frame.
  */
-
 // Imported: the global `performance` is a getter that V8 looks up anew on every use.
 import { performance } from 'node:perf_hooks';
-import { ConnectionResetError, FrameTooLargeError } from '../errors.js';
-import { adopt, type Channel } from '../ipc/channel.js';
-import { Dispatcher } from '../ipc/dispatcher.js';
-import { HybridMarshaler } from '../ipc/marshaler.js';
-import { native } from '../native.js';
-import { importModule } from './loader.js';
+import { ConnectionResetError, FrameTooLargeError } from '../../errors.js';
+import { adopt, type Channel } from '../../ipc/channel.js';
+import { Dispatcher } from '../../ipc/dispatcher.js';
+import { native } from '../../native.js';
+import { importModule } from '../loader.js';
+import { CrewStatus, type ErrorRecord, isTaskClass, recordError, revive, type Task, TaskStatus } from './crossing.js';
 import {
-  CrewStatus,
-  type ErrorRecord,
-  isTaskClass,
-  recordError,
-  revive,
-  type Task,
-  type TaskAddress,
-  TaskStatus,
-} from './task.js';
+  type Assignment,
+  CANCEL,
+  CREW_MAX_FRAME,
+  checkTeamMessage,
+  encode,
+  encodeReports,
+  markBegun,
+  REPORT_FIELDS,
+  REPORTS,
+  type Report,
+  receive,
+  sendReady,
+  sendReturned,
+  sendStarted,
+  TASK_FIELDS,
+  TASKS,
+  UNBOUNDED,
+} from './protocol.js';
 
-export const READY = 0;
-export const TASKS = 1;
-export const CANCEL = 2;
-export const REPORTS = 3;
-export const STARTED = 4;
-/** The fields of a task in a TASKS frame, and of a report in a REPORTS frame. */
-export const TASK_FIELDS = 3;
-export const REPORT_FIELDS = 5;
-
-/** A task as the worker receives it. */
-export type Assignment = [id: number, module: string, name: string, state: Record<string, unknown>];
-/** What the worker says of one task. */
-export type Report = [id: number, crew: CrewStatus, status: TaskStatus, value: unknown, ms: number];
-
-/** How the team ends a member: gently (close, then reap) or at once (kill, then reap). */
-export interface Enlistment {
-  /** Ends the member now (SIGKILL, or terminating the thread). */
-  kill(): void;
-  /** How it ended, once it has (for a process: after reaping it); null while it runs. */
-  exited(): { code?: number | null; signal?: number | string | null } | null;
-  /** Why the member died, when the recruiter knows (a worker thread's uncaught error). */
-  cause?(): string | null;
+/** Options of {@link Crew.work}. */
+export interface WorkOptions {
+  /** Microseconds it polls before sleeping (DispatcherOptions.spin; 0, which suits a member sharing a thread). */
+  spin?: number;
+  /** The begun word it shares with its team (see the crew protocol), if any. */
+  begun?: Int32Array | null;
 }
 
-/** The team side of a crew member: its channel, and the tasks it holds, in the order sent. */
+/** pyre's crew: the worker side of a team's member, for recruiters of your own. */
+// biome-ignore lint/complexity/noStaticOnlyClass: pyre's name for the worker side; `Crew.work` is its API
 export class Crew {
-  /** Where the member is in its life: registered (starting), active, or retired. */
-  state: 'registered' | 'active' | 'retired' = 'registered';
-  /** Ids of the tasks sent and not yet reported, oldest (the one running) first. */
-  readonly jobs: number[] = [];
-  /** When the oldest task began (ms, performance.now()); NaN before the first. */
-  headStart = Number.NaN; // a double from the start: see Pool's #idleSince
-  /** @internal When its team recruited it (ms, performance.now()): its start-up is timed from then. */
-  recruitedAt = Number.NaN;
   /**
-   * @internal The task classes the member has imported, as far as the team knows: until it says
-   * a class's module is imported, a task of it has no time running.
+   * Runs a member wherever it lives, on its end of the channel: says the member is ready, runs
+   * the tasks it receives, and resolves when the team closes the channel.
    */
-  readonly imported = new Set<TaskAddress>();
-
-  // The task classes this member has been sent, by module URL, then export name: their numbers
-  // in the protocol, in the order sent (see TASKS).
-  readonly #classes = new Map<string, Map<string, number>>();
-  #classCount = 0;
-
-  /** @internal The number this member knows a task class by, if it has been sent it. */
-  classNumber(module: string, name: string): number | undefined {
-    return this.#classes.get(module)?.get(name);
-  }
-
-  /** @internal How many task classes this member has been sent. */
-  get classCount(): number {
-    return this.#classCount;
-  }
-
-  /** @internal Numbers `added` (classes just sent) after those already known. */
-  learn(added: [module: string, name: string][]): void {
-    for (const [module, name] of added) {
-      const byName = this.#classes.get(module) ?? new Map<string, number>();
-      this.#classes.set(module, byName);
-      byName.set(name, this.#classCount++);
-    }
-  }
-
-  constructor(
-    /** The member's pid, or thread id. */
-    readonly id: number,
-    readonly channel: Channel,
-    readonly enlistment: Enlistment,
-  ) {
-    channel.outputBound = UNBOUNDED;
-  }
-
-  /**
-   * The worker side of a member, for recruiters of your own: run it wherever the member lives,
-   * on its end of the channel. It says the member is ready, runs the tasks it receives, and
-   * resolves when the team closes the channel. `spin`: microseconds it polls before sleeping
-   * (DispatcherOptions.spin; 0 by default, which suits a member sharing a thread with others).
-   */
-  static work(channel: Channel, id: number, options: { spin?: number } = {}): Promise<void> {
-    return work(channel, id, options.spin);
+  static work(channel: Channel, id: number, options: WorkOptions = {}): Promise<void> {
+    return work(channel, id, options.spin ?? 0, undefined, options.begun ?? null);
   }
 }
-
-const marshaler = new HybridMarshaler();
-
-/**
- * The output bound of crew channels. What is in flight is already bounded by the pool's
- * `pipeline`, so a busy peer that stops reading for a while must not make a send fail: large
- * task states or results would otherwise exceed the default 1 MiB and cost the member its life.
- */
-const UNBOUNDED = 0xffffffff;
-
-/** The largest frame either end of a crew channel accepts: the channels' default, which both keep. */
-export const CREW_MAX_FRAME = native.DEFAULT_MAX_FRAME;
 
 /** A run of tasks longer than this (ms) looks for the next tasks before it returns to the loop. */
 const RECHECK_AFTER_MS = 0.05;
@@ -143,10 +62,16 @@ const RECHECK_AFTER_MS = 0.05;
 export async function serve(
   fd: number,
   id: number,
-  { spin, warm, watchParent }: { spin: number; warm: string; watchParent: boolean },
+  { spin, warm, watchParent, begun }: { spin: number; warm: string; watchParent: boolean; begun: Int32Array | null },
 ): Promise<void> {
   if (watchParent) native.watchParent();
-  await work(adopt(fd), id, Number.isInteger(spin) ? spin : 0, warm);
+  await work(adopt(fd), id, Number.isInteger(spin) ? spin : 0, warm, begun);
+}
+
+/** The begun word a Fork member's team shared with it on fd 4 (see the crew protocol). */
+export function inheritedBegunWord(): Int32Array {
+  const words = native.inheritedWords(1);
+  return new Int32Array(words.buffer, words.byteOffset, 1);
 }
 
 /**
@@ -155,7 +80,13 @@ export async function serve(
  * while the team answers READY (see member.cts); never a task module, whose code could take the
  * member down before any task of it was dealt, and be charged to none.
  */
-export async function work(channel: Channel, id: number, spin = 0, warm?: string): Promise<void> {
+export async function work(
+  channel: Channel,
+  id: number,
+  spin = 0,
+  warm?: string,
+  begun: Int32Array | null = null,
+): Promise<void> {
   channel.outputBound = UNBOUNDED;
   const dispatcher = new Dispatcher({ spin });
   const queue: Assignment[] = [];
@@ -182,7 +113,7 @@ export async function work(channel: Channel, id: number, spin = 0, warm?: string
     }
   };
   // A task begins after its module was imported: the import does not count against a timeout.
-  const started = (taskId: number): void => toTeam(() => marshaler.send([STARTED, taskId], channel));
+  const started = (taskId: number): void => toTeam(() => sendStarted(channel, taskId));
 
   const flush = () => {
     lastFlush = performance.now();
@@ -207,6 +138,7 @@ export async function work(channel: Channel, id: number, spin = 0, warm?: string
         next = queue.shift();
       }
       if (next === undefined) break;
+      if (begun !== null) markBegun(begun, next[0]);
       const report = execute(next, started);
       if (report instanceof Promise) {
         flush(); // finished tasks' reports do not wait for an import or an async task
@@ -231,20 +163,11 @@ export async function work(channel: Channel, id: number, spin = 0, warm?: string
   const take = (): void => {
     if (gone) return;
     try {
-      for (let message = marshaler.recv(channel); message !== undefined; message = marshaler.recv(channel)) {
-        const [kind, body, tasks] = message as [number, unknown, unknown];
-        if (kind === TASKS) {
-          if (!Array.isArray(body)) {
-            throw new Error(`the team sent a malformed list of task classes (crew protocol): ${typeof body}`);
-          }
-          if (!Array.isArray(tasks) || tasks.length % TASK_FIELDS !== 0) {
-            const got = Array.isArray(tasks) ? `${tasks.length} fields` : typeof tasks;
-            throw new Error(
-              `the team sent a malformed task list (crew protocol): ${got}, not a multiple of ${TASK_FIELDS} (the fields of one task)`,
-            );
-          }
-          for (const added of body as [module: string, name: string][]) sentClasses.push(added);
-          const list = tasks as unknown[];
+      for (let message = receive(channel); message !== undefined; message = receive(channel)) {
+        const checked = checkTeamMessage(message);
+        if (checked?.kind === TASKS) {
+          for (const added of checked.added) sentClasses.push(added);
+          const list = checked.assignments;
           for (let i = 0; i < list.length; i += TASK_FIELDS) {
             const id = list[i] as number;
             const at = list[i + 1] as number;
@@ -255,10 +178,14 @@ export async function work(channel: Channel, id: number, spin = 0, warm?: string
             }
             queue.push([id, named[0], named[1], state]);
           }
-        } else if (kind === CANCEL) {
-          // Only a task still waiting here can be skipped; one already run is reported anyway.
-          const at = queue.findIndex(([id]) => id === body);
-          if (at !== -1) queue.splice(at, 1);
+        } else if (checked?.kind === CANCEL) {
+          // Only a task still waiting here can be given back; one already begun is reported.
+          const returned = checked.ids.filter((id) => {
+            const at = queue.findIndex(([queued]) => queued === id);
+            if (at !== -1) queue.splice(at, 1);
+            return at !== -1;
+          });
+          if (returned.length > 0) sendReturned(channel, returned);
         }
       }
     } catch (error) {
@@ -275,7 +202,7 @@ export async function work(channel: Channel, id: number, spin = 0, warm?: string
     if (!running && queue.length > 0) run();
     return true;
   });
-  toTeam(() => marshaler.send([READY, id], channel));
+  toTeam(() => sendReady(channel, id));
   if (gone) return;
   // A warm-up only: if it fails, the tasks' own imports load what they need, or say why not.
   if (warm !== undefined) importModule(warm).catch(() => {});
@@ -288,24 +215,15 @@ export async function work(channel: Channel, id: number, spin = 0, warm?: string
  * says why: the team would refuse the frame, and lose the member with it.
  */
 function send(channel: Channel, batch: unknown[]): void {
-  const whole = reportsFrame(batch);
+  const whole = encodeReports(batch);
   if (travels(whole)) {
     channel.sendFrame(whole);
     return;
   }
   for (let at = 0; at < batch.length; at += REPORT_FIELDS) {
     const report = batch.slice(at, at + REPORT_FIELDS) as Report;
-    const alone = batch.length === REPORT_FIELDS ? whole : reportsFrame(report);
-    channel.sendFrame(travels(alone) ? alone : marshaler.encode([REPORTS, unsendable(report, alone)]));
-  }
-}
-
-/** The frame that carries `reports` (flat), or why they cannot be encoded. */
-function reportsFrame(reports: unknown[]): Buffer | Error {
-  try {
-    return marshaler.encode([REPORTS, reports]);
-  } catch (error) {
-    return error instanceof Error ? error : new Error(String(error));
+    const alone = batch.length === REPORT_FIELDS ? whole : encodeReports(report);
+    channel.sendFrame(travels(alone) ? alone : encode([REPORTS, unsendable(report, alone)]));
   }
 }
 

@@ -1,0 +1,200 @@
+/**
+ * The crew protocol: every message between a team and its members, for both sides. One array
+ * per frame, JSON where JSON can carry it and V8-serialized otherwise (HybridMarshaler):
+ *
+ * - member → team `[READY, id]`, once at start-up: the member is healthy.
+ * - team → member `[TASKS, [[module, name], …], [taskId, class, state, taskId, class, state, …]]`:
+ *   several tasks per frame, each naming its class by number. The first list holds the classes
+ *   this member has not been sent yet; they take the next numbers (the first class sent is 0).
+ * - team → member `[CANCEL, [taskId, …]]`: give these back if they have not begun. The member
+ *   answers `[RETURNED, [taskId, …]]` with those it took off its queue; a task it had already
+ *   begun is reported as usual. So every task sent gets exactly one answer: a report or a return.
+ * - member → team `[REPORTS, [taskId, crewStatus, taskStatus, value, ms, taskId, …]]`, where value
+ *   is the result, or an {@link ErrorRecord} when the task did not complete.
+ * - member → team `[STARTED, taskId]` when a task begins after its module was imported, so that
+ *   importing does not count against the task's timeout.
+ * The team closing its end ends the member. Tasks and reports go in flat lists, not a list per
+ * task, which a frame of many would otherwise decode to one array each.
+ *
+ * ## What a member has begun: the begun word
+ * A member runs its tasks one at a time, in the order sent, and holds finished reports back
+ * briefly so that one frame carries many. When it dies, the team must know which of the tasks it
+ * held may have run, to charge each an attempt (a task never runs more often than it says), and
+ * which never began, to run those elsewhere at no charge. Asking would cost a system call a task;
+ * instead the two sides share a word of memory (a SharedArrayBuffer for a thread, a memory region
+ * mapped by both processes for a Fork member), and the member stores the id of each task in it
+ * ({@link markBegun}) before it begins the task. Since tasks begin in order, the tasks held up
+ * to the one the word names have begun, and those after it have not ({@link begunCount}). A
+ * member without a word (a recruiter of your own that gives none) is taken to have begun every
+ * task it holds.
+ */
+import type { Channel } from '../../ipc/channel.js';
+import { HybridMarshaler } from '../../ipc/marshaler.js';
+import { native } from '../../native.js';
+import { type ErrorRecord, TaskStatus } from './crossing.js';
+
+export const READY = 0;
+export const TASKS = 1;
+export const CANCEL = 2;
+export const REPORTS = 3;
+export const STARTED = 4;
+export const RETURNED = 5;
+/** The fields of a task in a TASKS frame, and of a report in a REPORTS frame. */
+export const TASK_FIELDS = 3;
+export const REPORT_FIELDS = 5;
+
+/** The largest frame either end of a crew channel accepts: the channels' default, which both keep. */
+export const CREW_MAX_FRAME = native.DEFAULT_MAX_FRAME;
+
+/**
+ * The output bound of crew channels. What is in flight is already bounded by the pool's
+ * `pipeline`, so a busy peer that stops reading for a while must not make a send fail: large
+ * task states or results would otherwise exceed the default 1 MiB and cost the member its life.
+ */
+export const UNBOUNDED = 0xffffffff;
+
+/** A task as the member receives it. */
+export type Assignment = [id: number, module: string, name: string, state: Record<string, unknown>];
+/** What the member says of one task. */
+export type Report = [id: number, crew: number, status: TaskStatus, value: unknown, ms: number];
+/** A task class as a TASKS frame names it. */
+export type ClassName = [module: string, name: string];
+
+const marshaler = new HybridMarshaler();
+
+/** Reads the next whole message on a crew channel, or undefined when none has arrived yet. */
+export function receive(channel: Channel): unknown {
+  return marshaler.recv(channel);
+}
+
+/** Sends `message` on a crew channel (one of the encoders' arrays). */
+export function transmit(channel: Channel, message: unknown[]): void {
+  marshaler.send(message, channel);
+}
+
+/** Encodes a message, for a sender that checks its size before it sends. */
+export function encode(message: unknown[]): Buffer {
+  return marshaler.encode(message);
+}
+
+// ---- team → member ----
+
+/**
+ * The TASKS frame that names `added` (classes the member has not been sent) and carries
+ * `assignments` (flat: TASK_FIELDS a task). Throws when a task's state cannot be encoded.
+ */
+export function encodeTasks(added: ClassName[], assignments: unknown[]): Buffer {
+  return marshaler.encode([TASKS, added, assignments]);
+}
+
+/** Asks a member to give back the tasks `ids` if it has not begun them. */
+export function sendCancel(channel: Channel, ids: number[]): void {
+  marshaler.send([CANCEL, ids], channel);
+}
+
+// ---- member → team ----
+
+export function sendReady(channel: Channel, id: number): void {
+  marshaler.send([READY, id], channel);
+}
+
+export function sendStarted(channel: Channel, id: number): void {
+  marshaler.send([STARTED, id], channel);
+}
+
+export function sendReturned(channel: Channel, ids: number[]): void {
+  marshaler.send([RETURNED, ids], channel);
+}
+
+/** The REPORTS frame for `reports` (flat), or why they cannot be encoded. */
+export function encodeReports(reports: unknown[]): Buffer | Error {
+  try {
+    return marshaler.encode([REPORTS, reports]);
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
+  }
+}
+
+// ---- checks: what arrives is checked whole before any of it is acted on ----
+
+/** What the team reads from a member, checked: a kind and its body. */
+export type MemberMessage =
+  | { kind: typeof READY; id: number }
+  | { kind: typeof STARTED; id: number }
+  | { kind: typeof REPORTS; reports: unknown[] }
+  | { kind: typeof RETURNED; ids: number[] };
+
+/** Checks a message from a member; throws, saying what is wrong, when it breaks the protocol. */
+export function checkMemberMessage(message: unknown): MemberMessage {
+  const kind = Array.isArray(message) ? message[0] : undefined;
+  const body = Array.isArray(message) ? message[1] : undefined;
+  if (kind === REPORTS && Array.isArray(body)) {
+    for (let at = 0; at < body.length; at += REPORT_FIELDS) checkReport(body, at);
+    return { kind, reports: body };
+  }
+  if (kind === STARTED || kind === READY) return { kind, id: body as number };
+  if (kind === RETURNED && Array.isArray(body) && body.every((id) => typeof id === 'number')) {
+    return { kind, ids: body };
+  }
+  throw new Error(`an unexpected message: ${String(kind)}`);
+}
+
+/** Throws, saying why, unless `reports` holds a whole report at `at` (see REPORTS). */
+function checkReport(reports: unknown[], at: number): void {
+  if (at + REPORT_FIELDS > reports.length) {
+    throw new Error(
+      `a malformed report: a list of ${reports.length} fields, not a multiple of ${REPORT_FIELDS} (the fields of one report)`,
+    );
+  }
+  const value = reports[at + 3] as Partial<ErrorRecord> | null;
+  if (typeof reports[at] !== 'number') throw new Error(`a malformed report: task id ${String(reports[at])}`);
+  if (reports[at + 2] !== TaskStatus.completed && typeof value?.message !== 'string') {
+    throw new Error(`a malformed report: task ${reports[at]} did not complete, and carries no error record`);
+  }
+}
+
+/** What a member reads from its team, checked. */
+export type TeamMessage =
+  | { kind: typeof TASKS; added: ClassName[]; assignments: unknown[] }
+  | { kind: typeof CANCEL; ids: number[] };
+
+/** Checks a message from the team; throws, saying what is wrong, when it breaks the protocol. */
+export function checkTeamMessage(message: unknown): TeamMessage | null {
+  const [kind, body, tasks] = message as [number, unknown, unknown];
+  if (kind === TASKS) {
+    if (!Array.isArray(body)) {
+      throw new Error(`the team sent a malformed list of task classes (crew protocol): ${typeof body}`);
+    }
+    if (!Array.isArray(tasks) || tasks.length % TASK_FIELDS !== 0) {
+      const got = Array.isArray(tasks) ? `${tasks.length} fields` : typeof tasks;
+      throw new Error(
+        `the team sent a malformed task list (crew protocol): ${got}, not a multiple of ${TASK_FIELDS} (the fields of one task)`,
+      );
+    }
+    return { kind, added: body as ClassName[], assignments: tasks };
+  }
+  if (kind === CANCEL) return { kind, ids: Array.isArray(body) ? (body as number[]) : [body as number] };
+  return null; // a kind this member does not know: a newer team's, ignored
+}
+
+// ---- the begun word ----
+
+/** How many bytes the begun word takes (an Int32Array of one element over them). */
+export const BEGUN_BYTES = 4;
+
+/** The member's side: says that task `id` begins now. A plain store: no system call. */
+export function markBegun(word: Int32Array, id: number): void {
+  Atomics.store(word, 0, id | 0);
+}
+
+/**
+ * The team's side: how many of `held` (the ids a member holds, in the order sent) it has begun.
+ * Without a word, all of them: the team cannot know, so it counts them as begun.
+ */
+export function begunCount(word: Int32Array | null, held: readonly number[]): number {
+  if (word === null) return held.length;
+  const last = Atomics.load(word, 0);
+  // From the end: ids are unique among the tasks a member holds (fewer than 2^31 at a time).
+  for (let i = held.length - 1; i >= 0; i--) if (((held[i] as number) | 0) === last) return i + 1;
+  return 0;
+}

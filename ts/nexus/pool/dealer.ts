@@ -1,0 +1,177 @@
+/**
+ * The dealing policy: which member gets which queued task, how many tasks a member holds at once
+ * (its pipeline), and when a member with nothing to do takes unbegun tasks from another.
+ *
+ * - **A fair share.** The queue is shared out over the team the work will have (members at work,
+ *   starting, and still to recruit), never more than its share to one member: a burst of
+ *   `submit()` calls spreads over the members as one `assemble()` does, N tasks on N members
+ *   run together, and a member that gets ready after another still finds its share waiting.
+ *   The least loaded member is dealt first.
+ * - **A pipeline per task class.** A member holds, beyond the task it runs, about a millisecond
+ *   of further work, so that round trips overlap with work. How long a task takes is learned per
+ *   class: short tasks never size the pipeline for long ones.
+ * - **Rebalancing.** When the queue is empty and a member has nothing to do while another holds
+ *   tasks it has not begun, those are asked back (CANCEL): what the member gives back (RETURNED)
+ *   goes to the front of the queue, and so to the idle member.
+ * - A suspect (a task whose member died running it) is dealt alone, to a member holding nothing.
+ */
+
+import type { TaskAddress } from '../crew/crossing.js';
+import type { Member } from '../crew/member.js';
+import { begunCount } from '../crew/protocol.js';
+import type { Job } from './jobs.js';
+
+/** The work a member holds beyond the task it runs, in ms: hides the round trip of the next. */
+const PIPELINE_MS = 1;
+
+/**
+ * Below this much work (ms, as the tasks' class is paced), unbegun tasks are not asked back from a
+ * member: the member is likely to have run them before the request arrives.
+ */
+const RECALL_WORTH_MS = 1;
+
+/** How long the tasks of a class take, as the members report them. */
+interface Pace {
+  /** Milliseconds, a moving average; NaN before the first report. */
+  ms: number;
+  /** How many tasks of the class a member holds at once. */
+  depth: number;
+}
+
+/** Where the dealer takes tasks from and hands them to: the pool. */
+export interface Table {
+  /** The next task in line. */
+  next(): Job | undefined;
+  /** Puts tasks taken and not dealt back at the front of the line, in order. */
+  putBack(jobs: Job[]): void;
+  /**
+   * Sends `batch` to `member`: true if some were sent, false if every one was aborted (it could
+   * not travel). Tasks not sent because the member was lost meanwhile are put back.
+   */
+  hand(member: Member, batch: Job[]): boolean;
+  /** Asks `member` to give back the tasks `ids`, which it has not begun. */
+  recall(member: Member, ids: number[]): void;
+  /** The job of a task id, unless it was settled. */
+  job(id: number): Job | undefined;
+}
+
+export class Dealer {
+  /** The most tasks a member holds at once. */
+  readonly pipeline: number;
+  readonly #paces = new Map<TaskAddress, Pace>();
+
+  constructor(pipeline: number) {
+    this.pipeline = pipeline;
+  }
+
+  /** A report of a task of `address` that ran for `ms`. */
+  observe(address: TaskAddress, ms: unknown): void {
+    if (typeof ms !== 'number' || !(ms >= 0)) return;
+    const pace = this.#pace(address);
+    pace.ms = Number.isNaN(pace.ms) ? ms : 0.8 * pace.ms + 0.2 * ms;
+    pace.depth = Math.min(this.pipeline, 1 + Math.ceil(PIPELINE_MS / Math.max(pace.ms, 0.001)));
+  }
+
+  #pace(address: TaskAddress): Pace {
+    let pace = this.#paces.get(address);
+    if (pace === undefined) {
+      // Two until the class is known: one to run and one to follow, or one each for two members.
+      pace = { ms: Number.NaN, depth: Math.min(2, this.pipeline) };
+      this.#paces.set(address, pace);
+    }
+    return pace;
+  }
+
+  /**
+   * Deals `queued` tasks from `table` to `members`, sharing them out over `team` members (the
+   * team the work will have, including members to come). False when the line ran dry.
+   */
+  deal(members: Iterable<Member>, queued: number, team: number, table: Table): boolean {
+    const share = Math.ceil(queued / Math.max(team, 1));
+    for (const member of leastLoadedFirst(members)) {
+      if (!this.#dealTo(member, share, table)) return false;
+    }
+    return true;
+  }
+
+  /** Deals `member` up to `share` tasks its pipeline has room for; false when the line ran dry. */
+  #dealTo(member: Member, share: number, table: Table): boolean {
+    let dealt = 0;
+    while (dealt < share && member.state === 'active' && !holdsSuspect(member, table)) {
+      const batch: Job[] = [];
+      let dry = false;
+      while (dealt + batch.length < share) {
+        const job = table.next();
+        if (job === undefined) {
+          dry = true;
+          break;
+        }
+        const held = member.taskIds.length + batch.length;
+        if (job.suspect ? held > 0 : held >= this.#pace(job.address).depth) {
+          table.putBack([job]); // it waits, first in line, for a member with room
+          break;
+        }
+        batch.push(job);
+        if (job.suspect) break; // alone
+      }
+      if (batch.length === 0) return !dry;
+      // Every task of the batch aborted (they could not travel): the line moves on to the next.
+      if (table.hand(member, batch)) dealt += batch.length;
+      if (dry) return false;
+    }
+    return true;
+  }
+
+  /**
+   * With the line empty: for members that hold nothing, asks the most loaded member for some of
+   * the tasks it has not begun, unless a request is already out.
+   */
+  rebalance(members: Iterable<Member>, table: Table): void {
+    let idle = 0;
+    let donor: Member | null = null;
+    let spare: number[] = [];
+    for (const member of members) {
+      if (member.recalled.size > 0) return; // one request at a time: its answer changes the picture
+      if (member.taskIds.length === 0) {
+        idle++;
+        continue;
+      }
+      const unbegun = this.#unbegun(member, table);
+      if (unbegun.length > spare.length) {
+        donor = member;
+        spare = unbegun;
+      }
+    }
+    if (idle === 0 || donor === null) return;
+    const take = Math.max(1, Math.floor((spare.length * idle) / (idle + 1)));
+    table.recall(donor, spare.slice(spare.length - take));
+  }
+
+  /** The tasks `member` holds that it has not begun and that are worth asking back. */
+  #unbegun(member: Member, table: Table): number[] {
+    // The first task held is taken as begun even when the word does not say so yet: the member is
+    // between two tasks, and about to.
+    const from = Math.max(1, begunCount(member.begun, member.taskIds));
+    const ids: number[] = [];
+    let ms = 0;
+    for (let i = from; i < member.taskIds.length; i++) {
+      const id = member.taskIds[i] as number;
+      const job = table.job(id);
+      if (job === undefined || job.suspect) continue; // settled (cancelled), or to stay alone
+      ids.push(id);
+      ms += this.#paces.get(job.address)?.ms ?? Number.NaN;
+    }
+    // An unknown pace (NaN) counts as worth it.
+    return ms < RECALL_WORTH_MS ? [] : ids;
+  }
+}
+
+/** Whether `member` holds a suspect: it then holds nothing else. */
+function holdsSuspect(member: Member, table: Table): boolean {
+  return member.taskIds.length === 1 && table.job(member.taskIds[0] as number)?.suspect === true;
+}
+
+/** The members, those holding the fewest tasks first. */
+function leastLoadedFirst(members: Iterable<Member>): Member[] {
+  return [...members].sort((a, b) => a.taskIds.length - b.taskIds.length);
+}
