@@ -13,3 +13,13 @@ export function spin(ms) {
   while (performance.now() < end);
   return ms;
 }
+
+/**
+ * The long task that leaves the CPU free: waits `ms` milliseconds on a timer. Resolves to when it
+ * started and ended, in milliseconds since the epoch (`performance.timeOrigin` + `now()`), so that
+ * the driver can tell how many tasks ran at once across workers.
+ */
+export function sleep(ms) {
+  const start = performance.timeOrigin + performance.now();
+  return new Promise((resolve) => setTimeout(() => resolve([start, performance.timeOrigin + performance.now()]), ms));
+}

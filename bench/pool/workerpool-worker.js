@@ -1,5 +1,5 @@
 // workerpool's worker (run as a child process, workerType 'process'): the shared task bodies.
 import workerpool from 'workerpool';
-import { spin, trivial } from './tasks.js';
+import { sleep, spin, trivial } from './tasks.js';
 
-workerpool.worker({ trivial, spin });
+workerpool.worker({ trivial, spin, sleep });
