@@ -4,7 +4,9 @@
 //   run(kind, arg)    one task: resolves to its result
 //   all(kind, args)   many tasks at once: resolves to their results, in order
 //   close()           ends the workers; resolves once they are gone
-// `kind` names a task body of ./tasks.js: 'trivial' or 'spin'.
+//   members()         (pyre-nexus only) how many members are ready for work: its pool recruits
+//                     for the work at hand, where the others start all their workers at once
+// `kind` names a task body of ./tasks.js: 'trivial', 'spin' or 'sleep'.
 import { fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { frame, reader } from './framing.js';
@@ -21,8 +23,8 @@ function eachOf(run) {
 function nexus(recruiter) {
   return async () => {
     const { Pool, Threads } = await import('../../dist/index.js');
-    const { Spin, Trivial } = await import('./nexus-tasks.js');
-    const classes = { trivial: Trivial, spin: Spin };
+    const { Sleep, Spin, Trivial } = await import('./nexus-tasks.js');
+    const classes = { trivial: Trivial, spin: Spin, sleep: Sleep };
     return (size) => {
       const pool = new Pool({
         size,
@@ -36,6 +38,7 @@ function nexus(recruiter) {
           return report.outcomes.map((o) => o.result);
         },
         close: () => pool.close(),
+        members: () => pool.active.size,
       };
     };
   };
