@@ -2,6 +2,9 @@
 // tinypool, workerpool (child processes) and two hand-written child-process round-robins, over
 // five scenarios with 2 workers: trivial tasks all at once and one at a time, 5 ms CPU-bound tasks
 // all at once and one at a time, and start-up (pool creation to first result, 2 and 8 workers).
+// Two more, the dealing scenarios, run pyre-nexus Fork, piscina and the framed round-robin only
+// (BENCH_ONLY=dealing runs just them): a burst of 5 ms tasks submitted one by one after 20,000
+// trivial ones (2 workers), and 8 tasks that sleep 200 ms each on a team of 8 (more than the CPUs).
 //
 // Every measurement is one run of bench/pool/driver.js in a process of its own (see its header
 // for the contract): it creates the pool, warms it up (not for start-up), measures, checks every
@@ -15,6 +18,8 @@ import { barChart, endReport, fmtInt, fmtRatio, log, median, printTable } from '
 const DRIVER = 'bench/pool/driver.js';
 const WORKERS = 2;
 const TASK_MS = 5;
+/** The contenders of the dealing scenarios. */
+const DEALING = ['pyre-nexus-fork', 'piscina', 'framed-rr'];
 
 // biome-ignore format: keep one line per scenario
 const SCENARIOS = [
@@ -24,6 +29,8 @@ const SCENARIOS = [
   { id: "cpu-seq", scenario: "cpu-seq", workers: WORKERS, tasks: 200, heading: `CPU-bound tasks (${TASK_MS} ms each), one at a time` },
   { id: "startup-2", scenario: "startup", workers: 2, tasks: 2, heading: "Start-up, 2 workers" },
   { id: "startup-8", scenario: "startup", workers: 8, tasks: 8, heading: "Start-up, 8 workers" },
+  { id: "dealing-burst", scenario: "burst", workers: WORKERS, tasks: 200, trivialFirst: 20_000, contenders: DEALING, heading: `Dealing: ${TASK_MS} ms tasks submitted one by one after 20,000 trivial ones` },
+  { id: "dealing-team", scenario: "team", workers: 8, tasks: 8, taskMs: 200, trivialFirst: 8, contenders: DEALING, heading: "Dealing: 8 tasks sleeping 200 ms each, 8 workers" },
 ];
 
 // One entry per contender; `startupOnly`: measured in the start-up scenarios alone.
@@ -40,15 +47,24 @@ const CONTENDERS = [
 ];
 
 const key = (e) => `pool/${e.contender.id}/${e.scenario.id}`;
-const isCpu = (sc) => sc.scenario.startsWith('cpu');
 const isStartup = (sc) => sc.scenario === 'startup';
+const taskMs = (sc) => sc.taskMs ?? TASK_MS;
 /** What a run of the scenario would take with no overhead at all (seconds), or null. */
-const ideal = (sc) =>
-  sc.scenario === 'cpu-all'
-    ? (sc.tasks * TASK_MS) / sc.workers / 1000
-    : sc.scenario === 'cpu-seq'
-      ? (sc.tasks * TASK_MS) / 1000
-      : null;
+function ideal(sc) {
+  switch (sc.scenario) {
+    case 'cpu-all':
+    case 'burst':
+      return (sc.tasks * taskMs(sc)) / sc.workers / 1000;
+    case 'cpu-seq':
+      return (sc.tasks * taskMs(sc)) / 1000;
+    case 'team':
+      return (Math.ceil(sc.tasks / sc.workers) * taskMs(sc)) / 1000;
+    default:
+      return null;
+  }
+}
+/** Scenarios timed in ms against an ideal (the others: tasks/s, or start-up). */
+const isTimed = (sc) => ideal(sc) !== null;
 const fmtMs = (s) => (s * 1000).toFixed(1);
 const fmtPct = (x) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
 
@@ -63,7 +79,16 @@ function driverEnv() {
 
 async function runOnce(e, s) {
   const sc = e.scenario;
-  const command = ['node', DRIVER, e.contender.id, sc.scenario, String(sc.workers), String(sc.tasks), String(TASK_MS)];
+  const command = [
+    'node',
+    DRIVER,
+    e.contender.id,
+    sc.scenario,
+    String(sc.workers),
+    String(sc.tasks),
+    String(taskMs(sc)),
+  ];
+  if (sc.trivialFirst !== undefined) command.push(String(sc.trivialFirst));
   const run = await runToEnd(s.root, command, { env: driverEnv(), timeoutMs: Math.min(s.timeoutMs, 30_000) });
   if (run.error) return run;
   let r;
@@ -76,16 +101,19 @@ async function runOnce(e, s) {
     return { error: `reported ${JSON.stringify(r)}` };
   }
   if (typeof r.seconds !== 'number' || !(r.seconds > 0)) return { error: `bad "seconds": ${r.seconds}` };
+  if (sc.scenario === 'team' && !(Number.isInteger(r.peak) && r.peak >= 1)) return { error: `bad "peak": ${r.peak}` };
   return r;
 }
 
 /** Runs the selected entries; returns { meta, results }, or null when none was selected. */
 export async function measure(s) {
   const entries = SCENARIOS.flatMap((scenario) =>
-    CONTENDERS.filter((c) => !c.startupOnly || isStartup(scenario)).map((contender) => ({ scenario, contender })),
+    CONTENDERS.filter((c) => !c.startupOnly || isStartup(scenario))
+      .filter((c) => !scenario.contenders || scenario.contenders.includes(c.id))
+      .map((contender) => ({ scenario, contender })),
   )
     .filter((e) => s.selected(key(e)))
-    .map((e) => ({ ...e, status: 'pending', note: null, samples: [], all: [], close: [], errors: [] }));
+    .map((e) => ({ ...e, status: 'pending', note: null, samples: [], all: [], close: [], peaks: [], errors: [] }));
   if (entries.length === 0) return null;
 
   for (const e of entries) {
@@ -111,7 +139,9 @@ export async function measure(s) {
       e.samples.push(r.seconds);
       if (r.allSeconds !== undefined) e.all.push(r.allSeconds);
       if (r.closeSeconds !== undefined) e.close.push(r.closeSeconds);
-      log(`run ${rep}/${s.repeats}  ${label} ${describe(e.scenario, r.seconds).padStart(16)}`);
+      if (r.peak !== undefined) e.peaks.push(r.peak);
+      const peak = r.peak === undefined ? '' : `  ${r.peak} at once at peak`;
+      log(`run ${rep}/${s.repeats}  ${label} ${describe(e.scenario, r.seconds).padStart(16)}${peak}`);
     }
   }
   const seconds = (performance.now() - started) / 1000;
@@ -169,6 +199,7 @@ export async function measure(s) {
     maxSeconds: e.samples.length ? Math.max(...e.samples) : null,
     medianAllSeconds: e.all.length ? median(e.all) : null,
     medianCloseSeconds: e.close.length ? median(e.close) : null,
+    peaks: e.peaks.length ? e.peaks : null,
     forkRatio: e.forkRatio ?? null,
     threadsRatio: e.threadsRatio ?? null,
   }));
@@ -176,10 +207,11 @@ export async function measure(s) {
   for (const sc of SCENARIOS) {
     const rows = results.filter((r) => r.scenario === sc.id && r.status === 'ok');
     if (rows.length === 0) continue;
-    log(`\n${sc.heading}`);
+    log(`\n${sc.heading}${isTimed(sc) ? ` (ideal ${fmtMs(ideal(sc))} ms)` : ''}`);
+    const peaks = rows.some((r) => r.peaks);
     printTable(
       [
-        ['pool', metricName(sc), 'min', 'max', '× Fork', '× Threads'],
+        ['pool', metricName(sc), 'min', 'max', '× Fork', '× Threads', ...(peaks ? ['at once'] : [])],
         ...rows.map((r) => [
           r.label,
           describe(sc, r.medianSeconds),
@@ -187,6 +219,7 @@ export async function measure(s) {
           describe(sc, r.maxSeconds),
           fmtRatio(r.forkRatio),
           fmtRatio(r.threadsRatio),
+          ...(peaks ? [fmtPeaks(r.peaks)] : []),
         ]),
       ],
       1,
@@ -195,7 +228,7 @@ export async function measure(s) {
   for (const r of results.filter((x) => x.status !== 'ok'))
     log(`${r.status}: pool/${r.contender}/${r.scenario} — ${r.note}`);
   log('');
-  for (const t of targets({ meta, results }))
+  for (const t of [...targets({ meta, results }), ...dealingTargets({ meta, results })])
     log(`target: ${t.met === null ? 'n/a' : t.met ? 'met' : 'NOT met'} — ${t.what}: ${t.got}`);
   log('');
   return { meta, results };
@@ -251,13 +284,37 @@ function versions(root) {
 
 function metricName(sc) {
   if (isStartup(sc)) return 'first result (ms)';
-  if (isCpu(sc)) return 'wall time (ms)';
+  if (isTimed(sc)) return 'wall time (ms)';
   return 'tasks/s';
 }
 
 function describe(sc, seconds) {
-  if (isStartup(sc) || isCpu(sc)) return `${fmtMs(seconds)} ms`;
+  if (isStartup(sc) || isTimed(sc)) return `${fmtMs(seconds)} ms`;
   return `${fmtInt(sc.tasks / seconds)}/s`;
+}
+
+/** The most tasks that ran at once, run by run ("8" when every run agrees, else "1–8"). */
+function fmtPeaks(peaks) {
+  if (!peaks) return '—';
+  const lo = Math.min(...peaks);
+  const hi = Math.max(...peaks);
+  return lo === hi ? String(lo) : `${lo}–${hi}`;
+}
+
+/** The dealing scenarios' targets: pyre-nexus Fork within 5% of the ideal in each. */
+export function dealingTargets({ meta, results }) {
+  const out = [];
+  for (const sc of meta.scenarios.filter((x) => x.id.startsWith('dealing-'))) {
+    const r = results.find((x) => x.contender === 'pyre-nexus-fork' && x.scenario === sc.id && x.status === 'ok');
+    const best = ideal(sc);
+    const over = r ? r.medianSeconds / best - 1 : null;
+    out.push({
+      what: `${sc.heading}: pyre-nexus Fork within 5% of ${fmtMs(best)} ms`,
+      got: r ? `${fmtMs(r.medianSeconds)} ms (${fmtPct(over)})` : 'not measured',
+      met: r ? over <= 0.05 : null,
+    });
+  }
+  return out;
 }
 
 /** Issue 5's targets for the pool, each met, not met, or not measurable in these results. */
@@ -348,7 +405,19 @@ export function markdown({ meta, results }) {
             `${fmtMs(r.medianAllSeconds)} | ${fmtRatio(r.forkRatio)} | ${fmtRatio(r.threadsRatio)} |`,
         ),
       );
-    } else if (isCpu(sc)) {
+    } else if (sc.scenario === 'burst' || sc.scenario === 'team') {
+      const best = ideal(sc);
+      const peaks = sc.scenario === 'team';
+      lines.push(
+        `| Pool | Wall time (ms) | Fastest–slowest | × the ideal | × Fork |${peaks ? ' Most at once |' : ''}`,
+        `|---|--:|--:|--:|--:|${peaks ? '--:|' : ''}`,
+        ...rows.map(
+          (r) =>
+            `| ${name(r)} | ${fmtMs(r.medianSeconds)} | ${fmtMs(r.minSeconds)}–${fmtMs(r.maxSeconds)} | ` +
+            `${fmtRatio(r.medianSeconds / best)} | ${fmtRatio(r.forkRatio)} |${peaks ? ` ${fmtPeaks(r.peaks)} |` : ''}`,
+        ),
+      );
+    } else if (isTimed(sc)) {
       const best = ideal(sc);
       lines.push(
         '| Pool | Wall time (ms) | Fastest–slowest | Over the ideal | × Fork | × Threads |',
@@ -398,7 +467,9 @@ export function markdown({ meta, results }) {
       'pool has workers, timed to the first exit.',
     '',
     'Every contender runs the same task bodies (`bench/pool/tasks.js`): the trivial task returns its input, ' +
-      `the CPU-bound one spins on \`performance.now()\` for ${meta.taskMs} ms.`,
+      `the CPU-bound one spins on \`performance.now()\` for ${meta.taskMs} ms, the sleeping one waits on a ` +
+      'timer and returns when it started and ended. In the dealing scenarios tasks are submitted one by one ' +
+      '(`submit()`, `run()`) in a synchronous loop, and the framed round-robin deals them in turn as they come.',
     '',
     '### Issue 5 targets',
     '',
@@ -407,6 +478,7 @@ export function markdown({ meta, results }) {
     ...targets({ meta, results }).map(
       (t) => `| ${t.what} | ${t.got} | ${t.met === null ? '—' : t.met ? 'met' : '**not met**'} |`,
     ),
+    ...dealingRows({ meta, results }),
     '',
     `Machine: ${meta.cpu}, ${meta.cpus} CPUs, ${meta.platform}; Node ${meta.node}. Measured ${meta.date.slice(0, 10)}, ` +
       `in ${Math.round(meta.seconds)} s, during which processes other than the benchmark's used ` +
@@ -421,6 +493,20 @@ export function markdown({ meta, results }) {
 
 const name = (r) => (r.contender.startsWith('pyre-nexus') ? `**${r.label}**` : r.label);
 
+/** The dealing targets' table, when a dealing scenario was measured. */
+function dealingRows({ meta, results }) {
+  const rows = dealingTargets({ meta, results }).filter((t) => t.met !== null);
+  if (rows.length === 0) return [];
+  return [
+    '',
+    '### Dealing targets',
+    '',
+    '| Target | Measured | |',
+    '|---|--:|---|',
+    ...rows.map((t) => `| ${t.what} | ${t.got} | ${t.met ? 'met' : '**not met**'} |`),
+  ];
+}
+
 function scenarioText(sc, meta) {
   switch (sc.scenario) {
     case 'trivial-all':
@@ -431,6 +517,10 @@ function scenarioText(sc, meta) {
       return `${fmtInt(sc.tasks)} tasks of ${meta.taskMs} ms of CPU each, submitted at once: ${fmtMs(ideal(sc))} ms is the ideal with ${sc.workers} workers. Lower is better.`;
     case 'cpu-seq':
       return `The same ${fmtInt(sc.tasks)} tasks one at a time: ${fmtMs(ideal(sc))} ms is the ideal. Lower is better.`;
+    case 'burst':
+      return `A fresh pool runs ${fmtInt(sc.trivialFirst)} trivial tasks at once, then ${fmtInt(sc.tasks)} tasks of ${taskMs(sc)} ms of CPU each are submitted one by one in a synchronous loop and awaited together: the clock runs from the first submit to the last result. ${fmtMs(ideal(sc))} ms is the ideal with ${sc.workers} workers. Lower is better.`;
+    case 'team':
+      return `${sc.workers} workers on ${meta.cpus ?? 'the'} CPUs; after ${fmtInt(sc.trivialFirst)} trivial tasks at once (and more until every member is up) and a pause of 250 ms, ${fmtInt(sc.tasks)} tasks that each sleep ${taskMs(sc)} ms on a timer are submitted one by one and awaited together. ${fmtMs(ideal(sc))} ms is the ideal; **Most at once**: the most tasks that ran at the same time (from the start and end each task returns). Lower is better.`;
     default:
       return `From creating the pool to the first result, with ${sc.workers} trivial tasks submitted at once so that every pool brings up all ${sc.workers} workers; imports are done before the clock starts, nothing is warm. Lower is better.`;
   }
@@ -440,9 +530,9 @@ export function chart({ meta, results }) {
   const groups = meta.scenarios
     .map((sc) => {
       const rows = results.filter((r) => r.scenario === sc.id && r.status === 'ok');
-      const trivial = !isCpu(sc) && !isStartup(sc);
+      const trivial = !isTimed(sc) && !isStartup(sc);
       return {
-        heading: `${sc.heading} · ${trivial ? 'tasks/s, higher is better' : 'ms, lower is better'}${isCpu(sc) ? ` (ideal ${fmtMs(ideal(sc))} ms)` : ''}`,
+        heading: `${sc.heading} · ${trivial ? 'tasks/s, higher is better' : 'ms, lower is better'}${isTimed(sc) ? ` (ideal ${fmtMs(ideal(sc))} ms)` : ''}`,
         ownScale: true,
         bars: rows.map((r) => ({
           impl: r.contender,
@@ -450,7 +540,7 @@ export function chart({ meta, results }) {
           value: trivial ? r.tasks / r.medianSeconds : r.medianSeconds * 1000,
           text: trivial
             ? `${fmtInt(r.tasks / r.medianSeconds)} tasks/s`
-            : `${fmtMs(r.medianSeconds)} ms${isCpu(sc) ? ` (${fmtPct(r.medianSeconds / ideal(sc) - 1)})` : ''}`,
+            : `${fmtMs(r.medianSeconds)} ms${isTimed(sc) ? ` (${fmtPct(r.medianSeconds / ideal(sc) - 1)})` : ''}`,
         })),
       };
     })
