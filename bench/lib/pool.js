@@ -461,8 +461,8 @@ export function markdown({ meta, results }) {
       '`bench/pool/ipc-worker.js`).',
     '- **framed round-robin**: the "fastest process pool we know" of issue 5: children spawned with an ' +
       "extra `'pipe'` on fd 3 (a socket pair), tasks dealt in turn as 4-byte-length-prefixed JSON frames, " +
-      'the frames of one event-loop turn sent in one write; the child runs every task of a chunk it reads ' +
-      'and writes their results in one write (`bench/pool/framing.js`, `bench/pool/framed-worker.js`).',
+      'the frames of one event-loop turn sent in one write; the child runs every task of a chunk it reads, ' +
+      'one at a time, and writes their results in one write (`bench/pool/framing.js`, `bench/pool/framed-worker.js`).',
     '- **node -e 0**: the start-up reference: as many bare `node -e 0` processes spawned at once as the ' +
       'pool has workers, timed to the first exit.',
     '',
@@ -486,7 +486,7 @@ export function markdown({ meta, results }) {
       'costs every Node process about 50 ms at start; the pool benchmark runs without it.',
     '',
     `Reproduce: \`${meta.reproduce}\` (\`BENCH_ONLY=pool node bench/run.js\` without rebuilding; ` +
-      '`BENCH_ONLY=pool/piscina` or `BENCH_ONLY=startup` for part of it).',
+      '`BENCH_ONLY=pool/piscina`, `BENCH_ONLY=startup` or `BENCH_ONLY=dealing` for part of it).',
   );
   return endReport(lines, results, (r) => `${r.label} / ${r.scenario}`);
 }
