@@ -4,7 +4,7 @@
  */
 import type { Channel } from '../../ipc/channel.js';
 import type { TaskAddress } from './crossing.js';
-import { UNBOUNDED } from './protocol.js';
+import { begunCount, nextSeq, UNBOUNDED } from './protocol.js';
 
 /** How the team ends a member, and learns that it has ended: a process's or a thread's handle. */
 export interface MemberHandle {
@@ -26,8 +26,18 @@ export class Member {
    * here until the member answers for it, so that the list stays the member's own queue.
    */
   readonly taskIds: number[] = [];
-  /** Ids asked back (see CANCEL) and not yet answered. */
+  /** The number of each task held, in the order sent (see the crew protocol's begun word). */
+  readonly seqs: number[] = [];
+  /** Ids asked back by a CANCEL not yet answered (from a member without a begun word). */
   readonly recalled = new Set<number>();
+  /** CANCEL messages sent to the member, and RETURNED answers read: it answers each, in order. */
+  cancelsSent = 0;
+  cancelsAnswered = 0;
+  /**
+   * While the team has fenced the member (see the begun word): the CANCEL whose answer lifts the
+   * fence; 0 when not fenced. A fenced member is dealt nothing.
+   */
+  fencedUntil = 0;
   /** When the oldest task began (ms, performance.now()); NaN before the first. */
   headStart = Number.NaN; // a double from the start: see Pool's #idleSince
   /** @internal When its team recruited it (ms, performance.now()): its start-up is timed from then. */
@@ -42,6 +52,8 @@ export class Member {
   // in the protocol, in the order sent (see TASKS).
   readonly #classes = new Map<string, Map<string, number>>();
   #classCount = 0;
+  /** The number of the last task sent. */
+  #sent = 0;
 
   constructor(
     /** The member's pid, or thread id. */
@@ -76,14 +88,38 @@ export class Member {
     }
   }
 
+  /** @internal The member holds task `id` now, sent after those it holds. */
+  hold(id: number): void {
+    this.#sent = nextSeq(this.#sent);
+    this.taskIds.push(id);
+    this.seqs.push(this.#sent);
+  }
+
   /** @internal Takes `id` off the tasks held; false if it was not held. */
   drop(id: number): boolean {
     const at = this.taskIds.indexOf(id);
     if (at === -1) return false;
     // Answers come in the order the tasks were sent, and shift() is cheaper than splice().
-    if (at === 0) this.taskIds.shift();
-    else this.taskIds.splice(at, 1);
+    if (at === 0) {
+      this.taskIds.shift();
+      this.seqs.shift();
+    } else {
+      this.taskIds.splice(at, 1);
+      this.seqs.splice(at, 1);
+    }
     if (this.recalled.size > 0) this.recalled.delete(id);
     return true;
+  }
+
+  /** @internal Takes every task off the member: the ids it held, in order. */
+  dropAll(): number[] {
+    this.seqs.length = 0;
+    this.recalled.clear();
+    return this.taskIds.splice(0);
+  }
+
+  /** @internal How many of the tasks held the member has begun (see the begun word). */
+  begunCount(): number {
+    return begunCount(this.begun, this.seqs);
   }
 }

@@ -7,8 +7,8 @@
  *   several tasks per frame, each naming its class by number. The first list holds the classes
  *   this member has not been sent yet; they take the next numbers (the first class sent is 0).
  * - team → member `[CANCEL, [taskId, …]]`: give these back if they have not begun. The member
- *   answers `[RETURNED, [taskId, …]]` with those it took off its queue; a task it had already
- *   begun is reported as usual. So every task sent gets exactly one answer: a report or a return.
+ *   answers every CANCEL, in order, with `[RETURNED, [taskId, …]]`: those it took off its queue
+ *   (perhaps none); a task it had already begun is reported as usual.
  * - member → team `[REPORTS, [taskId, crewStatus, taskStatus, value, ms, taskId, …]]`, where value
  *   is the result, or an {@link ErrorRecord} when the task did not complete.
  * - member → team `[STARTED, taskId]` when a task begins after its module was imported, so that
@@ -22,11 +22,20 @@
  * held may have run, to charge each an attempt (a task never runs more often than it says), and
  * which never began, to run those elsewhere at no charge. Asking would cost a system call a task;
  * instead the two sides share a word of memory (a SharedArrayBuffer for a thread, a memory region
- * mapped by both processes for a Fork member), and the member stores the id of each task in it
- * ({@link markBegun}) before it begins the task. Since tasks begin in order, the tasks held up
- * to the one the word names have begun, and those after it have not ({@link begunCount}). A
- * member without a word (a recruiter of your own that gives none) is taken to have begun every
- * task it holds.
+ * mapped by both processes for a Fork member). Both number the tasks sent to the member, 1, 2, 3…
+ * in the order sent ({@link nextSeq}), and the member claims each task before it begins it by
+ * swapping the number of the one it began last for this one ({@link claim}): one atomic
+ * instruction, no system call. Since tasks begin in order, the tasks held up to the one the word
+ * names have begun, and those after it have not ({@link begunCount}).
+ *
+ * The word also lets the team take unbegun tasks back from a member busy in a long task, which
+ * cannot read a message until that task ends: it sets the word's fence bit by the same atomic
+ * swap ({@link fence}), so that the member's next claim fails, and every task after the one the
+ * word names is the team's again, to deal to members with nothing to do. It then sends CANCEL
+ * for them; the member drops them when it reads it and answers RETURNED, and once that answer
+ * arrives the team lifts the fence ({@link unfence}). A claim that fails leaves the member
+ * waiting for that CANCEL. A member without a word (a recruiter of your own that gives none) is
+ * taken to have begun every task it holds, and gives tasks back only by answering a CANCEL.
  */
 import type { Channel } from '../../ipc/channel.js';
 import { HybridMarshaler } from '../../ipc/marshaler.js';
@@ -53,8 +62,8 @@ export const CREW_MAX_FRAME = native.DEFAULT_MAX_FRAME;
  */
 export const UNBOUNDED = 0xffffffff;
 
-/** A task as the member receives it. */
-export type Assignment = [id: number, module: string, name: string, state: Record<string, unknown>];
+/** A task as the member receives it, with its number in the order sent (see the begun word). */
+export type Assignment = [id: number, module: string, name: string, state: Record<string, unknown>, seq: number];
 /** What the member says of one task. */
 export type Report = [id: number, crew: number, status: TaskStatus, value: unknown, ms: number];
 /** A task class as a TASKS frame names it. */
@@ -181,20 +190,51 @@ export function checkTeamMessage(message: unknown): TeamMessage | null {
 
 /** How many bytes the begun word takes (an Int32Array of one element over them). */
 export const BEGUN_BYTES = 4;
+/** Task numbers take the word's low 30 bits, and wrap; the next bit is the fence. */
+const SEQ_MASK = 0x3fffffff;
+const FENCE = 0x40000000;
+/** A task numbered within this many below the word's has begun (numbers wrap). */
+const WINDOW = 0x20000000;
 
-/** The member's side: says that task `id` begins now. A plain store: no system call. */
-export function markBegun(word: Int32Array, id: number): void {
-  Atomics.store(word, 0, id | 0);
+/** The number of the task sent after task `seq` (the first is 1). */
+export function nextSeq(seq: number): number {
+  return (seq + 1) & SEQ_MASK;
 }
 
 /**
- * The team's side: how many of `held` (the ids a member holds, in the order sent) it has begun.
- * Without a word, all of them: the team cannot know, so it counts them as begun.
+ * The member's side: claims task `seq` before it begins it, `last` being the task it claimed
+ * before (0 at first). False when the team has fenced the member: the task is no longer its own.
  */
-export function begunCount(word: Int32Array | null, held: readonly number[]): number {
-  if (word === null) return held.length;
-  const last = Atomics.load(word, 0);
-  // From the end: ids are unique among the tasks a member holds (fewer than 2^31 at a time).
-  for (let i = held.length - 1; i >= 0; i--) if (((held[i] as number) | 0) === last) return i + 1;
-  return 0;
+export function claim(word: Int32Array, last: number, seq: number): boolean {
+  return Atomics.compareExchange(word, 0, last, seq) === last;
+}
+
+/**
+ * The team's side: how many of the tasks a member holds, numbered `seqs` in the order sent, it has
+ * begun. Without a word, all of them: the team cannot know, so it counts them as begun.
+ */
+export function begunCount(word: Int32Array | null, seqs: readonly number[]): number {
+  if (word === null) return seqs.length;
+  const last = Atomics.load(word, 0) & SEQ_MASK;
+  let begun = 0;
+  while (begun < seqs.length && ((last - (seqs[begun] as number)) & SEQ_MASK) < WINDOW) begun++;
+  return begun;
+}
+
+/**
+ * The team's side: fences the member off every task after the one it began last, and returns
+ * that one's number; null when it is fenced already.
+ */
+export function fence(word: Int32Array): number | null {
+  for (;;) {
+    const seen = Atomics.load(word, 0);
+    if ((seen & FENCE) !== 0) return null;
+    // The member only moves forward, and only by a few tasks while we try: this ends.
+    if (Atomics.compareExchange(word, 0, seen, seen | FENCE) === seen) return seen;
+  }
+}
+
+/** The team's side: lets the member claim tasks again. */
+export function unfence(word: Int32Array): void {
+  Atomics.and(word, 0, SEQ_MASK);
 }

@@ -16,9 +16,10 @@ import {
   CANCEL,
   CREW_MAX_FRAME,
   checkTeamMessage,
+  claim,
   encode,
   encodeReports,
-  markBegun,
+  nextSeq,
   REPORT_FIELDS,
   REPORTS,
   type Report,
@@ -93,6 +94,8 @@ export async function work(
   const sentClasses: [module: string, name: string][] = []; // by number, as the team sent them
   let reports: unknown[] = []; // flat: REPORT_FIELDS a report
   let running = false;
+  let received = 0; // the number of the last task that arrived (see the begun word)
+  let claimed = 0; // the number of the last task begun
   let lastFlush = performance.now();
   // The team went away without reading what we sent: the channel reads a reset, and reports
   // cannot go out. That ends the member's life like an end of file, not with an error.
@@ -138,7 +141,15 @@ export async function work(
         next = queue.shift();
       }
       if (next === undefined) break;
-      if (begun !== null) markBegun(begun, next[0]);
+      if (begun !== null) {
+        if (!claim(begun, claimed, next[4])) {
+          // The team took this task and those after it back: they go with its CANCEL, next.
+          queue.unshift(next);
+          flush();
+          break;
+        }
+        claimed = next[4];
+      }
       const report = execute(next, started);
       if (report instanceof Promise) {
         flush(); // finished tasks' reports do not wait for an import or an async task
@@ -176,7 +187,8 @@ export async function work(
             if (named === undefined) {
               throw new Error(`the team sent task ${id} of class ${at}, which it never named (crew protocol)`);
             }
-            queue.push([id, named[0], named[1], state]);
+            received = nextSeq(received);
+            queue.push([id, named[0], named[1], state, received]);
           }
         } else if (checked?.kind === CANCEL) {
           // Only a task still waiting here can be given back; one already begun is reported.
@@ -185,7 +197,7 @@ export async function work(
             if (at !== -1) queue.splice(at, 1);
             return at !== -1;
           });
-          if (returned.length > 0) sendReturned(channel, returned);
+          sendReturned(channel, returned); // every CANCEL is answered, even by none
         }
       }
     } catch (error) {

@@ -11,14 +11,14 @@
  *   of further work, so that round trips overlap with work. How long a task takes is learned per
  *   class: short tasks never size the pipeline for long ones.
  * - **Rebalancing.** When the queue is empty and a member has nothing to do while another holds
- *   tasks it has not begun, those are asked back (CANCEL): what the member gives back (RETURNED)
- *   goes to the front of the queue, and so to the idle member.
+ *   tasks it has not begun, those go back to the queue, and so to the idle member: at once, by
+ *   fencing the busy member through its begun word (see the crew protocol), even while it is deep
+ *   in a long task; or, for a member without a word, once it answers a CANCEL with RETURNED.
  * - A suspect (a task whose member died running it) is dealt alone, to a member holding nothing.
  */
 
 import type { TaskAddress } from '../crew/crossing.js';
 import type { Member } from '../crew/member.js';
-import { begunCount } from '../crew/protocol.js';
 import type { Job } from './jobs.js';
 
 /** The work a member holds beyond the task it runs, in ms: hides the round trip of the next. */
@@ -49,8 +49,10 @@ export interface Table {
    * not travel). Tasks not sent because the member was lost meanwhile are put back.
    */
   hand(member: Member, batch: Job[]): boolean;
-  /** Asks `member` to give back the tasks `ids`, which it has not begun. */
+  /** Asks `member` (one without a begun word) to give back the tasks `ids`, not yet begun. */
   recall(member: Member, ids: number[]): void;
+  /** Takes back every task `member` (one with a begun word) has not begun, by fencing it. */
+  steal(member: Member): void;
   /** The job of a task id, unless it was settled. */
   job(id: number): Job | undefined;
 }
@@ -97,7 +99,7 @@ export class Dealer {
   /** Deals `member` up to `share` tasks its pipeline has room for; false when the line ran dry. */
   #dealTo(member: Member, share: number, table: Table): boolean {
     let dealt = 0;
-    while (dealt < share && member.state === 'active' && !holdsSuspect(member, table)) {
+    while (dealt < share && member.state === 'active' && member.fencedUntil === 0 && !holdsSuspect(member, table)) {
       const batch: Job[] = [];
       let dry = false;
       while (dealt + batch.length < share) {
@@ -131,7 +133,8 @@ export class Dealer {
     let donor: Member | null = null;
     let spare: number[] = [];
     for (const member of members) {
-      if (member.recalled.size > 0) return; // one request at a time: its answer changes the picture
+      // One request at a time: its answer changes the picture.
+      if (member.recalled.size > 0 || member.fencedUntil !== 0) return;
       if (member.taskIds.length === 0) {
         idle++;
         continue;
@@ -143,15 +146,19 @@ export class Dealer {
       }
     }
     if (idle === 0 || donor === null) return;
+    if (donor.begun !== null) {
+      table.steal(donor); // all it has not begun: the dealer shares them out again
+      return;
+    }
     const take = Math.max(1, Math.floor((spare.length * idle) / (idle + 1)));
     table.recall(donor, spare.slice(spare.length - take));
   }
 
   /** The tasks `member` holds that it has not begun and that are worth asking back. */
   #unbegun(member: Member, table: Table): number[] {
-    // The first task held is taken as begun even when the word does not say so yet: the member is
-    // between two tasks, and about to.
-    const from = Math.max(1, begunCount(member.begun, member.taskIds));
+    // Fenced, a member begins nothing more; without a word, the first task held is taken as
+    // begun: the member is running it, or about to.
+    const from = member.begun === null ? 1 : member.begunCount();
     const ids: number[] = [];
     let ms = 0;
     for (let i = from; i < member.taskIds.length; i++) {

@@ -31,6 +31,11 @@ export interface Job {
   /** Runs that may have begun (see AttemptsLedger). */
   attempts: number;
   /**
+   * The attempts announced as started: a task given back and dealt again is the same attempt,
+   * announced once.
+   */
+  announced: number;
+  /**
    * It was running when its member died: until it reports, it is dealt alone, so that a crash it
    * causes again costs no other task an attempt.
    */
@@ -74,6 +79,7 @@ export class JobQueue {
       fields: undefined as unknown as Record<string, unknown>,
       state: 'queued',
       attempts: 0,
+      announced: 0,
       suspect: false,
       timeout: timeoutMs,
       member: null,

@@ -14,7 +14,6 @@
  *   miss a task the member began between the reading and the kill.
  */
 import type { Member } from '../crew/member.js';
-import { begunCount } from '../crew/protocol.js';
 import type { Job, JobQueue } from './jobs.js';
 
 /** What a lost member's tasks come to. */
@@ -51,7 +50,7 @@ export class AttemptsLedger {
 
   /** Whether the task `id` that `member` holds may have begun. */
   mayHaveBegun(member: Member, id: number): boolean {
-    return member.taskIds.indexOf(id) < begunCount(member.begun, member.taskIds);
+    return member.taskIds.indexOf(id) < member.begunCount();
   }
 
   /**
@@ -60,9 +59,8 @@ export class AttemptsLedger {
    * reports); without a word, each task it held does, since any of them may have been running.
    */
   settleLoss(member: Member, jobs: JobQueue): Loss {
-    const begun = begunCount(member.begun, member.taskIds);
-    const ids = member.taskIds.splice(0);
-    member.recalled.clear();
+    const begun = member.begunCount();
+    const ids = member.dropAll();
     const loss: Loss = { unbegun: [], retry: [], spent: [] };
     ids.forEach((id, i) => {
       const job = jobs.get(id);

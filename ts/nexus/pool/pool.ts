@@ -35,7 +35,7 @@ import {
   WorkerLostError,
 } from '../crew/crossing.js';
 import type { Member } from '../crew/member.js';
-import { CREW_MAX_FRAME, encodeTasks, REPORT_FIELDS, sendCancel } from '../crew/protocol.js';
+import { CREW_MAX_FRAME, encodeTasks, fence, REPORT_FIELDS, sendCancel, unfence } from '../crew/protocol.js';
 import { Fork } from '../fork.js';
 import { parentSpin } from '../recruiting.js';
 import type { Recruiter, Team } from '../team.js';
@@ -122,6 +122,7 @@ export class Pool extends EventEmitter implements Team {
       putBack: (batch) => jobs.putBack(batch),
       hand: (member, batch) => this.#hand(member, batch),
       recall: (member, ids) => this.#recall(member, ids),
+      steal: (member) => this.#steal(member),
       job: (id) => jobs.get(id),
     };
   }
@@ -365,21 +366,50 @@ export class Pool extends EventEmitter implements Team {
     for (const job of jobs) {
       this.#jobs.running(job, member);
       this.#ledger.charge(job);
-      member.taskIds.push(job.id);
+      member.hold(job.id);
     }
     // Told once all are marked: a listener that settles a later one finds it running.
-    for (const job of jobs) this.#announceTask('started', job);
+    for (const job of jobs) {
+      if (job.attempts <= job.announced) continue; // given back, and dealt again
+      job.announced = job.attempts;
+      this.#announceTask('started', job);
+    }
     return true;
   }
 
   /** Asks `member` for the tasks `ids` back (see the crew protocol's CANCEL). */
   #recall(member: Member, ids: number[]): void {
+    if (this.#askBack(member, ids)) for (const id of ids) member.recalled.add(id);
+  }
+
+  /**
+   * Takes back every task `member` has not begun, at once: fenced (see the crew protocol's begun
+   * word), it begins none of them, though it may be deep in a task that keeps it from reading.
+   */
+  #steal(member: Member): void {
+    const word = member.begun as Int32Array;
+    if (fence(word) === null) return;
+    const ids = member.taskIds.slice(member.begunCount());
+    for (const id of ids) {
+      member.drop(id);
+      const job = this.#jobs.get(id);
+      if (job === undefined || job.member !== member) continue; // cancelled: settled already
+      this.#ledger.refund(job);
+      this.#jobs.requeue(job);
+    }
+    // The member drops them when it reads this, and its answer lifts the fence.
+    if (this.#askBack(member, ids)) member.fencedUntil = member.cancelsSent;
+  }
+
+  /** Sends `member` a CANCEL for `ids`; false if it cannot (the member is going away). */
+  #askBack(member: Member, ids: number[]): boolean {
     try {
       sendCancel(member.channel, ids);
     } catch {
-      return; // the member is going away; its channel's end will retire it
+      return false; // its channel's end will retire it
     }
-    for (const id of ids) member.recalled.add(id);
+    member.cancelsSent++;
+    return true;
   }
 
   #recruit(): void {
@@ -413,6 +443,10 @@ export class Pool extends EventEmitter implements Team {
       if (member.taskIds[0] === id) member.headStart = performance.now();
     },
     returned: (member: Member, ids: number[]): void => {
+      if (++member.cancelsAnswered === member.fencedUntil && member.begun !== null) {
+        unfence(member.begun);
+        member.fencedUntil = 0;
+      }
       for (const id of ids) {
         if (!member.drop(id)) continue;
         const job = this.#jobs.get(id);
@@ -515,11 +549,7 @@ export class Pool extends EventEmitter implements Team {
     }
     // It keeps its attempt: the member may begin it before the request arrives.
     this.#settle(job, TaskStatus.aborted, reason);
-    try {
-      sendCancel(member.channel, [job.id]);
-    } catch {
-      // The member is going away; its channel's end will retire it.
-    }
+    this.#askBack(member, [job.id]);
   }
 
   #settle(job: Job, status: TaskStatus.completed | TaskStatus.aborted, value: unknown): void {
