@@ -17,6 +17,8 @@
  * - A suspect (a task whose member died running it) is dealt alone, to a member holding nothing.
  */
 
+// Imported: the global `performance` is a getter that V8 looks up anew on every use.
+import { performance } from 'node:perf_hooks';
 import type { TaskAddress } from '../crew/crossing.js';
 import type { Member } from '../crew/member.js';
 import type { Job } from './jobs.js';
@@ -24,11 +26,8 @@ import type { Job } from './jobs.js';
 /** The work a member holds beyond the task it runs, in ms: hides the round trip of the next. */
 const PIPELINE_MS = 1;
 
-/**
- * Below this much work (ms, as the tasks' class is paced), unbegun tasks are not asked back from a
- * member: the member is likely to have run them before the request arrives.
- */
-const RECALL_WORTH_MS = 1;
+/** How long a member's task has run before the tasks it holds behind it are taken from it (ms). */
+const STEAL_AFTER_MS = PIPELINE_MS;
 
 /** How long the tasks of a class take, as the members report them. */
 interface Pace {
@@ -85,13 +84,14 @@ export class Dealer {
   }
 
   /**
-   * Deals `queued` tasks from `table` to `members`, sharing them out over `team` members (the
-   * team the work will have, including members to come). False when the line ran dry.
+   * Deals the `queued` tasks from `table` to `members`, sharing the work at hand (those and the
+   * `held` tasks members hold already) out over `team` members: the team the work will have,
+   * including members to come. False when the line ran dry.
    */
-  deal(members: Iterable<Member>, queued: number, team: number, table: Table): boolean {
-    const share = Math.ceil(queued / Math.max(team, 1));
+  deal(members: Iterable<Member>, queued: number, held: number, team: number, table: Table): boolean {
+    const share = Math.ceil((queued + held) / Math.max(team, 1));
     for (const member of leastLoadedFirst(members)) {
-      if (!this.#dealTo(member, share, table)) return false;
+      if (!this.#dealTo(member, share - member.taskIds.length, table)) return false;
     }
     return true;
   }
@@ -125,51 +125,57 @@ export class Dealer {
   }
 
   /**
-   * With the line empty: for members that hold nothing, asks the most loaded member for some of
-   * the tasks it has not begun, unless a request is already out.
+   * With the line empty: for members that hold nothing, takes back the tasks the busiest member
+   * has not begun, unless a request is out already. Only from a member whose task has run for
+   * {@link STEAL_AFTER_MS} or more: one in short tasks gets to the rest itself sooner than a
+   * round trip would. Returns when to look again (ms, performance.now()), or Infinity.
    */
-  rebalance(members: Iterable<Member>, table: Table): void {
+  rebalance(members: Iterable<Member>, table: Table): number {
     let idle = 0;
+    for (const member of members) {
+      // One request at a time: its answer changes the picture.
+      if (member.recalled.size > 0 || member.fencedUntil !== 0) return Number.POSITIVE_INFINITY;
+      if (member.taskIds.length === 0) idle++;
+    }
+    if (idle === 0) return Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    let later = Number.POSITIVE_INFINITY;
     let donor: Member | null = null;
     let spare: number[] = [];
     for (const member of members) {
-      // One request at a time: its answer changes the picture.
-      if (member.recalled.size > 0 || member.fencedUntil !== 0) return;
-      if (member.taskIds.length === 0) {
-        idle++;
-        continue;
-      }
+      if (member.taskIds.length === 0 || (member.taskIds.length === 1 && member.begun === null)) continue;
       const unbegun = this.#unbegun(member, table);
-      if (unbegun.length > spare.length) {
+      if (unbegun.length === 0) continue;
+      const ripe = member.headStart + STEAL_AFTER_MS;
+      if (ripe > now) later = Math.min(later, ripe);
+      else if (unbegun.length > spare.length) {
         donor = member;
         spare = unbegun;
       }
     }
-    if (idle === 0 || donor === null) return;
-    if (donor.begun !== null) {
-      table.steal(donor); // all it has not begun: the dealer shares them out again
-      return;
-    }
-    const take = Math.max(1, Math.floor((spare.length * idle) / (idle + 1)));
-    table.recall(donor, spare.slice(spare.length - take));
+    if (donor === null) return later;
+    if (donor.begun !== null)
+      table.steal(donor); // all it has not begun: dealt out again
+    else table.recall(donor, spare.slice(spare.length - Math.max(1, Math.floor((spare.length * idle) / (idle + 1)))));
+    return Number.POSITIVE_INFINITY;
   }
 
-  /** The tasks `member` holds that it has not begun and that are worth asking back. */
+  /**
+   * The tasks `member` holds that it has not begun. Short or not, they are taken: how soon the
+   * member would begin them depends on the task it runs, which may be long whatever its class.
+   */
   #unbegun(member: Member, table: Table): number[] {
     // Fenced, a member begins nothing more; without a word, the first task held is taken as
     // begun: the member is running it, or about to.
     const from = member.begun === null ? 1 : member.begunCount();
     const ids: number[] = [];
-    let ms = 0;
     for (let i = from; i < member.taskIds.length; i++) {
       const id = member.taskIds[i] as number;
       const job = table.job(id);
       if (job === undefined || job.suspect) continue; // settled (cancelled), or to stay alone
       ids.push(id);
-      ms += this.#paces.get(job.address)?.ms ?? Number.NaN;
     }
-    // An unknown pace (NaN) counts as worth it.
-    return ms < RECALL_WORTH_MS ? [] : ids;
+    return ids;
   }
 }
 

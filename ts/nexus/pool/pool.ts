@@ -77,6 +77,8 @@ export class Pool extends EventEmitter implements Team {
   #again = false;
   /** A schedule is due at the end of this turn's synchronous code (see submit). */
   #soon = false;
+  /** When the dealer would take tasks from a busy member for an idle one (see Dealer.rebalance). */
+  #rebalanceAt = Number.POSITIVE_INFINITY;
   /**
    * When the pool last fell idle; NaN while it works. Fields that will hold fractional numbers
    * start as doubles: V8 stores a field first given an integer as an integer, and switching it
@@ -286,12 +288,14 @@ export class Pool extends EventEmitter implements Team {
       do {
         this.#again = false;
         this.#reader.feedHungry();
-        const { queued, running } = this.counts;
         const active = this.#staff.active;
+        this.#rebalanceAt = Number.POSITIVE_INFINITY;
+        if (this.counts.queued === 0 && active.size > 1)
+          this.#rebalanceAt = this.#dealer.rebalance(active, this.#table);
+        const { queued, running } = this.counts;
         if (queued > 0 && active.size > 0) {
-          this.#dealer.deal(active, queued, this.#staff.expected(queued + running), this.#table);
+          this.#dealer.deal(active, queued, running, this.#staff.expected(queued + running), this.#table);
         }
-        if (this.counts.queued === 0 && active.size > 1) this.#dealer.rebalance(active, this.#table);
         if (this.vacancies() > 0) this.#recruit();
         this.#armSweep();
         this.#checkIdle();
@@ -607,7 +611,10 @@ export class Pool extends EventEmitter implements Team {
     this.#alarms.sweepAt(this.#nextDeadline(), this.#sweep);
   }
 
-  /** The sweep: members that did not get ready in time are lost, and tasks that ran too long. */
+  /**
+   * The sweep: members that did not get ready in time are lost, and tasks that ran too long; then
+   * a schedule, which also rebalances.
+   */
   readonly #sweep = (): void => {
     for (const member of [...this.#staff.registered]) {
       // Its READY may be waiting unread behind this alarm, as a report may.
@@ -636,7 +643,7 @@ export class Pool extends EventEmitter implements Team {
   #nextDeadline(): number {
     // While the team is short, the end of a pause in recruiting: with every member busy on a
     // long task, nothing else would come to recruit then.
-    let next = this.#staff.pauseEnds(this.counts.queued + this.counts.running);
+    let next = Math.min(this.#staff.pauseEnds(this.counts.queued + this.counts.running), this.#rebalanceAt);
     for (const member of this.#staff.registered) next = Math.min(next, this.#readyBy(member));
     for (const member of this.#staff.active) {
       const job = this.#jobs.get(member.taskIds[0] ?? 0);
