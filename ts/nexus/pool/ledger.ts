@@ -4,7 +4,8 @@
  *
  * - Sending a task to a member charges it an attempt: from then on it may begin.
  * - A member that gives a task back (it answers a CANCEL with RETURNED) proves it never began:
- *   the attempt is refunded.
+ *   the attempt is refunded. So are the tasks the team takes back from a member it fences (see the
+ *   crew protocol's begun word): fenced, the member can begin none of them.
  * - A member lost while holding tasks: the begun word (see the crew protocol) tells which of
  *   them began. Those after it never did, and are refunded and run elsewhere. Those up to it may
  *   have run (the last one was running; the ones before it finished, but their reports were held
