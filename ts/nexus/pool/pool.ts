@@ -546,7 +546,8 @@ export class Pool extends EventEmitter implements Team {
     // Without a word, the task at the head is taken to run, and those behind it to wait.
     const begun = member.begun === null ? member.taskIds[0] === job.id : this.#ledger.mayHaveBegun(member, job.id);
     if (begun) {
-      member.drop(job.id);
+      // It stays held: the ledger finds the begun word's task among those held, and this one may
+      // be it (the tasks before it then began too). Settled, it is skipped when accounted for.
       this.#settle(job, TaskStatus.aborted, reason);
       this.#lose(member, 'was stopped for a cancelled task');
       return;
