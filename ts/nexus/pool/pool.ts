@@ -174,6 +174,9 @@ export class Pool extends EventEmitter implements Team {
         plan.stopReading();
         const live = this.#jobs.all().filter((job) => job.plan === plan);
         for (const job of live) this.#cancel(job, options.signal?.reason);
+        // With none of its tasks live (none read yet: a signal aborted before assemble()), no
+        // settled task settles the workplan: it does so here.
+        plan.settleIfDone();
         this.#schedule();
       };
       if (options.signal.aborted) cancelAll();
