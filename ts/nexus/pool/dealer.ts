@@ -165,9 +165,9 @@ export class Dealer {
    * member would begin them depends on the task it runs, which may be long whatever its class.
    */
   #unbegun(member: Member, table: Table): number[] {
-    // Fenced, a member begins nothing more; without a word, the first task held is taken as
-    // begun: the member is running it, or about to.
-    const from = member.begun === null ? 1 : member.begunCount();
+    // The first task held is running, or about to: the member is between two tasks. A member
+    // without a word is taken to be running it.
+    const from = member.begun === null ? 1 : Math.max(1, member.begunCount());
     const ids: number[] = [];
     for (let i = from; i < member.taskIds.length; i++) {
       const id = member.taskIds[i] as number;
