@@ -88,7 +88,7 @@ export class Dealer {
    * `held` tasks members hold already) out over `team` members: the team the work will have,
    * including members to come. False when the line ran dry.
    */
-  deal(members: Iterable<Member>, queued: number, held: number, team: number, table: Table): boolean {
+  deal(members: ReadonlySet<Member>, queued: number, held: number, team: number, table: Table): boolean {
     const share = Math.ceil((queued + held) / Math.max(team, 1));
     for (const member of leastLoadedFirst(members)) {
       if (!this.#dealTo(member, share - member.taskIds.length, table)) return false;
@@ -143,7 +143,8 @@ export class Dealer {
     let donor: Member | null = null;
     let spare: number[] = [];
     for (const member of members) {
-      if (member.taskIds.length === 0 || (member.taskIds.length === 1 && member.begun === null)) continue;
+      // The first task held is running or about to: a member with one has none to give.
+      if (member.taskIds.length <= 1) continue;
       const unbegun = this.#unbegun(member, table);
       if (unbegun.length === 0) continue;
       const ripe = member.headStart + STEAL_AFTER_MS;
@@ -185,6 +186,7 @@ function holdsSuspect(member: Member, table: Table): boolean {
 }
 
 /** The members, those holding the fewest tasks first. */
-function leastLoadedFirst(members: Iterable<Member>): Member[] {
+function leastLoadedFirst(members: ReadonlySet<Member>): Iterable<Member> {
+  if (members.size === 1) return members; // one at a time, with one member: nothing to sort
   return [...members].sort((a, b) => a.taskIds.length - b.taskIds.length);
 }

@@ -272,11 +272,13 @@ export class Pool extends EventEmitter implements Team {
   #scheduleSoon(): void {
     if (this.#soon) return;
     this.#soon = true;
-    queueMicrotask(() => {
-      this.#soon = false;
-      this.#schedule();
-    });
+    queueMicrotask(this.#scheduleDue);
   }
+
+  readonly #scheduleDue = (): void => {
+    this.#soon = false;
+    this.#schedule();
+  };
 
   /** Deals queued tasks to members, rebalances, and recruits for the rest. */
   #schedule(): void {
