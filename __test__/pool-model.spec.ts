@@ -220,6 +220,237 @@ const found: Schedule[] = [
     close: null,
     seed: 0,
   },
+  // A member got ready, was dealt the last of the queue, and another went idle beside tasks a
+  // third held unbegun: the dealer rebalanced only before it dealt, so nobody took them.
+  {
+    size: 4,
+    retries: 1,
+    pipeline: 7,
+    pending: 3,
+    linger: 0,
+    tasks: [
+      { cls: 0, script: [[3, 'fail']], timeout: null, cancel: null },
+      {
+        cls: 0,
+        script: [
+          [3, 'complete'],
+          [3, 'complete'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      {
+        cls: 1,
+        script: [
+          [2, 'fail'],
+          [2, 'fail'],
+          [0, 'complete'],
+          [2, 'abort'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      { cls: 1, script: [[0, 'complete']], timeout: null, cancel: null },
+      {
+        cls: 0,
+        script: [
+          [3, 'crash'],
+          [4, 'complete'],
+          [1, 'complete'],
+          [1, 'complete'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      {
+        cls: 1,
+        script: [
+          [2, 'complete'],
+          [0, 'crash'],
+          [3, 'abort'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      {
+        cls: 0,
+        script: [
+          [1, 'crash'],
+          [0, 'complete'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      { cls: 1, script: [[3, 'complete']], timeout: null, cancel: null },
+      {
+        cls: 1,
+        script: [
+          [3, 'complete'],
+          [3, 'complete'],
+          [4, 'fail'],
+          [1, 'complete'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      { cls: 1, script: [[1, 'complete']], timeout: null, cancel: null },
+      {
+        cls: 0,
+        script: [
+          [4, 'fail'],
+          [1, 'fail'],
+          [4, 'crash'],
+          [0, 'complete'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      {
+        cls: 0,
+        script: [
+          [0, 'complete'],
+          [3, 'complete'],
+          [0, 'complete'],
+          [1, 'fail'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      {
+        cls: 0,
+        script: [
+          [3, 'fail'],
+          [1, 'fail'],
+          [2, 'complete'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      {
+        cls: 0,
+        script: [
+          [2, 'complete'],
+          [0, 'crash'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      {
+        cls: 1,
+        script: [
+          [2, 'crash'],
+          [3, 'complete'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      {
+        cls: 0,
+        script: [
+          [1, 'complete'],
+          [2, 'complete'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      {
+        cls: 0,
+        script: [
+          [2, 'complete'],
+          [4, 'complete'],
+          [1, 'complete'],
+          [3, 'complete'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      {
+        cls: 1,
+        script: [
+          [4, 'complete'],
+          [3, 'fail'],
+          [3, 'complete'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      { cls: 0, script: [[4, 'complete']], timeout: null, cancel: null },
+      {
+        cls: 1,
+        script: [
+          [2, 'complete'],
+          [2, 'crash'],
+          [3, 'complete'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      {
+        cls: 1,
+        script: [
+          [3, 'complete'],
+          [4, 'complete'],
+          [0, 'complete'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      {
+        cls: 0,
+        script: [
+          [3, 'abort'],
+          [1, 'complete'],
+          [0, 'complete'],
+          [4, 'complete'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      {
+        cls: 0,
+        script: [
+          [1, 'complete'],
+          [0, 'complete'],
+          [2, 'complete'],
+          [2, 'complete'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      {
+        cls: 0,
+        script: [
+          [3, 'fail'],
+          [3, 'complete'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+      {
+        cls: 0,
+        script: [
+          [3, 'complete'],
+          [3, 'damage'],
+        ],
+        timeout: null,
+        cancel: null,
+      },
+    ],
+    groups: [
+      { at: 30, pattern: 'generator', timeout: null, cancel: null, pauses: false },
+      { at: 23, pattern: 'async', timeout: null, cancel: null, pauses: true },
+    ],
+    fates: [
+      { readySteps: 0, crashBeforeReady: false, crash: null, word: true },
+      { readySteps: 0, crashBeforeReady: false, crash: null, word: true },
+      { readySteps: 1, crashBeforeReady: false, crash: ['age', 57], word: true },
+      { readySteps: 0, crashBeforeReady: false, crash: null, word: true },
+      { readySteps: 2, crashBeforeReady: false, crash: ['age', 52], word: true },
+      { readySteps: 0, crashBeforeReady: false, crash: null, word: true },
+    ],
+    close: null,
+    seed: -535823472,
+  },
 ];
 
 /**

@@ -293,13 +293,13 @@ export class Pool extends EventEmitter implements Team {
       do {
         this.#again = false;
         this.#reader.feedHungry();
-        const active = this.#staff.active;
+        this.#deal();
+        // With the line empty, members left with nothing take from the others what they have
+        // not begun: dealt at once.
         this.#rebalanceAt = Number.POSITIVE_INFINITY;
-        if (this.counts.queued === 0 && active.size > 1)
-          this.#rebalanceAt = this.#dealer.rebalance(active, this.#table);
-        const { queued, running } = this.counts;
-        if (queued > 0 && active.size > 0) {
-          this.#dealer.deal(active, queued, running, this.#staff.expected(queued + running), this.#table);
+        if (this.counts.queued === 0 && this.#staff.active.size > 1) {
+          this.#rebalanceAt = this.#dealer.rebalance(this.#staff.active, this.#table);
+          this.#deal();
         }
         if (this.vacancies() > 0) this.#recruit();
         this.#armSweep();
@@ -308,6 +308,14 @@ export class Pool extends EventEmitter implements Team {
     } finally {
       this.#scheduling = false;
     }
+  }
+
+  /** Deals the queue to the members at work (see Dealer). */
+  #deal(): void {
+    const { queued, running } = this.counts;
+    const active = this.#staff.active;
+    if (queued === 0 || active.size === 0) return;
+    this.#dealer.deal(active, queued, running, this.#staff.expected(queued + running), this.#table);
   }
 
   /**
