@@ -65,9 +65,14 @@ function required(path: string): Record<string, unknown> | null {
   return isModuleNamespaceObject(exports) ? (exports as Record<string, unknown>) : null;
 }
 
-/** Whether Node options already give TypeScript support (a loader, or Node's own). */
+/**
+ * Whether Node options already give TypeScript support (a loader, or Node's own transform). Node's
+ * own type stripping, on by default since 22.18 (`process.features.typescript` is 'strip'), does
+ * not count: it refuses TypeScript that needs transforming (parameter properties, enums,
+ * namespaces), which a task file the parent loaded with tsx may well have.
+ */
 export function hasTypeScriptLoader(execArgv: readonly string[]): boolean {
-  if ((process.features as { typescript?: unknown }).typescript) return true;
+  if ((process.features as { typescript?: unknown }).typescript === 'transform') return true;
   return execArgv.some((arg, i) => {
     const [flag, inline] = arg.split('=', 2) as [string, string | undefined];
     const value = inline ?? execArgv[i + 1];
