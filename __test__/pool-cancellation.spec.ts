@@ -1,7 +1,11 @@
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test from 'ava';
 import { Pool, type Task, TaskTimeoutError } from '../dist/index.js';
-import { Chancy, Hang, Square, Whoami } from './fixtures/tasks.js';
-import { reaped } from './pool-helpers.js';
+import { Chancy, FileGated, Hang, Square, Whoami } from './fixtures/tasks.js';
+import { executions, logFile, reaped } from './pool-helpers.js';
 
 // Pool: stopping tasks before they end: timeouts, abort signals, and listeners that cancel.
 
@@ -114,5 +118,41 @@ test("a 'failed' listener that cancels the failed task leaves the tasks behind i
   await t.throwsAsync(failing, { message: 'no retries, thanks' });
   t.is(await behind, 16, 'the task sent behind it still reports');
   t.like(the.counts, { queued: 0, running: 0, aborted: 1, completed: 1 });
+  await the.close();
+});
+
+test('a task cancelled while it waits behind a running one never runs, and the next task is still timed', async (t) => {
+  const log = await logFile();
+  const dir = await mkdtemp(join(tmpdir(), 'nexus-cancel-'));
+  const gate = join(dir, 'gate');
+  const the = new Pool({ size: 1, pipeline: 4 });
+  await Promise.all([the.submit(new FileGated(join(dir, 'open'), 0)), writeFile(join(dir, 'open'), '')]);
+  await the.submit(new Chancy(0, 'ok', log)); // both classes imported
+  const running = the.submit(new FileGated(gate, 1));
+  const cancel = new AbortController();
+  const waiting = the.submit(new Chancy(1, 'ok', log), { signal: cancel.signal });
+  await once(the, 'started'); // dealt behind the running one
+  cancel.abort(new Error('not wanted'));
+  await t.throwsAsync(waiting, { message: 'not wanted' });
+  await writeFile(gate, '');
+  t.is(await running, 1);
+  // A task that hangs after it is still timed out: the member's deadlines were not lost.
+  await t.throwsAsync(the.submit(new Hang(), { timeout: 0.3 }), { code: 'ERR_NEXUS_TASK_TIMEOUT' });
+  await the.close();
+  t.deepEqual([...(await executions(log)).keys()], [0], 'the cancelled task never ran');
+  await rm(dir, { recursive: true });
+});
+
+test('a finished task whose report its member held back is not timed out for the long task after it', async (t) => {
+  // A member sends reports several to a frame: a short task's report can wait while the member
+  // runs a long task it began after it. That long task is not the short one overrunning.
+  const the = new Pool({ size: 1, retries: 0 });
+  await the.submit(new Whoami(0));
+  const [first, second, long] = await Promise.all([
+    the.submit(new Whoami(0), { timeout: 0.2 }),
+    the.submit(new Whoami(0), { timeout: 0.2 }),
+    the.submit(new Whoami(600), { timeout: 30 }),
+  ]);
+  t.true(first === second && second === long, 'all three completed, on the one member');
   await the.close();
 });

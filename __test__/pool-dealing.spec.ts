@@ -56,6 +56,27 @@ for (const [name, recruiter] of recruiters) {
   });
 }
 
+for (const [name, recruiter] of recruiters) {
+  test(`two members deep in long tasks both give up the tasks behind them to a third (${name})`, async (t) => {
+    // The first member asked gives up its tasks, but cannot answer until its long task ends: the
+    // second must still give up its own to the member with nothing to do.
+    t.timeout(60_000, 'the short tasks waited for the long ones');
+    const the = new Pool({ size: 3, ...withRecruiter(recruiter()) });
+    const dir = await folder();
+    const gate = join(dir, 'gate');
+    await Promise.all(Array.from({ length: 300 }, () => the.submit(new WhoRuns())));
+    await Promise.all([the.submit(new FileGated(join(dir, 'open'), 1)), writeFile(join(dir, 'open'), '')]);
+    t.is(the.active.size, 3);
+    const long = [the.submit(new FileGated(gate, 1)), the.submit(new FileGated(gate, 2))];
+    const short = Array.from({ length: 6 }, () => the.submit(new WhoRuns()));
+    t.is((await Promise.all(short)).length, 6, 'all ran while both long tasks still ran');
+    await writeFile(gate, '');
+    t.deepEqual(await Promise.all(long), [1, 2]);
+    await the.close();
+    await rm(dir, { recursive: true });
+  });
+}
+
 test('N long tasks on N members run at once, the team larger than the CPUs', async (t) => {
   const the = new Pool({ size: 6 });
   const dir = await folder();

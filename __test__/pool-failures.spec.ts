@@ -15,10 +15,11 @@ import {
   type Recruiter,
   TaskStatus,
   type Team,
+  Threads,
   WorkerLostError,
 } from '../dist/index.js';
 import { READY, REPORTS, TASKS } from '../dist/nexus/crew/protocol.js';
-import { Chancy, Crash, FileGated, Garbage, Square, SquareOrCrash } from './fixtures/tasks.js';
+import { Chancy, Crash, FileGated, Garbage, ShellGated, Square, SquareOrCrash } from './fixtures/tasks.js';
 import { dismissInThisThread, executions, logFile, reaped } from './pool-helpers.js';
 
 // Pool: attempts and crashes: crashes charged to the right task, retries, members killed or lost,
@@ -296,5 +297,23 @@ test('a close() waiting for the work ends when a shared dispatcher stops on an e
   await t.throwsAsync(running, { code: 'ERR_NEXUS_DISPATCHER_STOPPED' });
   await closed;
   shared.close();
+  await rm(dir, { recursive: true });
+});
+
+test('the tasks queued behind a task that timed out run elsewhere at once, though its thread cannot be stopped yet', async (t) => {
+  // The member is in a native call that terminate() cannot interrupt: its tasks must not wait for
+  // it to be gone, since the begun word, fenced, already says which of them it began.
+  t.timeout(60_000, 'the queued task waited for the stuck member to be reaped');
+  const dir = await mkdtemp(join(tmpdir(), 'nexus-stuck-'));
+  const gate = join(dir, 'gate');
+  const the = new Pool({ size: 1, pipeline: 4, recruiter: new Threads() });
+  await writeFile(join(dir, 'open'), '');
+  t.is(await the.submit(new ShellGated(join(dir, 'open'), 0)), 0); // the class, imported
+  const stuck = the.submit(new ShellGated(gate, 1), { timeout: 0.3 });
+  const behind = the.submit(new Square(7));
+  await t.throwsAsync(stuck, { code: 'ERR_NEXUS_TASK_TIMEOUT' });
+  t.is(await behind, 49, 'run by the next member while the stuck one still waits on its gate');
+  await writeFile(gate, '');
+  await the.close();
   await rm(dir, { recursive: true });
 });

@@ -40,6 +40,12 @@ export class Member {
   fencedUntil = 0;
   /** When the oldest task began (ms, performance.now()); NaN before the first. */
   headStart = Number.NaN; // a double from the start: see Pool's #idleSince
+  /**
+   * @internal A task the member began after the oldest it holds, which finished with its report
+   * held back, and when the team saw it begun: its timeout runs from then (0: none).
+   */
+  timedId = 0;
+  timedSince = Number.NaN;
   /** @internal When its team recruited it (ms, performance.now()): its start-up is timed from then. */
   recruitedAt = Number.NaN;
   /**

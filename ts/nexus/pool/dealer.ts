@@ -126,17 +126,16 @@ export class Dealer {
 
   /**
    * With the line empty: for members that hold nothing, takes back the tasks the busiest member
-   * has not begun, unless a request is out already. Only from a member whose task has run for
+   * has not begun. Only from a member whose task has run for
    * {@link STEAL_AFTER_MS} or more: one in short tasks gets to the rest itself sooner than a
    * round trip would. Returns when to look again (ms, performance.now()), or Infinity.
    */
   rebalance(members: Iterable<Member>, table: Table): number {
+    // A member asked for tasks back and not yet answering neither gives nor takes: the tasks it
+    // gave up are in the line already, and its answer changes what it holds.
+    const asked = (member: Member) => member.recalled.size > 0 || member.fencedUntil !== 0;
     let idle = 0;
-    for (const member of members) {
-      // One request at a time: its answer changes the picture.
-      if (member.recalled.size > 0 || member.fencedUntil !== 0) return Number.POSITIVE_INFINITY;
-      if (member.taskIds.length === 0) idle++;
-    }
+    for (const member of members) if (member.taskIds.length === 0 && !asked(member)) idle++;
     if (idle === 0) return Number.POSITIVE_INFINITY;
     const now = performance.now();
     let later = Number.POSITIVE_INFINITY;
@@ -144,7 +143,7 @@ export class Dealer {
     let spare: number[] = [];
     for (const member of members) {
       // The first task held is running or about to: a member with one has none to give.
-      if (member.taskIds.length <= 1) continue;
+      if (member.taskIds.length <= 1 || asked(member)) continue;
       const unbegun = this.#unbegun(member, table);
       if (unbegun.length === 0) continue;
       const ripe = member.headStart + STEAL_AFTER_MS;

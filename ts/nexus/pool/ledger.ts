@@ -11,8 +11,8 @@
  *   have run (the last one was running; the ones before it finished, but their reports were held
  *   back and died with the member): each keeps its attempt, and runs again only while that keeps
  *   it within `1 + retries`. Without a word, every task held counts as begun.
- * - A member the team kills is accounted for only once it is gone: read earlier, the word could
- *   miss a task the member began between the reading and the kill.
+ * - A member lost is fenced first, then accounted for at once: fenced, it can claim no task more,
+ *   so the word cannot change between the reading and the kill.
  */
 import type { Member } from '../crew/member.js';
 import type { Job, JobQueue } from './jobs.js';

@@ -402,10 +402,10 @@ export class Pool extends EventEmitter implements Team {
   /**
    * Takes back every task `member` has not begun, at once: fenced (see the crew protocol's begun
    * word), it begins none of them, though it may be deep in a task that keeps it from reading.
+   * The fence lasts until the member answers the CANCEL sent for them (the last one sent).
    */
   #steal(member: Member): void {
-    const word = member.begun as Int32Array;
-    if (fence(word) === null) return;
+    fence(member.begun as Int32Array); // fenced already, its word is as final
     const ids = member.taskIds.slice(member.begunCount());
     for (const id of ids) {
       member.drop(id);
@@ -414,8 +414,9 @@ export class Pool extends EventEmitter implements Team {
       this.#ledger.refund(job);
       this.#jobs.requeue(job);
     }
-    // The member drops them when it reads this, and its answer lifts the fence.
+    // Unanswered, the fence would keep the member from every task dealt to it later.
     if (this.#askBack(member, ids)) member.fencedUntil = member.cancelsSent;
+    else this.#lose(member, 'could not be asked for its tasks back');
   }
 
   /** Sends `member` a CANCEL for `ids`; false if it cannot (the member is going away). */
@@ -475,7 +476,7 @@ export class Pool extends EventEmitter implements Team {
     },
     ended: (member: Member): void => {
       const cause = member.handle.cause?.();
-      this.#lose(member, cause ? `ended (${cause})` : 'ended', true);
+      this.#lose(member, cause ? `ended (${cause})` : 'ended');
     },
     broke: (member: Member, why: string): void => this.#lose(member, why),
   };
@@ -512,19 +513,14 @@ export class Pool extends EventEmitter implements Team {
 
   /**
    * Retires a member that can no longer be trusted (pyre's `damaged`) and kills it. The tasks it
-   * held are settled by the attempts ledger: at once when it is `gone` (its channel ended) or
-   * keeps no begun word, else once it is reaped (see ledger.ts).
+   * held are settled by the attempts ledger at once: fenced first, the member can claim no task
+   * more, so what its begun word says is final, dead or still dying.
    */
-  #lose(member: Member, what: string, gone = false): void {
+  #lose(member: Member, what: string): void {
     if (member.state === 'retired') return;
+    if (member.begun !== null) fence(member.begun);
     const error = this.#staff.lost(member, what);
-    if (gone || member.begun === null || member.taskIds.length === 0) this.#account(member, what);
-    else {
-      void this.#staff.retiring(member).then(() => {
-        this.#account(member, what);
-        this.#schedule();
-      });
-    }
+    this.#account(member, what);
     if (error !== null) this.#failQueued(error);
   }
 
@@ -556,18 +552,21 @@ export class Pool extends EventEmitter implements Team {
       this.#settle(job, TaskStatus.aborted, reason);
       return;
     }
-    // Without a word, the task at the head is taken to run, and those behind it to wait.
-    const begun = member.begun === null ? member.taskIds[0] === job.id : this.#ledger.mayHaveBegun(member, job.id);
-    if (begun) {
-      // It stays held: the ledger finds the begun word's task among those held, and this one may
-      // be it (the tasks before it then began too). Settled, it is skipped when accounted for.
+    if (member.begun !== null) {
+      // Taken back with every task the member has not begun, it provably never ran; if it was not
+      // taken, it has begun, and runs still: its member is stopped.
+      this.#steal(member);
       this.#settle(job, TaskStatus.aborted, reason);
-      this.#lose(member, 'was stopped for a cancelled task');
+      // Before the one the word names, it finished, and its report is on its way.
+      const at = member.taskIds.indexOf(job.id);
+      if (at !== -1 && at === member.begunCount() - 1) this.#lose(member, 'was stopped for a cancelled task');
       return;
     }
-    // It keeps its attempt: the member may begin it before the request arrives.
+    // Without a word, the task at the head is taken to run, and those behind it to wait: asked
+    // back, it stays held until the member answers (it keeps its attempt: it may begin first).
     this.#settle(job, TaskStatus.aborted, reason);
-    this.#askBack(member, [job.id]);
+    if (member.taskIds[0] === job.id) this.#lose(member, 'was stopped for a cancelled task');
+    else this.#askBack(member, [job.id]);
   }
 
   #settle(job: Job, status: TaskStatus.completed | TaskStatus.aborted, value: unknown): void {
@@ -640,8 +639,8 @@ export class Pool extends EventEmitter implements Team {
     for (const member of [...this.#staff.active]) {
       // A report may be waiting unread behind this alarm: take it before judging the task.
       if (!this.#read(member)) continue;
-      const job = this.#jobs.get(member.taskIds[0] ?? 0);
-      if (job !== undefined && performance.now() >= this.#deadline(member, job)) {
+      const job = this.#timed(member);
+      if (job !== undefined && performance.now() >= this.#deadline(member, job) && !this.#movedOn(member, job)) {
         member.drop(job.id);
         const error = new TaskTimeoutError(
           `task ${label(job)} ran longer than its timeout of ${job.timeout / 1000} s; crew member ${member.id} was replaced`,
@@ -660,7 +659,7 @@ export class Pool extends EventEmitter implements Team {
     let next = Math.min(this.#staff.pauseEnds(this.counts.queued + this.counts.running), this.#rebalanceAt);
     for (const member of this.#staff.registered) next = Math.min(next, this.#readyBy(member));
     for (const member of this.#staff.active) {
-      const job = this.#jobs.get(member.taskIds[0] ?? 0);
+      const job = this.#timed(member);
       if (job !== undefined) next = Math.min(next, this.#deadline(member, job));
     }
     return next;
@@ -672,12 +671,33 @@ export class Pool extends EventEmitter implements Team {
   }
 
   /**
+   * The task `member` is taken to run, for its timeout: the first it holds, timed from
+   * `headStart`, unless the begun word showed it had moved on to a later one (see #movedOn).
+   */
+  #timed(member: Member): Job | undefined {
+    const moved = member.timedId !== 0 && member.taskIds.includes(member.timedId);
+    return this.#jobs.get(moved ? member.timedId : (member.taskIds[0] ?? 0));
+  }
+
+  /**
+   * Whether `member` has begun a task after `job`, which then finished, its report held back (a
+   * member sends reports several to a frame): the later task is timed from now on instead.
+   */
+  #movedOn(member: Member, job: Job): boolean {
+    const running = member.begun === null ? 0 : member.begunCount() - 1;
+    if (running <= member.taskIds.indexOf(job.id)) return false;
+    member.timedId = member.taskIds[running] as number;
+    member.timedSince = performance.now();
+    return true;
+  }
+
+  /**
    * When `job`, the task `member` runs, times out: never without a timeout, nor while the member
    * may still be importing its module (the import does not count against the timeout).
    */
   #deadline(member: Member, job: Job): number {
     if (job.timeout === 0 || !member.imported.has(job.address)) return Number.POSITIVE_INFINITY;
-    return member.headStart + job.timeout;
+    return (job.id === member.timedId ? member.timedSince : member.headStart) + job.timeout;
   }
 
   /** With no work left: dismiss at once when closing, else after `linger` seconds. */

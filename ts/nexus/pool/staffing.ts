@@ -191,11 +191,6 @@ export class Staffing {
     for (const member of [...this.active]) this.dismiss(member, false);
   }
 
-  /** Resolves once `member`, dismissed, is gone and reaped. */
-  retiring(member: Member): Promise<void> {
-    return this.#dismissals.get(member) ?? Promise.resolve();
-  }
-
   /** Resolves once every member dismissed so far is reaped. */
   async reaped(): Promise<void> {
     while (this.#dismissals.size > 0) await Promise.all(this.#dismissals.values());
