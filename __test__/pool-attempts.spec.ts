@@ -3,7 +3,7 @@
 import test from 'ava';
 import { type Outcome, Pool, type Recruiter, TaskStatus, Threads, WorkerLostError } from '../dist/index.js';
 import { Chancy, Mortal } from './fixtures/tasks.js';
-import { executions, logFile, reaped } from './pool-helpers.js';
+import { executions, logFile, reaped, seededRandom } from './pool-helpers.js';
 
 /** Checks the ledger's promises for every outcome against the runs the tasks logged. */
 function checkRuns(
@@ -59,7 +59,7 @@ for (const retries of [0, 3]) {
     // About one task in 400 takes its member down, chosen by a seed a failure prints.
     const seed = Number(process.env.POOL_DEATH_SEED ?? Date.now() % 1_000_000);
     t.log(`POOL_DEATH_SEED=${seed}`);
-    const random = seeded(seed);
+    const random = seededRandom(seed);
     const deaths = ['exit', 'throw'] as const;
     const plan = Array.from({ length: 4000 }, (_, id) => {
       const death = random() < 1 / 400 ? deaths[Math.floor(random() * 2)] : 'none';
@@ -73,16 +73,4 @@ for (const retries of [0, 3]) {
     t.is(report.completed + report.aborted, 4000);
     checkRuns(t, report.outcomes as Outcome<number>[], await executions(log), retries);
   });
-}
-
-/** A small seeded random number generator (mulberry32): the same seed, the same draws. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let z = state;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
-  };
 }

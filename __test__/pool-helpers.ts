@@ -61,3 +61,15 @@ export class InThisThread implements Recruiter {
   }
   dismiss = dismissInThisThread;
 }
+
+/** A small seeded random number generator (mulberry32): the same seed, the same draws. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let z = state;
+    z = Math.imul(z ^ (z >>> 15), z | 1);
+    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
+    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
+  };
+}
