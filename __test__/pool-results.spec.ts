@@ -272,7 +272,10 @@ test('a pool keeps its compiled code: no field of its objects changes representa
     }
     await pool.close();
   `;
-  const { code, stdout, stderr } = await runNode(['--trace-generalization', '--input-type=module', '-e', script]);
+  // Without the baseline tier: Node 22's V8 can die of a failed check as it prints a baseline frame
+  // in this trace. Fields generalize in the runtime whatever tier stores to them.
+  const flags = ['--trace-generalization', '--no-sparkplug'];
+  const { code, stdout, stderr } = await runNode([...flags, '--input-type=module', '-e', script]);
   t.is(code, 0, stderr);
   t.true(stdout.includes('-- made'), 'the script ran');
   const after = stdout.slice(stdout.indexOf('-- made'));
