@@ -149,9 +149,9 @@ test('a finished task whose report its member held back is not timed out for the
   const the = new Pool({ size: 1, retries: 0 });
   await the.submit(new Whoami(0));
   const [first, second, long] = await Promise.all([
-    the.submit(new Whoami(0), { timeout: 0.2 }),
-    the.submit(new Whoami(0), { timeout: 0.2 }),
-    the.submit(new Whoami(600), { timeout: 30 }),
+    the.submit(new Whoami(0), { timeout: 1 }),
+    the.submit(new Whoami(0), { timeout: 1 }),
+    the.submit(new Whoami(2000), { timeout: 30 }),
   ]);
   t.true(first === second && second === long, 'all three completed, on the one member');
   await the.close();
