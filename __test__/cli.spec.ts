@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { runNode } from './helpers.js';
@@ -48,4 +49,29 @@ test('nexus serve loads TypeScript services with no loader on the command line',
   t.regex(line.toString(), /echo listening at ip4:127\.0\.0\.1:\d+/);
   child.kill('SIGTERM');
   t.deepEqual(await once(child, 'exit'), [0, null]);
+});
+
+test('nexus --help, nexus <command> --help and --version exit 0 with text on standard output', async (t) => {
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  for (const flag of ['--help', '-h']) {
+    const help = await nexus(flag);
+    t.is(help.code, 0, help.stderr);
+    t.regex(help.stdout, /^usage: nexus serve .*\n\s+nexus run /);
+  }
+  const run = await nexus('run', '--help');
+  t.is(run.code, 0);
+  t.regex(run.stdout, /^usage: nexus run <workplan module>/);
+  t.regex(run.stdout, /--recruiter=fork\|threads/);
+  const serve = await nexus('serve', '--help');
+  t.is(serve.code, 0);
+  t.regex(serve.stdout, /^usage: nexus serve /);
+  for (const flag of ['--version', '-v']) {
+    const shown = await nexus(flag);
+    t.is(shown.code, 0);
+    t.is(shown.stdout, `${version}\n`);
+  }
+  const unknown = await nexus('--verbose');
+  t.is(unknown.code, 64, 'a flag it does not know still asks for a value, and says so');
 });

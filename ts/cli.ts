@@ -15,6 +15,7 @@
  * progress bar on a terminal, and prints a summary; it exits with 1 if any task was aborted.
  * pyre's style works here too (`--team.size=4`). TypeScript modules need no build step.
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { journal, type Severity } from './nexus/journal.js';
@@ -26,20 +27,44 @@ const USAGE = [
   'usage: nexus serve <config.json|module> [--grace=<seconds>] [--log=<pattern>[:<severity>]]',
   '       nexus run <workplan module> [arguments...] [--size=<n>] [--retries=<n>] [--timeout=<seconds>]',
   '                 [--recruiter=fork|threads] [--progress=auto|on|off]',
+  '       nexus --help | --version',
 ].join('\n');
+
+/** What `--help` says, of one command or of all. */
+const HELP: Record<string, string> = {
+  '': `${USAGE}\n\nserve  runs a node with the services its configuration names; SIGHUP reloads it, SIGTERM or\n       SIGINT stops it gracefully\nrun    carries out the workplan a module exports with a pool of workers, with a progress bar\n       and a summary; exits with 1 if any task was aborted\n\nOptions may be given in pyre's style too (--node.grace=2, --team.size=4). TypeScript modules\nneed no build step.`,
+  serve: `usage: nexus serve <config.json|module> [--grace=<seconds>] [--log=<pattern>[:<severity>]]\n\nRuns a node with the services its configuration names and prints each one's address.\n  --grace=<seconds>            how long services have to finish their conversations on stop\n  --log=<pattern>[:<severity>] turns on the journal channels whose names match`,
+  run: `usage: nexus run <workplan module> [arguments...] [options]\n\nCarries out the workplan the module exports (\`workplan\` or its default: tasks, an iterable of\ntasks, or a function of the arguments that returns one).\n  --size=<n>                   members of the team (the number of CPUs)\n  --retries=<n>                runs again after a RecoverableError or a lost member (3)\n  --timeout=<seconds>          how long a task may run (no limit)\n  --recruiter=fork|threads     processes (fork) or worker threads\n  --progress=auto|on|off       the progress bar (auto: on a terminal)`,
+};
+
+/** Options that take no value. */
+const FLAGS = new Map([
+  ['--help', 'help'],
+  ['-h', 'help'],
+  ['--version', 'version'],
+  ['-v', 'version'],
+]);
 
 interface Command {
   name: string;
   operands: string[];
   options: Map<string, string[]>;
+  /** `--help` or `--version`, anywhere on the line. */
+  flags: Set<string>;
 }
 
 /** Splits the command line: `--a=b`, `--a b` and pyre's `--node.a=b` are the same option. */
 function parse(argv: string[]): Command {
   const operands: string[] = [];
   const options = new Map<string, string[]>();
+  const flags = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
+    const flag = FLAGS.get(arg);
+    if (flag !== undefined) {
+      flags.add(flag);
+      continue;
+    }
     if (!arg.startsWith('--')) {
       operands.push(arg);
       continue;
@@ -51,7 +76,7 @@ function parse(argv: string[]): Command {
     options.set(key, [...(options.get(key) ?? []), value]);
   }
   const [name = '', ...rest] = operands;
-  return { name, operands: rest, options };
+  return { name, operands: rest, options, flags };
 }
 
 class UsageError extends Error {}
@@ -115,6 +140,14 @@ async function run({ operands, options }: Command): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   try {
     const command = parse(argv);
+    if (command.flags.has('version')) {
+      process.stdout.write(`${version()}\n`);
+      return 0;
+    }
+    if (command.flags.has('help')) {
+      process.stdout.write(`${HELP[command.name] ?? HELP['']}\n`);
+      return 0;
+    }
     if (command.name === 'serve') {
       await serve(command);
       return 0;
@@ -129,6 +162,12 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`nexus: ${error instanceof Error ? error.message : String(error)}\n`);
     return 1;
   }
+}
+
+/** The package's version, from its package.json (beside dist/). */
+function version(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
 }
 
 process.exitCode = await main(process.argv.slice(2));
