@@ -114,7 +114,7 @@ test('a finished task is reported while the member waits on an async task behind
 test('progress events carry running counts that add up', async (t) => {
   const the = new Pool({ size: 2, retries: 1 });
   const events: Record<string, number> = {};
-  for (const name of ['queued', 'started', 'completed', 'failed', 'aborted']) {
+  for (const name of ['queued', 'started', 'completed', 'failed', 'aborted'] as const) {
     the.on(name, () => {
       events[name] = (events[name] ?? 0) + 1;
     });

@@ -151,3 +151,21 @@ test('closing the pool stops reading its workplans', async (t) => {
   const report = (error as Error & { report: { completed: number } }).report;
   t.is(report.completed, read - 1, 'every task read but the one in hand ran; nothing was read after');
 });
+
+test('a workplan is a promise of its report: catch and finally work on it', async (t) => {
+  const the = new Pool({ size: 1 });
+  let finished = false;
+  const report = await the.assemble([new Square(3)]).finally(() => {
+    finished = true;
+  });
+  t.true(finished);
+  t.is(report.outcomes[0]?.result, 9);
+  t.is(String(the.assemble([])), '[object Workplan]');
+  const broken = (function* () {
+    yield new Square(2);
+    throw new Error('the plan broke');
+  })();
+  const caught = await the.assemble(broken).catch((error: unknown) => (error as Error).message);
+  t.regex(String(caught), /the workplan could not be read: the plan broke/);
+  await the.close();
+});

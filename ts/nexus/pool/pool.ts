@@ -51,8 +51,45 @@ import { type Outcome, Workplan, WorkplanReader } from './workplan.js';
 /** What a task's execute() resolves to. */
 export type ResultOf<T extends Task> = Awaited<ReturnType<T['execute']>>;
 
+/** What a task event tells of its task (`queued`, `started`, `failed`). */
+export interface TaskEvent {
+  /** Its place in the workplan, or -1 for a task given to `submit`. */
+  index: number;
+  task: Task;
+  /** Runs that may have begun so far. */
+  attempts: number;
+  /** Why the attempt failed, for `failed`. */
+  error: Error | undefined;
+}
+
+/** The pool's events and what their listeners get, after which the running {@link Counts}. */
+export interface PoolEvents {
+  queued: [TaskEvent, Counts];
+  started: [TaskEvent, Counts];
+  failed: [TaskEvent, Counts];
+  completed: [Outcome, Counts];
+  aborted: [Outcome, Counts];
+  recruited: [Member, Counts];
+  retired: [Member, Counts];
+}
+
+/** A listener of the pool's event `E`. */
+export type PoolListener<E extends keyof PoolEvents> = (...args: PoolEvents[E]) => void;
+
+// Listeners are typed by event: a misspelt event name, or a listener of the wrong shape, fails to
+// compile (EventEmitter's own signatures take any name).
+export interface Pool {
+  on<E extends keyof PoolEvents>(event: E, listener: PoolListener<E>): this;
+  once<E extends keyof PoolEvents>(event: E, listener: PoolListener<E>): this;
+  off<E extends keyof PoolEvents>(event: E, listener: PoolListener<E>): this;
+  addListener<E extends keyof PoolEvents>(event: E, listener: PoolListener<E>): this;
+  removeListener<E extends keyof PoolEvents>(event: E, listener: PoolListener<E>): this;
+  prependListener<E extends keyof PoolEvents>(event: E, listener: PoolListener<E>): this;
+}
+
 /** Events: `queued`, `started`, `completed`, `failed`, `aborted` (each with the task's details and
- * the {@link Counts}), `recruited` and `retired` (with the member). */
+ * the {@link Counts}), `recruited` and `retired` (with the member): see {@link PoolEvents}. */
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface above types the listeners
 export class Pool extends EventEmitter implements Team {
   readonly size: number;
   readonly recruiter: Recruiter;
@@ -604,7 +641,7 @@ export class Pool extends EventEmitter implements Team {
    * Emits an event; a listener that throws must not leave the pool half-way through an update,
    * so its error is rethrown on its own, as Node does for a throwing callback.
    */
-  #announce(event: string, detail: unknown): void {
+  #announce(event: keyof PoolEvents, detail: unknown): void {
     try {
       this.emit(event, detail, this.counts);
     } catch (error) {

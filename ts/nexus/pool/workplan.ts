@@ -36,7 +36,7 @@ export interface WorkplanReport<R = unknown> {
  * A workplan being carried out: await it for its {@link WorkplanReport}, or iterate it for the
  * outcomes as they come (completion order).
  */
-export class Workplan<R = unknown> implements PromiseLike<WorkplanReport<R>>, AsyncIterable<Outcome<R>> {
+export class Workplan<R = unknown> implements Promise<WorkplanReport<R>>, AsyncIterable<Outcome<R>> {
   /** Settles once every task has an outcome; rejects if the workplan itself could not be read. */
   readonly report: Promise<WorkplanReport<R>>;
   /** @internal */ source: Iterator<Task<R>> | AsyncIterator<Task<R>> | null;
@@ -94,6 +94,20 @@ export class Workplan<R = unknown> implements PromiseLike<WorkplanReport<R>>, As
     onRejected?: ((error: unknown) => B | PromiseLike<B>) | null,
   ): Promise<A | B> {
     return this.report.then(onFulfilled, onRejected);
+  }
+
+  /** The report's `catch`: a workplan is a promise of its report. */
+  catch<B = never>(onRejected?: ((error: unknown) => B | PromiseLike<B>) | null): Promise<WorkplanReport<R> | B> {
+    return this.report.catch(onRejected);
+  }
+
+  /** The report's `finally`. */
+  finally(onFinally?: (() => void) | null): Promise<WorkplanReport<R>> {
+    return this.report.finally(onFinally);
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'Workplan';
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Outcome<R>> {
