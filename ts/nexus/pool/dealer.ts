@@ -86,14 +86,13 @@ export class Dealer {
   /**
    * Deals the `queued` tasks from `table` to `members`, sharing the work at hand (those and the
    * `held` tasks members hold already) out over `team` members: the team the work will have,
-   * including members to come. False when the line ran dry.
+   * including members to come.
    */
-  deal(members: ReadonlySet<Member>, queued: number, held: number, team: number, table: Table): boolean {
+  deal(members: ReadonlySet<Member>, queued: number, held: number, team: number, table: Table): void {
     const share = Math.ceil((queued + held) / Math.max(team, 1));
     for (const member of leastLoadedFirst(members)) {
-      if (!this.#dealTo(member, share - member.taskIds.length, table)) return false;
+      if (!this.#dealTo(member, share - member.taskIds.length, table)) return;
     }
-    return true;
   }
 
   /** Deals `member` up to `share` tasks its pipeline has room for; false when the line ran dry. */
@@ -131,9 +130,6 @@ export class Dealer {
    * round trip would. Returns when to look again (ms, performance.now()), or Infinity.
    */
   rebalance(members: Iterable<Member>, table: Table): number {
-    // A member asked for tasks back and not yet answering neither gives nor takes: the tasks it
-    // gave up are in the line already, and its answer changes what it holds.
-    const asked = (member: Member) => member.recalled.size > 0 || member.fencedUntil !== 0;
     let idle = 0;
     for (const member of members) if (member.taskIds.length === 0 && !asked(member)) idle++;
     if (idle === 0) return Number.POSITIVE_INFINITY;
@@ -177,6 +173,14 @@ export class Dealer {
     }
     return ids;
   }
+}
+
+/**
+ * Whether `member` was asked for tasks back and has not answered yet: it neither gives nor takes,
+ * since the tasks it gave up are in the line already, and its answer changes what it holds.
+ */
+function asked(member: Member): boolean {
+  return member.recalled.size > 0 || member.fencedUntil !== 0;
 }
 
 /** Whether `member` holds a suspect: it then holds nothing else. */

@@ -442,8 +442,14 @@ export class Pool extends EventEmitter implements Team {
    * The fence lasts until the member answers the CANCEL sent for them (the last one sent).
    */
   #steal(member: Member): void {
-    fence(member.begun as Int32Array); // fenced already, its word is as final
+    const word = member.begun as Int32Array;
+    const fencedNow = fence(word) !== null; // fenced already, its word is as final
     const ids = member.taskIds.slice(member.begunCount());
+    if (ids.length === 0) {
+      // It had begun everything it holds: nothing to take, no answer to wait for.
+      if (fencedNow) unfence(word);
+      return;
+    }
     for (const id of ids) {
       member.drop(id);
       const job = this.#jobs.get(id);
