@@ -86,7 +86,21 @@ export async function serveNode(
     Object.entries(services).map(([name, spec]) => [name, { ...spec, module: join(root, spec.module as string) }]),
   );
   await writeFile(config, JSON.stringify({ services: absolute }));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'dist/cli.js'), 'serve', config, ...args], {
+  return serveConfig(config, Object.keys(services), { nodeArgs: ['--import', 'tsx'] }, ...args);
+}
+
+/**
+ * Runs `nexus serve config` (the repository's build) with `nodeArgs` in `cwd`, and resolves once
+ * each of `services` says where it listens.
+ */
+export async function serveConfig(
+  config: string,
+  services: string[],
+  { nodeArgs = [], cwd = root }: { nodeArgs?: string[]; cwd?: string },
+  ...args: string[]
+): Promise<ServedNode> {
+  const child = spawn(process.execPath, [...nodeArgs, join(root, 'dist/cli.js'), 'serve', config, ...args], {
+    cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exit = once(child, 'exit').then(([code, signal]) => ({ code, signal }));
@@ -106,7 +120,7 @@ export async function serveNode(
       output += `${line}\n`;
       const match = /^(\S+) listening at (\S+)$/.exec(line);
       if (match) addresses[match[1] as string] = match[2] as string;
-      if (Object.keys(addresses).length === Object.keys(services).length) resolve();
+      if (Object.keys(addresses).length === services.length) resolve();
     });
     void exit.then(({ code }) => reject(new Error(`the node exited with ${code} before it was ready:\n${output}`)));
   });

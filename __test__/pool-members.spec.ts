@@ -211,7 +211,8 @@ test('pyre-nexus/task is one module, and its classes are the library’s own', a
   `);
   t.is(code, 0, stderr);
   const { loaded, same } = JSON.parse(stdout) as { loaded: string[]; same: string[] };
-  t.deepEqual(loaded, ['/dist/task.js']);
+  // The ES-module entry and the one CommonJS module it re-exports (which require() gives alone).
+  t.deepEqual(loaded, ['/dist/task.mjs', '/dist/task.js']);
   t.deepEqual(same, ['Task', 'TaskStatus', 'CrewStatus', 'NexusError', 'RecoverableError']);
 });
 

@@ -16,7 +16,7 @@
  * pyre's style works here too (`--team.size=4`). TypeScript modules need no build step.
  */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { journal, type Severity } from './nexus/journal.js';
 import { importModule } from './nexus/loader.js';
@@ -166,8 +166,10 @@ async function main(argv: string[]): Promise<number> {
 
 /** The package's version, from its package.json (beside dist/). */
 function version(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const manifest = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
   return manifest.version;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+void main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -8,8 +8,7 @@
  * The bundle's classes are copies of the library's, which a member's task modules may also load
  * (`pyre-nexus/task` is one module, which costs a fresh worker no more than an empty one): the
  * crew tells a task class and a recoverable error by shape and name, never by identity.
- * Unbundled (tsc's own output), it still works: it then requires the library's ES modules, or
- * imports them on a Node that cannot require() them.
+ * Unbundled (tsc's own output), it still works: it then requires the library's modules.
  * Kept small: not even node:worker_threads (3 ms) in a process.
  */
 type Crew = typeof import('./nexus/crew/work.js');
@@ -23,12 +22,8 @@ const taskModule = require('node:url').pathToFileURL(require('node:path').join(_
 const [kind, spinArg, fdArg] = process.argv.slice(2);
 const spin = Number(spinArg);
 
-function crew(): Crew | Promise<Crew> {
-  return process.features.require_module ? (require('./nexus/crew/work.js') as Crew) : import('./nexus/crew/work.js');
-}
-
 async function main(): Promise<void> {
-  const { serve, inheritedBegunWord } = await crew();
+  const { serve, inheritedBegunWord } = require('./nexus/crew/work.js') as Crew;
   if (kind === 'thread') {
     const { threadId, workerData } = require('node:worker_threads') as typeof import('node:worker_threads');
     const begun = workerData?.begun instanceof SharedArrayBuffer ? new Int32Array(workerData.begun) : null;

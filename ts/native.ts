@@ -1,5 +1,4 @@
 /** Loads the native addon (internal: the generated loader is not part of the public API). */
-import { createRequire } from 'node:module';
 import { UnsupportedPlatformError } from './errors.js';
 
 /** A native channel: an opaque handle that the binding's `channel*` functions take first. */
@@ -64,7 +63,7 @@ interface Binding {
  * `process.report.getReport()`, which costs every worker process and thread 5 to 8 ms. A glibc
  * build that does not load (on musl) leaves the choice to the generated loader.
  */
-function glibcBuild(require: NodeJS.Require): Binding | null {
+function glibcBuild(): Binding | null {
   if (process.platform !== 'linux') return null;
   const triple = `linux-${process.arch}-gnu`;
   for (const candidate of [`../pyre-nexus.${triple}.node`, `pyre-nexus-${triple}`]) {
@@ -78,10 +77,9 @@ function glibcBuild(require: NodeJS.Require): Binding | null {
 }
 
 function load(): Binding {
-  const require = createRequire(import.meta.url);
   let binding: Binding;
   try {
-    binding = glibcBuild(require) ?? (require('../native.cjs') as Binding);
+    binding = glibcBuild() ?? (require('../native.cjs') as Binding);
   } catch (cause) {
     throw new UnsupportedPlatformError(
       `pyre-nexus has no native build for ${process.platform}-${process.arch}: ${(cause as Error).message}`,

@@ -1,6 +1,5 @@
 // Imported: the global `Buffer` is a getter that V8 looks up anew on every use.
 import { Buffer } from 'node:buffer';
-import { createRequire } from 'node:module';
 import { BadPayloadError } from '../errors.js';
 import type { Channel } from './channel.js';
 
@@ -8,7 +7,7 @@ import type { Channel } from './channel.js';
 // whose traffic is plain data (JSON), usually never needs it.
 let v8: typeof import('node:v8') | undefined;
 const v8Module = () => {
-  v8 ??= createRequire(import.meta.url)('node:v8') as typeof import('node:v8');
+  v8 ??= require('node:v8') as typeof import('node:v8');
   return v8;
 };
 

@@ -4,7 +4,9 @@
  * takes as long as one.
  */
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
 import type { Member } from './crew/member.js';
 import type { Recruiter, Team } from './team.js';
 
@@ -22,7 +24,7 @@ export const TEAM_SPIN = 300;
  * The entry every member runs, Fork's processes and Threads' threads alike: `dist/member.cjs`,
  * built from ts/member.cts into one file (see there).
  */
-export const memberEntry = new URL('../member.cjs', import.meta.url);
+export const memberEntry = pathToFileURL(join(__dirname, '..', 'member.cjs'));
 
 /** How long the members of `team` spin (see {@link TEAM_SPIN}). */
 export function teamSpin(team: { readonly size: number }): number {

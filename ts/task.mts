@@ -1,0 +1,2 @@
+// The ES-module entry of `pyre-nexus/task` (see index.mts).
+export * from './task.js';
