@@ -4,6 +4,8 @@
  *   core, and marshalers speaking pyre's framing;
  * - nexus, the service side: Peer, Node, Service and Server, with a signal-driven life cycle;
  * - nexus, the process side: Task, Pool, Crew and the Fork and Threads recruiters.
+ *
+ * @module pyre-nexus
  */
 
 export {

@@ -5,6 +5,8 @@
  * One module that imports nothing, and the home of these classes (the library re-exports them):
  * a worker imports it with the first task module that imports it, and each further module would
  * cost a fresh worker about 0.7 ms before its first task.
+ *
+ * @module pyre-nexus/task
  */
 
 /** The base class of every pyre-nexus error (pyre's `NexusError`). */
