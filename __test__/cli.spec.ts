@@ -34,7 +34,7 @@ test('nexus run refuses bad options and says what is wrong', async (t) => {
   t.regex(size.stderr, /--size needs a number, got "many"/);
   const zero = await nexus('run', fixture('plan.ts'), '--team.size=0');
   t.is(zero.code, 1);
-  t.regex(zero.stderr, /size must be an integer of at least 1, got 0/);
+  t.regex(zero.stderr, /option "size" must be a positive integer, got number 0/);
   t.is((await nexus('run')).code, 64);
   const none = await nexus('run', fixture('tasks.ts'));
   t.is(none.code, 1);

@@ -5,8 +5,8 @@ import { performance } from 'node:perf_hooks';
 import { ChannelFullError, ConnectionResetError, NexusError } from '../errors.js';
 import { type Channel, port } from '../ipc/channel.js';
 import type { Dispatcher, HandlerId } from '../ipc/dispatcher.js';
+import { checkOptions, integer, nonEmptyString, type Rules, seconds, string } from '../options.js';
 import { journal, type LogChannel } from './journal.js';
-import { checkOptions } from './peer.js';
 import type { Service } from './service.js';
 
 /**
@@ -32,7 +32,14 @@ export interface ServerOptions {
   highWater?: number;
 }
 
-const SERVER_OPTIONS = ['address', 'name', 'maxConnections', 'idleTimeout', 'highWater'];
+const SERVER_OPTIONS: Rules<ServerOptions> = {
+  address: string,
+  name: nonEmptyString,
+  maxConnections: integer(1),
+  idleTimeout: seconds,
+  // Half of a channel's 1 MiB output bound, so that one more reply always fits.
+  highWater: integer(1, 512 * 1024, 'an integer from 1 to 524288 bytes'),
+};
 
 /**
  * The base class of network services (pyre's `server`). `activate` opens a port at
@@ -73,16 +80,9 @@ export class Server implements Service {
   readonly #paused = new Set<Channel>();
 
   constructor(options: ServerOptions = {}) {
-    checkOptions(options, 'ServerOptions');
     // A typo in a configuration file would otherwise be silently ignored. Subclasses take their
     // own options out before passing the rest here.
-    const unknown = Object.keys(options).filter((key) => !SERVER_OPTIONS.includes(key));
-    if (unknown.length > 0) {
-      throw new TypeError(
-        `${new.target.name}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; ` +
-          `a Server takes ${SERVER_OPTIONS.join(', ')}`,
-      );
-    }
+    checkOptions(new.target.name, options, SERVER_OPTIONS);
     const {
       address = 'ip4:127.0.0.1:0',
       name = new.target.name.toLowerCase(),
@@ -90,18 +90,6 @@ export class Server implements Service {
       idleTimeout = 300,
       highWater = 256 * 1024,
     } = options;
-    if (typeof address !== 'string') throw new TypeError(`options.address must be a string, got ${typeof address}`);
-    if (typeof name !== 'string' || name === '') throw new TypeError('options.name must be a non-empty string');
-    if (!Number.isInteger(maxConnections) || maxConnections < 1) {
-      throw new RangeError(`options.maxConnections must be a positive integer, got ${String(maxConnections)}`);
-    }
-    if (typeof idleTimeout !== 'number' || !(idleTimeout >= 0) || !Number.isFinite(idleTimeout)) {
-      throw new RangeError(`options.idleTimeout must be a non-negative number of seconds, got ${String(idleTimeout)}`);
-    }
-    if (!Number.isInteger(highWater) || highWater < 1 || highWater > 512 * 1024) {
-      // Half of a channel's 1 MiB output bound, so that one more reply always fits.
-      throw new RangeError(`options.highWater must be an integer from 1 to 524288 bytes, got ${String(highWater)}`);
-    }
     this.address = address;
     this.name = name;
     this.maxConnections = maxConnections;
