@@ -1,8 +1,12 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import { port } from '../dist/index.js';
 import { runNode } from './helpers.js';
 
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -49,6 +53,32 @@ test('nexus serve loads TypeScript services with no loader on the command line',
   t.regex(line.toString(), /echo listening at ip4:127\.0\.0\.1:\d+/);
   child.kill('SIGTERM');
   t.deepEqual(await once(child, 'exit'), [0, null]);
+});
+
+test('nexus serve on a taken port fails to start that service, names the address, and exits with 1', async (t) => {
+  const taken = port('ip4:127.0.0.1:0');
+  const dir = await mkdtemp(join(tmpdir(), 'nexus-cli-'));
+  const echo = { module: fixture('../../examples/services/echo.ts'), export: 'EchoServer', address: taken.address };
+  const config = join(dir, 'node.json');
+  await writeFile(config, JSON.stringify({ services: { echo } }));
+  const refused = await nexus('serve', config);
+  t.is(refused.code, 1);
+  t.is(refused.stdout, '');
+  t.regex(
+    refused.stderr,
+    new RegExp(`^nexus: service "echo" failed to start: address ${taken.address} is already in use; `),
+  );
+
+  // pyre's way, asked for in the configuration: another port of the same host.
+  await writeFile(config, JSON.stringify({ services: { echo: { ...echo, anyPortIfTaken: true } } }));
+  const child = spawn(process.execPath, [cli, 'serve', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
+  const [, address] = /^echo listening at (\S+)/.exec(line.toString()) ?? [];
+  t.regex(address ?? '', /^ip4:127\.0\.0\.1:\d+$/);
+  t.not(address, taken.address);
+  child.kill('SIGTERM');
+  t.deepEqual(await once(child, 'exit'), [0, null]);
+  taken.close();
 });
 
 test('nexus --help, nexus <command> --help and --version exit 0 with text on standard output', async (t) => {

@@ -1,6 +1,6 @@
 // Every public constructor and function that takes options checks them the same way.
 import test from 'ava';
-import { Crew, Dispatcher, Fork, Node, Peer, Pool, pipe, Server, Threads } from '../dist/index.js';
+import { Crew, Dispatcher, Fork, Node, Peer, Pool, pipe, port, Server, Threads } from '../dist/index.js';
 import { Square } from './fixtures/tasks.js';
 
 interface Case {
@@ -64,6 +64,12 @@ const cases: Case[] = [
     call: (o) => new Pool({ size: 1 }).close(o),
     slip: ['forse', 'force'],
     string: ['force', 'true', 'a boolean'],
+  },
+  {
+    owner: 'port',
+    call: (o) => port('ip4:127.0.0.1:0', o).close(),
+    slip: ['anyPortIfTake', 'anyPortIfTaken'],
+    string: ['anyPortIfTaken', 'true', 'a boolean'],
   },
   {
     owner: 'Crew.work',

@@ -20,7 +20,7 @@ export {
   TruncatedFrameError,
   UnsupportedPlatformError,
 } from './errors.js';
-export { adopt, Channel, parseAddress, pipe, port, tcp } from './ipc/channel.js';
+export { adopt, Channel, type PortOptions, parseAddress, pipe, port, tcp } from './ipc/channel.js';
 export {
   type AlarmHandler,
   Dispatcher,

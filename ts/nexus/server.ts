@@ -2,10 +2,10 @@
 import { Buffer } from 'node:buffer';
 // Imported: the global `performance` is a getter that V8 looks up anew on every use.
 import { performance } from 'node:perf_hooks';
-import { ChannelFullError, ConnectionResetError, NexusError } from '../errors.js';
+import { AddressInUseError, ChannelFullError, ConnectionResetError, NexusError } from '../errors.js';
 import { type Channel, port } from '../ipc/channel.js';
 import type { Dispatcher, HandlerId } from '../ipc/dispatcher.js';
-import { checkOptions, integer, nonEmptyString, type Rules, seconds, string } from '../options.js';
+import { boolean, checkOptions, integer, nonEmptyString, type Rules, seconds, string } from '../options.js';
 import { journal, type LogChannel } from './journal.js';
 import type { Service } from './service.js';
 
@@ -30,6 +30,12 @@ export interface ServerOptions {
    * gone out (default 256 KiB): a peer that does not read cannot make the server's buffers grow.
    */
   highWater?: number;
+  /**
+   * When the address's port is taken, listen on another port of the same host (pyre's way) and
+   * log a warning naming both; {@link Server.address} then says where (default false: the
+   * server fails to activate with an {@link AddressInUseError}).
+   */
+  anyPortIfTaken?: boolean;
 }
 
 const SERVER_OPTIONS: Rules<ServerOptions> = {
@@ -39,6 +45,7 @@ const SERVER_OPTIONS: Rules<ServerOptions> = {
   idleTimeout: seconds,
   // Half of a channel's 1 MiB output bound, so that one more reply always fits.
   highWater: integer(1, 512 * 1024, 'an integer from 1 to 524288 bytes'),
+  anyPortIfTaken: boolean,
 };
 
 /**
@@ -62,6 +69,8 @@ export class Server implements Service {
   readonly maxConnections: number;
   readonly idleTimeout: number;
   readonly highWater: number;
+  /** Whether a taken port makes the server listen on another (see {@link ServerOptions.anyPortIfTaken}). */
+  readonly anyPortIfTaken: boolean;
   readonly info: LogChannel;
   readonly debug: LogChannel;
   readonly warning: LogChannel;
@@ -89,12 +98,14 @@ export class Server implements Service {
       maxConnections = 10_000,
       idleTimeout = 300,
       highWater = 256 * 1024,
+      anyPortIfTaken = false,
     } = options;
     this.address = address;
     this.name = name;
     this.maxConnections = maxConnections;
     this.idleTimeout = idleTimeout;
     this.highWater = highWater;
+    this.anyPortIfTaken = anyPortIfTaken;
     this.info = journal.channel(name, 'info');
     this.debug = journal.channel(name, 'debug');
     this.warning = journal.channel(name, 'warning');
@@ -114,7 +125,17 @@ export class Server implements Service {
   /** Grabs a port at {@link address} and waits for connections on `dispatcher`. */
   activate(application: unknown, dispatcher: Dispatcher): boolean {
     if (this.#port !== null) throw new NexusError(`${this.name} is already active at ${this.address}`);
-    const listener = port(this.address);
+    let listener: Channel;
+    try {
+      listener = port(this.address, { anyPortIfTaken: this.anyPortIfTaken });
+    } catch (error) {
+      if (!(error instanceof AddressInUseError) || this.address.startsWith('unix:')) throw error;
+      throw new AddressInUseError(
+        `${error.message}; a server with anyPortIfTaken listens on another port instead`,
+        error.code,
+        { cause: error },
+      );
+    }
     this.application = application;
     this.dispatcher = dispatcher;
     this.#port = listener;
