@@ -53,7 +53,7 @@ import {
   type RunOptions,
 } from './options.js';
 import { Staffing } from './staffing.js';
-import { type Outcome, Workplan, WorkplanReader } from './workplan.js';
+import { type Outcome, Settled, Workplan, WorkplanReader } from './workplan.js';
 
 /** What a task's execute() resolves to. */
 export type ResultOf<T extends Task> = Awaited<ReturnType<T['execute']>>;
@@ -637,9 +637,7 @@ export class Pool extends EventEmitter implements Team {
       else job.reject?.(value);
       return;
     }
-    const outcome: Outcome = completed
-      ? { index: job.index, task: job.task, status, result: value, attempts: job.attempts }
-      : { index: job.index, task: job.task, status, error: value as Error, attempts: job.attempts };
+    const outcome = new Settled(job.index, job.task, status, value, job.attempts);
     if (heard) this.#announce(event, outcome);
     if (job.plan !== null) {
       job.plan.live--;
