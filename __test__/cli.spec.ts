@@ -29,17 +29,41 @@ test('nexus run names the aborted tasks and exits with 1; the threads recruiter 
   t.regex(stdout, /task #20 \(Chancy\): RangeError: task 0 cannot work/);
 });
 
-test('nexus run refuses bad options and says what is wrong', async (t) => {
-  const recruiter = await nexus('run', fixture('plan.ts'), '--recruiter=ssh');
-  t.is(recruiter.code, 64);
-  t.regex(recruiter.stderr, /--recruiter is fork or threads, got "ssh"\nusage: nexus serve/);
-  const size = await nexus('run', fixture('plan.ts'), '--team.size=many');
-  t.is(size.code, 64);
-  t.regex(size.stderr, /--size needs a number, got "many"/);
-  const zero = await nexus('run', fixture('plan.ts'), '--team.size=0');
-  t.is(zero.code, 1);
-  t.regex(zero.stderr, /option "size" must be a positive integer, got number 0/);
-  t.is((await nexus('run')).code, 64);
+test('a mistake on the command line names the option, points to --help and exits with 2', async (t) => {
+  const refused = async (args: string[], message: string, command = 'run') => {
+    const { code, stdout, stderr } = await nexus(...args);
+    t.is(code, 2, args.join(' '));
+    t.is(stdout, '');
+    t.is(stderr, `nexus ${command}: ${message}\nSee 'nexus ${command} --help'.\n`);
+  };
+  const plan = fixture('plan.ts');
+  await refused(['run', plan, '--sise=2'], 'unknown option --sise (did you mean --size?)');
+  await refused(['run', plan, '--colour=red'], 'unknown option --colour');
+  await refused(['run', plan, '--size'], 'option --size needs a value: --size=<n>');
+  await refused(['run', plan, '--size', '--retries=1'], 'option --size needs a value: --size=<n>');
+  await refused(['run', plan, '--team.size=many'], 'option --size must be a positive integer, got "many"');
+  await refused(['run', plan, '--size=0'], 'option --size must be a positive integer, got "0"');
+  await refused(['run', plan, '--timeout=-1'], 'option --timeout must be a non-negative number of seconds, got "-1"');
+  await refused(['run', plan, '--recruiter=ssh'], 'option --recruiter must be fork or threads, got "ssh"');
+  await refused(['run', plan, '--help=yes'], 'option --help takes no value');
+  await refused(['run'], 'needs a workplan module');
+  await refused(['serve', 'a.json', 'b.json'], 'takes exactly one configuration file', 'serve');
+  await refused(
+    ['serve', 'node.json', '--node.grace=soon'],
+    'option --grace must be a non-negative number of seconds, got "soon"',
+    'serve',
+  );
+
+  const unknown = await nexus('rn', plan);
+  t.is(unknown.code, 2);
+  t.is(unknown.stderr, `nexus: unknown command "rn" (did you mean "run"?)\nSee 'nexus --help'.\n`);
+  const bare = await nexus();
+  t.is(bare.code, 2);
+  t.regex(bare.stderr, /^nexus: no command given\nusage: nexus serve .*\n[\s\S]*See 'nexus --help'\.\n$/);
+  t.is((await nexus('--verbose')).stderr, `nexus: unknown option --verbose\nSee 'nexus --help'.\n`);
+});
+
+test('nexus run: a failing workplan module exits with 1 and says why', async (t) => {
   const none = await nexus('run', fixture('tasks.ts'));
   t.is(none.code, 1);
   t.regex(none.stderr, /exports no workplan/);
@@ -102,6 +126,4 @@ test('nexus --help, nexus <command> --help and --version exit 0 with text on sta
     t.is(shown.code, 0);
     t.is(shown.stdout, `${version}\n`);
   }
-  const unknown = await nexus('--verbose');
-  t.is(unknown.code, 64, 'a flag it does not know still asks for a value, and says so');
 });

@@ -200,11 +200,11 @@ test('the nexus command explains its usage and names a bad configuration', async
     return { code, stderr };
   };
   const bare = await run();
-  t.is(bare.code, 64);
+  t.is(bare.code, 2);
   t.regex(bare.stderr, /no command given\nusage: nexus serve/);
-  t.is((await run('serve')).code, 64);
+  t.is((await run('serve')).code, 2);
   const colour = await run('serve', 'x.json', '--colour=red');
-  t.is(colour.code, 64);
+  t.is(colour.code, 2);
   t.regex(colour.stderr, /unknown option --colour/);
   const missing = await run('serve', '/no/such/node.json');
   t.is(missing.code, 1);

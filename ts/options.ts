@@ -124,7 +124,7 @@ export function orNull(rule: Rule): Rule {
 }
 
 /** The known name that `key` is most likely a slip for: another case, or a letter or two off. */
-function nearest(key: string, known: string[]): string | undefined {
+export function nearest(key: string, known: string[]): string | undefined {
   const lower = key.toLowerCase();
   // Short names are a letter apart from many others: allow one slip in them, two in longer ones.
   const limit = key.length < 6 ? 1 : 2;
