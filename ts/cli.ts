@@ -74,11 +74,13 @@ const COMMANDS: Record<string, Command> = {
   run: {
     operands: '<workplan module> [arguments...]',
     summary:
-      'carries out the workplan a module exports with a pool of workers, with a progress bar\nand a summary; exits with 1 if any task was aborted',
+      'carries out the workplan a module exports with a pool of workers, with a progress bar\nand a summary; exits with 1 if any task failed',
     details:
       'Carries out the workplan the module exports (`workplan` or its default: tasks, an iterable of\n' +
       'tasks, or a function of the arguments that returns one). Arguments for the workplan that\n' +
-      'begin with - go after --.',
+      'begin with - go after --. Exits with 0 when every task was done, 1 when some failed, 2 for a\n' +
+      'mistake on the command line, and 130 when Ctrl-C stopped it: the workers are stopped, and\n' +
+      'the summary says what finished (a second Ctrl-C exits at once).',
     options: {
       size: { value: '<n>', number: integer(1), help: 'members of the team (the number of CPUs)' },
       retries: {
@@ -94,6 +96,9 @@ const COMMANDS: Record<string, Command> = {
         value: 'auto|on|off',
         choices: ['auto', 'on', 'off'],
         help: 'the progress bar, on standard error (auto: on a terminal)',
+      },
+      results: {
+        help: 'prints each outcome as a line of JSON on standard output,\nand the summary on standard error',
       },
     },
     run,
@@ -231,7 +236,9 @@ function help(name: string): string {
     return [option.value === undefined ? flag : `${flag}=${option.value}`, option.help] as const;
   });
   const width = Math.max(...shown.map(([flag]) => flag.length)) + 2;
-  const options = shown.map(([flag, text]) => `  ${flag.padEnd(width)}${text}`);
+  const options = shown.map(
+    ([flag, text]) => `  ${flag.padEnd(width)}${text.replaceAll('\n', `\n${' '.repeat(width + 2)}`)}`,
+  );
   return `usage: nexus ${name} ${command.operands} [options]\n\n${command.details}\n\n${options.join('\n')}`;
 }
 
