@@ -224,7 +224,7 @@ test('a server whose port is taken fails to start with an AddressInUseError nami
       message: `service "second" failed to start: address ${first.address} is already in use; a server with anyPortIfTaken listens on another port instead`,
     });
     t.true(error?.cause instanceof AddressInUseError);
-    t.is((error?.cause as AddressInUseError).code, 'ERR_NEXUS_ADDRESS_IN_USE');
+    t.is((error?.cause as AddressInUseError | undefined)?.code, 'ERR_NEXUS_ADDRESS_IN_USE');
     await node.shutdown();
     const client = await Client.connect(first.address);
     client.send('still the first');
