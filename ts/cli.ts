@@ -154,9 +154,11 @@ async function main(argv: string[]): Promise<number> {
  * an unknown option, a missing value, a value for a flag and a bad number or choice are named.
  */
 function parse(name: string, args: string[], options: Record<string, Option>): { values: Values; operands: string[] } {
+  // pyre's style: --node.grace and --team.size are --grace and --size (up to a --, after
+  // which every word is an operand).
+  const end = args.includes('--') ? args.indexOf('--') : args.length;
   const { tokens } = parseArgs({
-    // pyre's style: --node.grace and --team.size are --grace and --size.
-    args: args.map((arg) => arg.replace(/^--(node|team)\./, '--')),
+    args: args.map((arg, i) => (i < end ? arg.replace(/^--(node|team)\./, '--') : arg)),
     options: Object.fromEntries(
       Object.entries(options).map(([key, option]) => [
         key,
