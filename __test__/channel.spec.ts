@@ -78,16 +78,28 @@ test('addresses parse in pyre notation and bad ones name the bad part', (t) => {
   t.throws(() => port(42 as never), { instanceOf: TypeError, message: /an address must be a string/ });
 });
 
-test('a taken port falls back to an ephemeral one and reports what it bound', (t) => {
+test('a taken port is an AddressInUseError that names the address', (t) => {
   const first = port('ip4:127.0.0.1:0');
   const taken = first.address as string;
   t.regex(taken, /^ip4:127\.0\.0\.1:\d+$/);
-  const second = port(taken);
+  for (const address of [taken, taken.replace('ip4:127.0.0.1', 'localhost')]) {
+    const error = t.throws(() => port(address), { instanceOf: AddressInUseError });
+    t.is(error?.code, 'ERR_NEXUS_ADDRESS_IN_USE');
+    t.is(error?.message, `address ${taken} is already in use`);
+  }
+  first.close();
+});
+
+test('with anyPortIfTaken, a taken port gives another port of the same host', (t) => {
+  const first = port('ip4:127.0.0.1:0');
+  const taken = first.address as string;
+  const second = port(taken, { anyPortIfTaken: true });
   t.not(second.address, taken);
   t.regex(second.address as string, /^ip4:127\.0\.0\.1:\d+$/);
   t.is(second.kind, 'listener');
-  first.close();
-  second.close();
+  const free = port('ip4:127.0.0.1:0', { anyPortIfTaken: true });
+  t.regex(free.address as string, /^ip4:127\.0\.0\.1:\d+$/, 'a port that is free is used as asked');
+  for (const channel of [first, second, free]) channel.close();
 });
 
 test('TCP over IPv4: connect without blocking, accept, and talk', async (t) => {
@@ -110,6 +122,11 @@ test('Unix-domain listeners and connections; a path in use is refused', async (t
   const listener = port(`unix:${path}`);
   t.is(listener.address, `unix:${path}`);
   t.throws(() => port(`unix:${path}`), { instanceOf: AddressInUseError, message: /already in use/ });
+  t.throws(
+    () => port(`unix:${path}`, { anyPortIfTaken: true }),
+    { instanceOf: AddressInUseError },
+    'no port to fall back to',
+  );
   const [greeting] = await converse(listener, tcp(`unix:${path}`));
   t.is(greeting, 'hello client');
   listener.close();

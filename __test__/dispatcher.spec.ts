@@ -244,10 +244,10 @@ test("a spinning dispatcher gives way to the thread's timers, immediates, its ow
 });
 
 test('bad dispatcher options are refused, naming them', (t) => {
-  t.throws(() => new Dispatcher({ spin: -1 }), { instanceOf: RangeError, message: /options\.spin/ });
-  t.throws(() => new Dispatcher({ spin: 1.5 }), { instanceOf: RangeError, message: /options\.spin/ });
+  t.throws(() => new Dispatcher({ spin: -1 }), { instanceOf: RangeError, message: /option "spin"/ });
+  t.throws(() => new Dispatcher({ spin: 1.5 }), { instanceOf: RangeError, message: /option "spin"/ });
   const misspelt = { spinn: 300 } as unknown as DispatcherOptions;
-  t.throws(() => new Dispatcher(misspelt), { instanceOf: TypeError, message: /unknown option spinn/ });
+  t.throws(() => new Dispatcher(misspelt), { instanceOf: TypeError, message: /unknown option "spinn"/ });
 });
 
 test('spurious readiness is a value: reading with nothing there returns null', (t) => {
@@ -437,7 +437,7 @@ test('bad arguments get clear errors', (t) => {
   });
   t.throws(() => dispatcher.alarm(1e9, () => undefined), { message: /under 1e9, got 1000000000/ });
   t.throws(() => new Dispatcher({ onError: 5 as never }), {
-    message: 'options.onError must be a function, got number',
+    message: 'Dispatcher: option "onError" must be a function, got number 5',
   });
   const other = new Dispatcher();
   dispatcher.whenReadReady(a, () => true);

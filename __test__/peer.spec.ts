@@ -141,16 +141,21 @@ test('the timer accumulates running stretches', (t) => {
 });
 
 test('bad node and peer options get messages that name the option', (t) => {
-  t.throws(() => new Node({ grace: -1 }), { instanceOf: RangeError, message: /options.grace/ });
-  t.throws(() => new Node({ config: 7 as unknown as string }), { instanceOf: TypeError, message: /options.config/ });
+  t.throws(() => new Node({ grace: -1 }), { instanceOf: RangeError, message: /option "grace"/ });
+  t.throws(() => new Node({ config: 7 as unknown as string }), {
+    instanceOf: TypeError,
+    message: 'Node: option "config" must be the path of a configuration file, got number 7',
+  });
   t.throws(() => new Node({ services: { x: {} as Service } }), {
     instanceOf: TypeError,
-    message: /options.services.x is not a service/,
+    message: /option "services" names "x", which is not a service/,
   });
-  t.throws(() => new Peer({ name: '' }), { message: /options.name/ });
-  t.throws(() => new Peer({ dispatcher: {} as Dispatcher }), { message: /options.dispatcher/ });
-  t.throws(() => new Peer({ marshaler: {} as never }), { message: /options.marshaler/ });
-  t.throws(() => new Peer('x' as never), { message: /PeerOptions must be an object/ });
+  t.throws(() => new Peer({ name: '' }), { message: 'Peer: option "name" must be a non-empty string, got string ""' });
+  t.throws(() => new Peer({ dispatcher: {} as Dispatcher }), { message: /option "dispatcher"/ });
+  t.throws(() => new Peer({ marshaler: {} as never }), {
+    message: 'Peer: option "marshaler" must be a Marshaler (with send, recv), got an object',
+  });
+  t.throws(() => new Peer('x' as never), { message: 'Peer: options must be an object, got string "x"' });
 });
 
 test('a service that fails to start names itself, and the ones already started are shut down', async (t) => {
@@ -195,11 +200,11 @@ test('the nexus command explains its usage and names a bad configuration', async
     return { code, stderr };
   };
   const bare = await run();
-  t.is(bare.code, 64);
+  t.is(bare.code, 2);
   t.regex(bare.stderr, /no command given\nusage: nexus serve/);
-  t.is((await run('serve')).code, 64);
+  t.is((await run('serve')).code, 2);
   const colour = await run('serve', 'x.json', '--colour=red');
-  t.is(colour.code, 64);
+  t.is(colour.code, 2);
   t.regex(colour.stderr, /unknown option --colour/);
   const missing = await run('serve', '/no/such/node.json');
   t.is(missing.code, 1);

@@ -64,9 +64,11 @@ test('cancellation: a queued task is dropped, a running one stops its worker, a 
   const early = the.submit(new Square(4), { signal: AbortSignal.abort(new Error('too late')) });
   await t.throwsAsync(early, { message: 'too late' });
   await t.throwsAsync(the.submit(new Square(4), { timeout: -1 }), {
-    message: /submit: timeout must be a non-negative/,
+    message: /submit: option "timeout" must be a non-negative/,
   });
-  t.throws(() => the.assemble([], { signal: 'stop' as never }), { message: /assemble: signal must be an AbortSignal/ });
+  t.throws(() => the.assemble([], { signal: 'stop' as never }), {
+    message: /assemble: option "signal" must be an AbortSignal/,
+  });
 
   const stop = new AbortController();
   let read = 0;

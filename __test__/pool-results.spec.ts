@@ -198,13 +198,15 @@ test('bad tasks and bad options are refused with errors that name the problem', 
   await the.close();
   await t.throwsAsync(the.submit(new Square(1)), { code: 'ERR_NEXUS_POOL_CLOSED' });
 
-  t.throws(() => new Pool({ sise: 2 } as never), { message: /unknown option sise/ });
-  t.throws(() => new Pool({ size: 0 }), { message: /size must be an integer of at least 1/ });
-  t.throws(() => new Pool({ timeout: -1 }), { message: /timeout must be a non-negative number/ });
+  t.throws(() => new Pool({ sise: 2 } as never), { message: /unknown option "sise"/ });
+  t.throws(() => new Pool({ size: 0 }), { message: /"size" must be a positive integer/ });
+  t.throws(() => new Pool({ timeout: -1 }), { message: /"timeout" must be a non-negative number/ });
   t.throws(() => new Pool({ startTimeout: Number.NaN }), {
-    message: /startTimeout must be a non-negative number of seconds, got NaN/,
+    message: /"startTimeout" must be a non-negative number of seconds, got number NaN/,
   });
-  t.throws(() => new Pool({ recruiter: {} as never }), { message: /Recruiter protocol/ });
+  t.throws(() => new Pool({ recruiter: {} as never }), {
+    message: /"recruiter" must be a Recruiter \(with recruit, deploy, dismiss\)/,
+  });
   t.throws(() => new Pool().assemble(42 as never), { message: /iterable/ });
 });
 

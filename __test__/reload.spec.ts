@@ -116,7 +116,10 @@ test('a configuration that does not read rejects the reload and changes nothing'
   await space.writeConfig({ echo: { export: 'EchoServer' } });
   await t.throwsAsync(node.reload(), { message: /service "echo" needs a "module"/ });
   await space.writeConfig({ echo: { ...echo, idleTimout: 5 } });
-  t.regex(String((await node.reload()).failed[0]?.error), /service "echo": EchoServer: unknown option idleTimout/);
+  t.regex(
+    String((await node.reload()).failed[0]?.error),
+    /service "echo": EchoServer: unknown option "idleTimout" \(did you mean "idleTimeout"\?\)/,
+  );
   await space.writeConfig({ echo: { ...echo, export: 'Nope' } });
   const report = await node.reload();
   t.is(report.failed[0]?.name, 'echo');

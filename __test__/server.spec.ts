@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import test from 'ava';
-import { type Channel, journal, type LogEntry, Node, Server, type Service } from '../dist/index.js';
+import { AddressInUseError, type Channel, journal, type LogEntry, Node, Server, type Service } from '../dist/index.js';
 import { EchoServer } from '../examples/services/echo.ts';
 import { KeyValueServer } from '../examples/services/kv.ts';
 import { Client } from './clients.js';
@@ -196,10 +196,13 @@ test('bad server options get messages that name the option', (t) => {
   t.throws(() => new Server({ idleTimeout: -1 }), { instanceOf: RangeError, message: /idleTimeout/ });
   t.throws(() => new Server({ highWater: 4 * 1024 * 1024 }), { instanceOf: RangeError, message: /highWater/ });
   t.throws(() => new Server({ address: 5 as unknown as string }), { instanceOf: TypeError, message: /address/ });
-  t.throws(() => new Server(null as unknown as object), { instanceOf: TypeError, message: /ServerOptions/ });
+  t.throws(() => new Server(null as unknown as object), {
+    instanceOf: TypeError,
+    message: 'Server: options must be an object, got null',
+  });
   t.throws(() => new EchoServer({ maxConnection: 5 } as object), {
     instanceOf: TypeError,
-    message: /EchoServer: unknown option maxConnection; a Server takes address, name, maxConnections/,
+    message: /EchoServer: unknown option "maxConnection" \(did you mean "maxConnections"\?\); it takes address, name/,
   });
 });
 
@@ -212,10 +215,27 @@ test('a server activated twice, or used before activate, says so', async (t) => 
   t.throws(() => new Server().connect({} as Channel, 'x'), { message: /not active: call activate\(\) first/ });
 });
 
-test('a server whose port is taken listens on another and warns, naming both', async (t) => {
-  const warned = logged('second', /was taken; listening at/);
+test('a server whose port is taken fails to start with an AddressInUseError naming the address', async (t) => {
   await serving({ first: new EchoServer({ name: 'first' }) }, async ({ first }) => {
     const second = new EchoServer({ name: 'second', address: first.address });
+    const node = new Node({ services: { second } });
+    const error = await t.throwsAsync(node.prepare(), {
+      code: 'ERR_NEXUS_SERVICE',
+      message: `service "second" failed to start: address ${first.address} is already in use; a server with anyPortIfTaken listens on another port instead`,
+    });
+    t.true(error?.cause instanceof AddressInUseError);
+    t.is((error?.cause as AddressInUseError | undefined)?.code, 'ERR_NEXUS_ADDRESS_IN_USE');
+    await node.shutdown();
+    const client = await Client.connect(first.address);
+    client.send('still the first');
+    t.is(await client.take(15), 'still the first', 'the first server still has its port');
+  });
+});
+
+test('with anyPortIfTaken, a server whose port is taken listens on another and warns, naming both', async (t) => {
+  const warned = logged('second', /was taken; listening at/);
+  await serving({ first: new EchoServer({ name: 'first' }) }, async ({ first }) => {
+    const second = new EchoServer({ name: 'second', address: first.address, anyPortIfTaken: true });
     await serving({ second }, async () => {
       t.not(second.address, first.address);
       t.regex((await warned).message, new RegExp(`^${first.address} was taken; listening at ${second.address}`));

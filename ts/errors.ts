@@ -11,8 +11,12 @@ export { NexusError, RecoverableError } from './task.js';
 export class ConnectionResetError extends NexusError {}
 /** An address that does not parse; the message names the bad part. */
 export class BadAddressError extends NexusError {}
-/** The address is already taken. */
-export class AddressInUseError extends NexusError {}
+/** The address is taken: another socket listens there, or a Unix-domain path exists. The message names it. */
+export class AddressInUseError extends NexusError {
+  constructor(message: string, code = 'ERR_NEXUS_ADDRESS_IN_USE', options?: ErrorOptions) {
+    super(message, code, options);
+  }
+}
 /** A peer announced a frame longer than the channel's maximum. */
 export class FrameTooLargeError extends NexusError {}
 /** A peer closed its channel in the middle of a frame. */

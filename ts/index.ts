@@ -22,7 +22,7 @@ export {
   TruncatedFrameError,
   UnsupportedPlatformError,
 } from './errors.js';
-export { adopt, Channel, parseAddress, pipe, port, tcp } from './ipc/channel.js';
+export { adopt, Channel, type PortOptions, parseAddress, pipe, port, tcp } from './ipc/channel.js';
 export {
   type AlarmHandler,
   Dispatcher,
@@ -58,7 +58,7 @@ export {
 } from './nexus/node.js';
 export { Asynchronous, Asynchronous as asynchronous, Peer, type PeerOptions, peer } from './nexus/peer.js';
 export type { Counts } from './nexus/pool/jobs.js';
-export type { PoolOptions, RunOptions } from './nexus/pool/options.js';
+export type { CloseOptions, PoolOptions, RunOptions } from './nexus/pool/options.js';
 export { Pool, type PoolEvents, type PoolListener, pool, type ResultOf, type TaskEvent } from './nexus/pool/pool.js';
 export { type Outcome, Workplan, type WorkplanReport } from './nexus/pool/workplan.js';
 export type { Implementation, Protocol } from './nexus/protocol.js';

@@ -46,6 +46,18 @@ export enum CrewStatus {
   damaged = 1,
 }
 
+/**
+ * The key under which Node's `util.inspect` (and so `console.log`) looks for an object's own
+ * view; a registered symbol, so that this module need not import node:util.
+ */
+const inspectCustom: unique symbol = Symbol.for('nodejs.util.inspect.custom');
+
+/** What `util.inspect` passes to a custom view: the options it was given, with `stylize`. */
+interface InspectOptions {
+  depth?: number | null;
+  stylize(text: string, style: string): string;
+}
+
 // A task instance is callable: `task()` runs `task.execute()`, as pyre's `__call__` does.
 export interface Task<R = unknown> {
   // biome-ignore lint/style/useShorthandFunctionType: a call signature, so that it merges
@@ -84,4 +96,18 @@ export abstract class Task<R = unknown> {
 
   /** The body of the task; may be async. Throw a RecoverableError for a failure that may pass. */
   abstract execute(): R | Promise<R>;
+
+  /**
+   * How `util.inspect` and `console.log` show a task: its class and its fields, the state that
+   * travels to a worker (`Square { n: 3 }`), rather than the function object it is made of.
+   */
+  [inspectCustom](
+    depth: number,
+    options: InspectOptions,
+    inspect: (value: unknown, options: object) => string,
+  ): string {
+    const name = this.constructor.name;
+    if (depth < 0) return options.stylize(`[${name}]`, 'special');
+    return `${name} ${inspect({ ...this }, { ...options, depth })}`;
+  }
 }

@@ -1,7 +1,8 @@
 // Imported: the global `Buffer` is a getter that V8 looks up anew on every use.
 import { Buffer } from 'node:buffer';
-import { translate } from '../errors.js';
+import { AddressInUseError, translate } from '../errors.js';
 import { type ChannelHandle, native } from '../native.js';
+import { boolean, checkOptions, type Rules } from '../options.js';
 
 // The slab that received frames are copied into (see Channel.recvFrame): Node's pool size, so
 // that a payload kept for long pins no more memory than a pooled Buffer does.
@@ -247,13 +248,37 @@ export function pipe(): [Channel, Channel] {
   }
 }
 
+/** Options of {@link port}. */
+export interface PortOptions {
+  /**
+   * When the port is taken, listen on another port of the same host, as pyre's port does;
+   * `channel.address` says which (false: a taken port is an {@link AddressInUseError}). For
+   * Internet addresses: a Unix-domain path in use is always an error.
+   */
+  anyPortIfTaken?: boolean;
+}
+
+const PORT_OPTIONS: Rules<PortOptions> = { anyPortIfTaken: boolean };
+
 /**
- * A listening port at `address` (`host:port`, `ip4:host:port`, `ip6:[::1]:port`, `unix:/path`).
- * A taken Internet address falls back to an ephemeral port; `channel.address` says what was bound.
+ * A listening port at `address` (`host:port`, `ip4:host:port`, `ip6:[::1]:port`, `unix:/path`);
+ * port 0 asks for an ephemeral one, and `channel.address` says what was bound. A taken address
+ * throws an {@link AddressInUseError} naming it, unless `anyPortIfTaken` is set.
  */
-export function port(address = 'ip4:127.0.0.1:0'): Channel {
+export function port(address = 'ip4:127.0.0.1:0', options: PortOptions = {}): Channel {
+  checkOptions('port', options, PORT_OPTIONS);
+  const wanted = checkAddress(address);
   try {
-    return new Channel(native.port(checkAddress(address)));
+    return new Channel(native.port(wanted));
+  } catch (e) {
+    const error = translate(e);
+    if (!(error instanceof AddressInUseError && options.anyPortIfTaken === true) || wanted.startsWith('unix:')) {
+      throw error;
+    }
+  }
+  try {
+    // The canonical form ends in the port, whichever family: ip4:host:port, ip6:[addr]:port.
+    return new Channel(native.port(native.parseAddress(wanted).replace(/\d+$/, '0')));
   } catch (e) {
     rethrow(e);
   }

@@ -1,5 +1,6 @@
 import { translate } from '../errors.js';
 import { type NativeDispatcher, native } from '../native.js';
+import { checkOptions, func, integer, type Rules } from '../options.js';
 import { Channel } from './channel.js';
 
 /** A channel handler: called with the ready channel; a truthy return keeps it registered. */
@@ -33,6 +34,11 @@ export interface DispatcherOptions {
   spin?: number;
 }
 
+const DISPATCHER_OPTIONS: Rules<DispatcherOptions> = {
+  onError: func,
+  spin: integer(0, 1_000_000, 'a whole number of microseconds from 0 to 1000000'),
+};
+
 const READ = 0;
 const WRITE = 1;
 const EXCEPTION = 2;
@@ -52,21 +58,8 @@ export class Dispatcher {
   readonly spin: number;
 
   constructor(options: DispatcherOptions = {}) {
-    if (options === null || typeof options !== 'object') {
-      throw new TypeError(`options must be an object, got ${options === null ? 'null' : typeof options}`);
-    }
-    for (const key of Object.keys(options)) {
-      if (key !== 'onError' && key !== 'spin') {
-        throw new TypeError(`Dispatcher: unknown option ${key} (known: onError, spin)`);
-      }
-    }
-    if (options.onError !== undefined && typeof options.onError !== 'function') {
-      throw new TypeError(`options.onError must be a function, got ${typeof options.onError}`);
-    }
+    checkOptions('Dispatcher', options, DISPATCHER_OPTIONS);
     const { spin = 0 } = options;
-    if (!Number.isInteger(spin) || spin < 0 || spin > 1_000_000) {
-      throw new RangeError(`options.spin must be a whole number of microseconds from 0 to 1000000, got ${spin}`);
-    }
     this.#native = new native.Dispatcher(spin);
     this.#onError = options.onError;
     this.spin = spin;

@@ -1,6 +1,7 @@
 import { NexusError } from '../errors.js';
+import { checkOptions, nonEmptyString, type Rules, seconds } from '../options.js';
 import { build, readConfig, type ServiceEntry } from './config.js';
-import { type Asynchronous, Peer, type PeerOptions } from './peer.js';
+import { type Asynchronous, PEER_OPTIONS, Peer, type PeerOptions } from './peer.js';
 import { protocol } from './protocol.js';
 import { Service } from './service.js';
 
@@ -25,6 +26,16 @@ export interface NodeOptions extends PeerOptions {
   /** Seconds that conversations in progress get to finish once the node is asked to stop (default 5). */
   grace?: number;
 }
+
+const NODE_OPTIONS: Rules<NodeOptions> = {
+  ...PEER_OPTIONS,
+  services: {
+    expected: 'an object mapping names to services',
+    accepts: (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
+  },
+  config: { expected: 'the path of a configuration file', accepts: nonEmptyString.accepts },
+  grace: seconds,
+};
 
 /** What a {@link Node.reload} did, by service name. */
 export interface ReloadReport {
@@ -64,23 +75,18 @@ export class Node extends Peer implements Nexus {
   #reloads: Promise<unknown> = Promise.resolve();
 
   constructor(options: NodeOptions = {}) {
-    super(options);
-    const { services = {}, config, grace = 5 } = options;
-    if (services === null || typeof services !== 'object') {
-      throw new TypeError('options.services must be an object mapping names to services');
-    }
+    checkOptions(new.target.name, options, NODE_OPTIONS);
+    const { services = {}, config, grace = 5, ...peerOptions } = options;
     for (const [name, service] of Object.entries(services)) {
       if (!Service.isImplementedBy(service)) {
-        throw new TypeError(`options.services.${name} is not a service: it needs ${Service.methods.join(', ')}`);
+        throw new TypeError(
+          `${new.target.name}: option "services" names "${name}", which is not a service: ` +
+            `it needs ${Service.methods.join(', ')}`,
+        );
       }
-      this.services.set(name, service);
     }
-    if (config !== undefined && (typeof config !== 'string' || config === '')) {
-      throw new TypeError(`options.config must be the path of a configuration file, got ${String(config)}`);
-    }
-    if (typeof grace !== 'number' || !(grace >= 0) || !Number.isFinite(grace)) {
-      throw new RangeError(`options.grace must be a non-negative number of seconds, got ${String(grace)}`);
-    }
+    super(peerOptions);
+    for (const [name, service] of Object.entries(services)) this.services.set(name, service);
     this.config = config ?? null;
     this.grace = grace;
   }

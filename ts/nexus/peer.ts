@@ -1,5 +1,6 @@
 import { Dispatcher } from '../ipc/dispatcher.js';
 import { type Marshaler, V8Marshaler } from '../ipc/marshaler.js';
+import { checkOptions, implementing, instance, nonEmptyString, type Rules } from '../options.js';
 import { journal, type LogChannel } from './journal.js';
 import { protocol } from './protocol.js';
 import { Timer } from './timer.js';
@@ -42,6 +43,16 @@ export interface PeerOptions {
   dispatcher?: Dispatcher;
 }
 
+/**
+ * The options a Peer takes. A subclass with options of its own takes them out before passing the
+ * rest to `super`, as Node does.
+ */
+export const PEER_OPTIONS: Rules<PeerOptions> = {
+  name: nonEmptyString,
+  marshaler: implementing('a Marshaler', ['send', 'recv']),
+  dispatcher: instance(Dispatcher),
+};
+
 /** The base class of components that give an application its event loop (pyre's `peer`). */
 export class Peer implements Asynchronous {
   readonly name: string;
@@ -55,17 +66,8 @@ export class Peer implements Asynchronous {
   readonly error: LogChannel;
 
   constructor(options: PeerOptions = {}) {
-    checkOptions(options, 'PeerOptions');
+    checkOptions(new.target.name, options, PEER_OPTIONS);
     const { name = new.target.name.toLowerCase(), marshaler = new V8Marshaler(), dispatcher } = options;
-    if (typeof name !== 'string' || name === '') {
-      throw new TypeError(`options.name must be a non-empty string, got ${String(name)}`);
-    }
-    if (typeof marshaler?.send !== 'function' || typeof marshaler.recv !== 'function') {
-      throw new TypeError('options.marshaler must have send(item, channel) and recv(channel) methods');
-    }
-    if (dispatcher !== undefined && !(dispatcher instanceof Dispatcher)) {
-      throw new TypeError('options.dispatcher must be a Dispatcher');
-    }
     this.name = name;
     this.marshaler = marshaler;
     this.dispatcher = dispatcher ?? new Dispatcher();
@@ -108,11 +110,4 @@ export class Peer implements Asynchronous {
 /** pyre's `peer()`: the base class of components that give an application its event loop. */
 export function peer(): typeof Peer {
   return Peer;
-}
-
-/** Refuses options that are not a plain object, naming what was given instead. */
-export function checkOptions(options: unknown, what: string): void {
-  if (options === null || typeof options !== 'object') {
-    throw new TypeError(`${what} must be an object, got ${options === null ? 'null' : typeof options}`);
-  }
 }

@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
+import { checkOptions, type Rules, seconds, strings } from '../options.js';
 import type { Member } from './crew/member.js';
 import type { Recruiter, Team } from './team.js';
 
@@ -52,18 +53,15 @@ export interface RecruiterOptions {
   execArgv?: string[];
 }
 
+const RECRUITER_OPTIONS: Rules<RecruiterOptions> = { grace: seconds, execArgv: strings };
+
 export abstract class Recruiting implements Recruiter {
   readonly grace: number;
   readonly execArgv: string[];
 
   constructor(options: RecruiterOptions = {}) {
+    checkOptions(new.target.name, options, RECRUITER_OPTIONS);
     const { grace = 5, execArgv = workerExecArgv(process.execArgv) } = options;
-    if (typeof grace !== 'number' || !(grace >= 0)) {
-      throw new RangeError(`${new.target.name}: grace must be a non-negative number of seconds, got ${String(grace)}`);
-    }
-    if (!Array.isArray(execArgv) || execArgv.some((a) => typeof a !== 'string')) {
-      throw new TypeError(`${new.target.name}: execArgv must be an array of strings`);
-    }
     this.grace = grace;
     this.execArgv = execArgv;
   }

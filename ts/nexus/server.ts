@@ -2,11 +2,11 @@
 import { Buffer } from 'node:buffer';
 // Imported: the global `performance` is a getter that V8 looks up anew on every use.
 import { performance } from 'node:perf_hooks';
-import { ChannelFullError, ConnectionResetError, NexusError } from '../errors.js';
+import { AddressInUseError, ChannelFullError, ConnectionResetError, NexusError } from '../errors.js';
 import { type Channel, port } from '../ipc/channel.js';
 import type { Dispatcher, HandlerId } from '../ipc/dispatcher.js';
+import { boolean, checkOptions, integer, nonEmptyString, type Rules, seconds, string } from '../options.js';
 import { journal, type LogChannel } from './journal.js';
-import { checkOptions } from './peer.js';
 import type { Service } from './service.js';
 
 /**
@@ -30,9 +30,23 @@ export interface ServerOptions {
    * gone out (default 256 KiB): a peer that does not read cannot make the server's buffers grow.
    */
   highWater?: number;
+  /**
+   * When the address's port is taken, listen on another port of the same host (pyre's way) and
+   * log a warning naming both; {@link Server.address} then says where (default false: the
+   * server fails to activate with an {@link AddressInUseError}).
+   */
+  anyPortIfTaken?: boolean;
 }
 
-const SERVER_OPTIONS = ['address', 'name', 'maxConnections', 'idleTimeout', 'highWater'];
+const SERVER_OPTIONS: Rules<ServerOptions> = {
+  address: string,
+  name: nonEmptyString,
+  maxConnections: integer(1),
+  idleTimeout: seconds,
+  // Half of a channel's 1 MiB output bound, so that one more reply always fits.
+  highWater: integer(1, 512 * 1024, 'an integer from 1 to 524288 bytes'),
+  anyPortIfTaken: boolean,
+};
 
 /**
  * The base class of network services (pyre's `server`). `activate` opens a port at
@@ -55,6 +69,8 @@ export class Server implements Service {
   readonly maxConnections: number;
   readonly idleTimeout: number;
   readonly highWater: number;
+  /** Whether a taken port makes the server listen on another (see {@link ServerOptions.anyPortIfTaken}). */
+  readonly anyPortIfTaken: boolean;
   readonly info: LogChannel;
   readonly debug: LogChannel;
   readonly warning: LogChannel;
@@ -73,40 +89,23 @@ export class Server implements Service {
   readonly #paused = new Set<Channel>();
 
   constructor(options: ServerOptions = {}) {
-    checkOptions(options, 'ServerOptions');
     // A typo in a configuration file would otherwise be silently ignored. Subclasses take their
     // own options out before passing the rest here.
-    const unknown = Object.keys(options).filter((key) => !SERVER_OPTIONS.includes(key));
-    if (unknown.length > 0) {
-      throw new TypeError(
-        `${new.target.name}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; ` +
-          `a Server takes ${SERVER_OPTIONS.join(', ')}`,
-      );
-    }
+    checkOptions(new.target.name, options, SERVER_OPTIONS);
     const {
       address = 'ip4:127.0.0.1:0',
       name = new.target.name.toLowerCase(),
       maxConnections = 10_000,
       idleTimeout = 300,
       highWater = 256 * 1024,
+      anyPortIfTaken = false,
     } = options;
-    if (typeof address !== 'string') throw new TypeError(`options.address must be a string, got ${typeof address}`);
-    if (typeof name !== 'string' || name === '') throw new TypeError('options.name must be a non-empty string');
-    if (!Number.isInteger(maxConnections) || maxConnections < 1) {
-      throw new RangeError(`options.maxConnections must be a positive integer, got ${String(maxConnections)}`);
-    }
-    if (typeof idleTimeout !== 'number' || !(idleTimeout >= 0) || !Number.isFinite(idleTimeout)) {
-      throw new RangeError(`options.idleTimeout must be a non-negative number of seconds, got ${String(idleTimeout)}`);
-    }
-    if (!Number.isInteger(highWater) || highWater < 1 || highWater > 512 * 1024) {
-      // Half of a channel's 1 MiB output bound, so that one more reply always fits.
-      throw new RangeError(`options.highWater must be an integer from 1 to 524288 bytes, got ${String(highWater)}`);
-    }
     this.address = address;
     this.name = name;
     this.maxConnections = maxConnections;
     this.idleTimeout = idleTimeout;
     this.highWater = highWater;
+    this.anyPortIfTaken = anyPortIfTaken;
     this.info = journal.channel(name, 'info');
     this.debug = journal.channel(name, 'debug');
     this.warning = journal.channel(name, 'warning');
@@ -126,7 +125,17 @@ export class Server implements Service {
   /** Grabs a port at {@link address} and waits for connections on `dispatcher`. */
   activate(application: unknown, dispatcher: Dispatcher): boolean {
     if (this.#port !== null) throw new NexusError(`${this.name} is already active at ${this.address}`);
-    const listener = port(this.address);
+    let listener: Channel;
+    try {
+      listener = port(this.address, { anyPortIfTaken: this.anyPortIfTaken });
+    } catch (error) {
+      if (!(error instanceof AddressInUseError) || this.address.startsWith('unix:')) throw error;
+      throw new AddressInUseError(
+        `${error.message}; a server with anyPortIfTaken listens on another port instead`,
+        error.code,
+        { cause: error },
+      );
+    }
     this.application = application;
     this.dispatcher = dispatcher;
     this.#port = listener;

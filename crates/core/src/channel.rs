@@ -192,20 +192,20 @@ pub fn adopt(fd: RawFd) -> Result<Channel> {
     ))
 }
 
-/// A listening port at `address`. An Internet address that is taken falls back to an ephemeral
-/// port on the same host, as pyre's port does; [`Channel::local_address`] says what was bound.
+/// A listening port at `address`; [`Channel::local_address`] says what was bound (port 0 asks
+/// for an ephemeral one). A taken address is an [`Error::AddressInUse`]: a service that meant
+/// to be found at a known port must not quietly listen elsewhere. pyre's fallback to any port
+/// of the same host is the caller's choice, made by asking again with port 0.
 pub fn port(address: &Address) -> Result<Channel> {
+    let in_use = |e: io::Error| match e.kind() {
+        io::ErrorKind::AddrInUse => Error::AddressInUse {
+            address: address.to_string(),
+        },
+        _ => Error::io("bind", e),
+    };
     match address {
         Address::Inet(addr) => {
-            let listener = match TcpListener::bind(*addr) {
-                Ok(l) => l,
-                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                    let mut any = *addr;
-                    any.set_port(0);
-                    TcpListener::bind(any).map_err(|e| Error::io("bind", e))?
-                }
-                Err(e) => return Err(Error::io("bind", e)),
-            };
+            let listener = TcpListener::bind(*addr).map_err(in_use)?;
             deepen_backlog(listener.as_raw_fd())?;
             let local = listener
                 .local_addr()
@@ -217,12 +217,7 @@ pub fn port(address: &Address) -> Result<Channel> {
             ))
         }
         Address::Unix(path) => {
-            let listener = UnixListener::bind(path).map_err(|e| match e.kind() {
-                io::ErrorKind::AddrInUse => Error::AddressInUse {
-                    address: address.to_string(),
-                },
-                _ => Error::io("bind", e),
-            })?;
+            let listener = UnixListener::bind(path).map_err(in_use)?;
             deepen_backlog(listener.as_raw_fd())?;
             Ok(Channel::new(
                 Io::UnixListener(listener),

@@ -11,7 +11,7 @@ use std::io;
 pub enum Error {
     /// An address string that does not parse; `part` names what is wrong with it.
     BadAddress { address: String, part: String },
-    /// The address is taken and no fallback applies (Unix-domain paths).
+    /// The address is taken: another socket listens there, or a Unix-domain path exists.
     AddressInUse { address: String },
     /// The peer reset the connection.
     PeerReset,

@@ -1,6 +1,17 @@
 //! Listening ports.
 
-use pyre_nexus_core::{port, Address};
+use pyre_nexus_core::{port, Address, Error};
+
+#[test]
+fn a_taken_port_is_an_error_naming_the_address() {
+    let first = port(&"ip4:127.0.0.1:0".parse::<Address>().unwrap()).unwrap();
+    let taken = first.local_address().unwrap().clone();
+    match port(&taken) {
+        Err(Error::AddressInUse { address }) => assert_eq!(address, taken.to_string()),
+        Err(other) => panic!("expected AddressInUse, got {other}"),
+        Ok(_) => panic!("a second listener was bound at {taken}"),
+    }
+}
 
 #[cfg(target_os = "linux")]
 #[test]

@@ -9,6 +9,7 @@ import { ConnectionResetError, FrameTooLargeError } from '../../errors.js';
 import { adopt, type Channel } from '../../ipc/channel.js';
 import { Dispatcher } from '../../ipc/dispatcher.js';
 import { native } from '../../native.js';
+import { checkOptions, instance, integer, orNull, type Rules } from '../../options.js';
 import { importModule } from '../loader.js';
 import { CrewStatus, type ErrorRecord, isTaskClass, recordError, revive, type Task, TaskStatus } from './crossing.js';
 import {
@@ -40,6 +41,11 @@ export interface WorkOptions {
   begun?: Int32Array | null;
 }
 
+const WORK_OPTIONS: Rules<WorkOptions> = {
+  spin: integer(0, 1_000_000, 'a whole number of microseconds from 0 to 1000000'),
+  begun: orNull(instance(Int32Array, 'an Int32Array')),
+};
+
 /** pyre's crew: the worker side of a team's member, for recruiters of your own. */
 // biome-ignore lint/complexity/noStaticOnlyClass: pyre's name for the worker side; `Crew.work` is its API
 export class Crew {
@@ -48,6 +54,11 @@ export class Crew {
    * the tasks it receives, and resolves when the team closes the channel.
    */
   static work(channel: Channel, id: number, options: WorkOptions = {}): Promise<void> {
+    try {
+      checkOptions('Crew.work', options, WORK_OPTIONS);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return work(channel, id, options.spin ?? 0, undefined, options.begun ?? null);
   }
 }

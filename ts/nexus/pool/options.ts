@@ -3,6 +3,7 @@
  * `submit` or `assemble` is called, with a message that names it.
  */
 import { Dispatcher } from '../../ipc/dispatcher.js';
+import { boolean, checkOptions, implementing, instance, integer, type Rules, seconds } from '../../options.js';
 import type { Recruiter } from '../team.js';
 
 /** Options of a {@link Pool}. */
@@ -61,60 +62,42 @@ export interface RunOptions {
   keep?: boolean;
 }
 
-const known = new Set([
-  'size',
-  'recruiter',
-  'retries',
-  'timeout',
-  'pipeline',
-  'pending',
-  'linger',
-  'startTimeout',
-  'dispatcher',
-]);
+const POOL_OPTIONS: Rules<PoolOptions> = {
+  size: integer(1),
+  recruiter: implementing('a Recruiter', ['recruit', 'deploy', 'dismiss']),
+  retries: integer(0),
+  timeout: seconds,
+  pipeline: integer(1),
+  pending: integer(1),
+  linger: seconds,
+  startTimeout: seconds,
+  dispatcher: instance(Dispatcher),
+};
 
-export function checkPoolOptions(options: PoolOptions): void {
-  if (options === null || typeof options !== 'object') throw new TypeError('Pool: options must be an object');
-  for (const key of Object.keys(options)) {
-    if (!known.has(key)) throw new TypeError(`Pool: unknown option ${key} (known: ${[...known].join(', ')})`);
-  }
-  const counts: [keyof PoolOptions, number][] = [
-    ['size', 1],
-    ['retries', 0],
-    ['pipeline', 1],
-    ['pending', 1],
-  ];
-  for (const [key, min] of counts) {
-    const value = options[key];
-    if (value !== undefined && !(Number.isInteger(value) && (value as number) >= min)) {
-      throw new RangeError(`Pool: ${key} must be an integer of at least ${min}, got ${String(value)}`);
-    }
-  }
-  for (const key of ['timeout', 'linger', 'startTimeout'] as const) {
-    const value = options[key];
-    if (value !== undefined && !(typeof value === 'number' && value >= 0 && Number.isFinite(value))) {
-      throw new RangeError(`Pool: ${key} must be a non-negative number of seconds, got ${String(value)}`);
-    }
-  }
-  if (options.recruiter !== undefined) {
-    const r = options.recruiter as unknown as Record<string, unknown>;
-    if (!['recruit', 'deploy', 'dismiss'].every((m) => typeof r?.[m] === 'function')) {
-      throw new TypeError('Pool: recruiter must implement recruit, deploy and dismiss (the Recruiter protocol)');
-    }
-  }
-  if (options.dispatcher !== undefined && !(options.dispatcher instanceof Dispatcher)) {
-    throw new TypeError('Pool: dispatcher must be a Dispatcher');
-  }
+const RUN_OPTIONS: Rules<RunOptions> = {
+  signal: instance(AbortSignal, 'an AbortSignal'),
+  timeout: seconds,
+  keep: boolean,
+};
+
+/** Checks the options of a pool; `owner` is its class's name. */
+export function checkPoolOptions(owner: string, options: PoolOptions): void {
+  checkOptions(owner, options, POOL_OPTIONS);
 }
 
 /** Checks the options of one `submit` or `assemble` call, before anything is queued. */
 export function checkRun(options: RunOptions, method: string): void {
-  if (options === null || typeof options !== 'object') throw new TypeError(`${method}: options must be an object`);
-  const { timeout, signal } = options;
-  if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && Number.isFinite(timeout))) {
-    throw new RangeError(`${method}: timeout must be a non-negative number of seconds, got ${String(timeout)}`);
-  }
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new TypeError(`${method}: signal must be an AbortSignal`);
-  }
+  checkOptions(method, options, RUN_OPTIONS);
+}
+
+/** Options of {@link Pool.close}. */
+export interface CloseOptions {
+  /** Aborts the tasks not yet done instead of finishing them, and kills the members (false). */
+  force?: boolean;
+}
+
+const CLOSE_OPTIONS: Rules<CloseOptions> = { force: boolean };
+
+export function checkClose(options: CloseOptions): void {
+  checkOptions('close', options, CLOSE_OPTIONS);
 }

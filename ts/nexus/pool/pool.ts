@@ -44,9 +44,16 @@ import { Dealer, type Table } from './dealer.js';
 import { readMember } from './inbox.js';
 import { type Counts, isQueued, type Job, JobQueue, label } from './jobs.js';
 import { AttemptsLedger } from './ledger.js';
-import { checkPoolOptions, checkRun, type PoolOptions, type RunOptions } from './options.js';
+import {
+  type CloseOptions,
+  checkClose,
+  checkPoolOptions,
+  checkRun,
+  type PoolOptions,
+  type RunOptions,
+} from './options.js';
 import { Staffing } from './staffing.js';
-import { type Outcome, Workplan, WorkplanReader } from './workplan.js';
+import { type Outcome, Settled, Workplan, WorkplanReader } from './workplan.js';
 
 /** What a task's execute() resolves to. */
 export type ResultOf<T extends Task> = Awaited<ReturnType<T['execute']>>;
@@ -130,7 +137,7 @@ export class Pool extends EventEmitter implements Team {
 
   constructor(options: PoolOptions = {}) {
     super();
-    checkPoolOptions(options);
+    checkPoolOptions(new.target.name, options);
     this.size = options.size ?? availableParallelism();
     this.recruiter = options.recruiter ?? new Fork();
     this.retries = options.retries ?? 3;
@@ -236,7 +243,12 @@ export class Pool extends EventEmitter implements Team {
    * `force`, aborts the tasks not yet done instead, and kills the members. Workplans are read no
    * further: their reports reject with `ERR_NEXUS_WORKPLAN` once what was read is done.
    */
-  close(options: { force?: boolean } = {}): Promise<void> {
+  close(options: CloseOptions = {}): Promise<void> {
+    try {
+      checkClose(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.#closing = true;
     if (options.force) {
       this.#abandon(new NexusError('the pool was closed before this task finished', 'ERR_NEXUS_POOL_CLOSED'));
@@ -625,9 +637,7 @@ export class Pool extends EventEmitter implements Team {
       else job.reject?.(value);
       return;
     }
-    const outcome: Outcome = completed
-      ? { index: job.index, task: job.task, status, result: value, attempts: job.attempts }
-      : { index: job.index, task: job.task, status, error: value as Error, attempts: job.attempts };
+    const outcome = new Settled(job.index, job.task, status, value, job.attempts);
     if (heard) this.#announce(event, outcome);
     if (job.plan !== null) {
       job.plan.live--;

@@ -5,6 +5,7 @@
  */
 // Imported: the global `performance` is a getter that V8 looks up anew on every use.
 import { performance } from 'node:perf_hooks';
+import { type InspectOptionsStylized, inspect } from 'node:util';
 import { NexusError } from '../../errors.js';
 import { type Task, TaskStatus } from '../crew/crossing.js';
 import type { RunOptions } from './options.js';
@@ -21,6 +22,42 @@ export interface Outcome<R = unknown> {
   error?: Error;
   /** How many times it was started. */
   attempts: number;
+}
+
+/**
+ * An outcome as the pool makes it: `util.inspect` shows its task's fields and its status by
+ * name (`Outcome { index: 3, task: Square { n: 3 }, status: TaskStatus.completed, result: 9, … }`).
+ */
+export class Settled<R = unknown> implements Outcome<R> {
+  // Declared only, and set by the constructor: in the order a reader expects, and an aborted
+  // outcome has no `result` key, a completed one no `error` key.
+  declare index: number;
+  declare task: Task<R>;
+  declare status: TaskStatus.completed | TaskStatus.aborted;
+  declare result?: R;
+  declare error?: Error;
+  declare attempts: number;
+
+  constructor(
+    index: number,
+    task: Task<R>,
+    status: TaskStatus.completed | TaskStatus.aborted,
+    value: unknown,
+    attempts: number,
+  ) {
+    this.index = index;
+    this.task = task;
+    this.status = status;
+    if (status === TaskStatus.completed) this.result = value as R;
+    else this.error = value as Error;
+    this.attempts = attempts;
+  }
+
+  [inspect.custom](depth: number, options: InspectOptionsStylized, show: typeof inspect): string {
+    if (depth < 0) return options.stylize('[Outcome]', 'special');
+    const status = { [inspect.custom]: () => options.stylize(`TaskStatus.${TaskStatus[this.status]}`, 'special') };
+    return `Outcome ${show({ ...this, status }, { ...options, depth })}`;
+  }
 }
 
 /** A workplan's outcomes, in submission order. */
@@ -108,6 +145,14 @@ export class Workplan<R = unknown> implements Promise<WorkplanReport<R>>, AsyncI
 
   get [Symbol.toStringTag](): string {
     return 'Workplan';
+  }
+
+  /** How `util.inspect` shows a workplan: how far it has come, not its machinery. */
+  [inspect.custom](depth: number, options: InspectOptionsStylized, show: typeof inspect): string {
+    if (depth < 0) return options.stylize('[Workplan]', 'special');
+    const state = !this.#done ? 'running' : this.#error === undefined ? 'done' : 'failed';
+    const progress = { state, read: this.submitted, completed: this.#completed, aborted: this.#aborted };
+    return `Workplan ${show(progress, { ...options, depth })}`;
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Outcome<R>> {
