@@ -3,6 +3,7 @@
  * `submit` or `assemble` is called, with a message that names it.
  */
 import { Dispatcher } from '../../ipc/dispatcher.js';
+import { checkOutput, type MemberOutput } from '../output.js';
 import type { Recruiter } from '../team.js';
 
 /** Options of a {@link Pool}. */
@@ -41,6 +42,18 @@ export interface PoolOptions {
    * watched again.
    */
   dispatcher?: Dispatcher;
+  /**
+   * How what members write to their standard output and error reaches you ('inherit'):
+   * - `'inherit'`: they write to this process's own, as a child process with `stdio: 'inherit'`
+   *   (worker threads: as Node passes their output on).
+   * - `'tagged'`: each line goes to this process's stdout or stderr after `[member <id>] `.
+   * - a function: called with each line (without its newline) and where it came from,
+   *   `{ member, stream }`; it writes nothing itself.
+   * Lines are whole: a last line without its newline comes when its member ends. For
+   * {@link Fork} and {@link Threads} members; a recruiter of your own puts its members' output
+   * where it likes.
+   */
+  output?: MemberOutput;
 }
 
 /** Per-task options of {@link Pool.submit} and {@link Pool.assemble}. */
@@ -71,6 +84,7 @@ const known = new Set([
   'linger',
   'startTimeout',
   'dispatcher',
+  'output',
 ]);
 
 export function checkPoolOptions(options: PoolOptions): void {
@@ -105,6 +119,7 @@ export function checkPoolOptions(options: PoolOptions): void {
   if (options.dispatcher !== undefined && !(options.dispatcher instanceof Dispatcher)) {
     throw new TypeError('Pool: dispatcher must be a Dispatcher');
   }
+  if (options.output !== undefined) checkOutput(options.output, 'Pool: output');
 }
 
 /** Checks the options of one `submit` or `assemble` call, before anything is queued. */

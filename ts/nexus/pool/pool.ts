@@ -37,6 +37,7 @@ import {
 import type { Member } from '../crew/member.js';
 import { CREW_MAX_FRAME, encodeTasks, fence, REPORT_FIELDS, sendCancel, unfence } from '../crew/protocol.js';
 import { Fork } from '../fork.js';
+import type { MemberOutput } from '../output.js';
 import { parentSpin } from '../recruiting.js';
 import type { Recruiter, Team } from '../team.js';
 import { ALARM_HORIZON, Alarms } from './alarms.js';
@@ -100,6 +101,7 @@ export class Pool extends EventEmitter implements Team {
   readonly linger: number;
   readonly startTimeout: number;
   readonly dispatcher: Dispatcher;
+  readonly output: MemberOutput;
   readonly counts: Counts;
 
   readonly #jobs = new JobQueue();
@@ -141,6 +143,7 @@ export class Pool extends EventEmitter implements Team {
     this.startTimeout = options.startTimeout ?? 30;
     this.#ownsDispatcher = options.dispatcher === undefined;
     this.dispatcher = options.dispatcher ?? new Dispatcher({ spin: parentSpin(this) });
+    this.output = options.output ?? 'inherit';
     this.counts = this.#jobs.counts;
     this.#ledger = new AttemptsLedger(this.retries);
     this.#dealer = new Dealer(this.pipeline);

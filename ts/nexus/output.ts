@@ -1,0 +1,109 @@
+/**
+ * Members' output: how what a member writes to its standard output and error reaches the user
+ * (PoolOptions.output).
+ */
+import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+
+/** A member's standard output or error. */
+export type OutputStream = 'stdout' | 'stderr';
+
+/** Where a line of output came from: the member (its pid, or thread id) and the stream. */
+export interface OutputSource {
+  readonly member: number;
+  readonly stream: OutputStream;
+}
+
+/** Receives each line a member writes, without its newline. */
+export type OutputListener = (line: string, source: OutputSource) => void;
+
+/**
+ * How members' standard output and error reach the user: `'inherit'` (they write to the team's
+ * own), `'tagged'` (each line goes to the team's stdout or stderr after `[member <id>] `), or a
+ * function that receives each line.
+ */
+export type MemberOutput = 'inherit' | 'tagged' | OutputListener;
+
+/** Longer lines go out in pieces this long: a member that never ends its line must not fill the team's memory. */
+const LONGEST_LINE = 64 * 1024;
+
+/** Throws unless `output` is a {@link MemberOutput}; `where` names the option. */
+export function checkOutput(output: unknown, where: string): void {
+  if (output !== 'inherit' && output !== 'tagged' && typeof output !== 'function') {
+    const got = typeof output === 'string' ? JSON.stringify(output) : typeof output;
+    throw new TypeError(`${where} must be 'inherit', 'tagged' or a function (line, source) => void, got ${got}`);
+  }
+}
+
+/**
+ * What a member writes, on its way to the user (see {@link MemberOutput}). Recruiters hand it what
+ * they read, in order, per stream.
+ */
+export class OutputRelay {
+  readonly #output: MemberOutput;
+  readonly #sources: Record<OutputStream, OutputSource>;
+  readonly #decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+  /** The start of a line not ended yet, per stream. */
+  readonly #partial = { stdout: '', stderr: '' };
+
+  constructor(member: number, output: MemberOutput) {
+    this.#output = output;
+    this.#sources = {
+      stdout: Object.freeze({ member, stream: 'stdout' }),
+      stderr: Object.freeze({ member, stream: 'stderr' }),
+    };
+  }
+
+  /** Passes on `chunk`, the next bytes the member wrote to `stream`. */
+  take(stream: OutputStream, chunk: Buffer): void {
+    if (this.#output === 'inherit') {
+      // As they came: whole lines are for the other modes, which must tell members apart.
+      (stream === 'stdout' ? process.stdout : process.stderr).write(chunk);
+      return;
+    }
+    const text = this.#decoders[stream].write(chunk);
+    const lines = (this.#partial[stream] + text).split('\n');
+    let rest = lines.pop() as string;
+    while (rest.length > LONGEST_LINE) {
+      lines.push(rest.slice(0, LONGEST_LINE));
+      rest = rest.slice(LONGEST_LINE);
+    }
+    this.#partial[stream] = rest;
+    this.#pass(stream, lines);
+  }
+
+  /** Passes on what `readable` (a worker thread's stdout or stderr, say) brings, to its end. */
+  listen(readable: Readable, stream: OutputStream): void {
+    readable.on('data', (chunk: Buffer) => this.take(stream, chunk));
+    readable.on('end', () => this.end(stream));
+  }
+
+  /** `stream` has ended: a last line without its newline goes out too. */
+  end(stream: OutputStream): void {
+    const rest = this.#partial[stream] + this.#decoders[stream].end();
+    this.#partial[stream] = '';
+    if (this.#output !== 'inherit' && rest !== '') this.#pass(stream, [rest]);
+  }
+
+  #pass(stream: OutputStream, lines: string[]): void {
+    if (lines.length === 0) return;
+    const output = this.#output;
+    if (output === 'tagged') {
+      const tag = `[member ${this.#sources[stream].member}] `;
+      (stream === 'stdout' ? process.stdout : process.stderr).write(`${tag}${lines.join(`\n${tag}`)}\n`);
+      return;
+    }
+    if (output === 'inherit') return;
+    const source = this.#sources[stream];
+    for (const line of lines) {
+      try {
+        output(line, source);
+      } catch (error) {
+        // As an event listener's: thrown on its own, and the lines after it still go out.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+}
