@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { Dispatcher, Fork, type OutputSource, Pool, Threads } from '../dist/index.js';
-import { Say, Unfinished } from './fixtures/output-tasks.js';
+import { Loud, Say, Unfinished } from './fixtures/output-tasks.js';
 import { Square } from './fixtures/tasks.js';
 import { runNode } from './helpers.js';
 
@@ -70,6 +70,15 @@ for (const [recruiting, Recruiter] of [
       heard.filter(([, source]) => source.stream === 'stderr'),
       [['marker err 1', { member, stream: 'stderr' }]],
     );
+  });
+
+  test(`a ${members} member dismissed right after a task that wrote much is heard to its last line`, async (t) => {
+    let heard = 0;
+    const the = new Pool({ size: 1, recruiter: new Recruiter(), output: () => heard++ });
+    const written = the.submit(new Loud(20_000)); // about 2 MB: most waits in the member as it ends
+    await the.close();
+    t.is(await written, 20_000);
+    t.is(heard, 20_000);
   });
 }
 

@@ -36,8 +36,15 @@ async function main(): Promise<void> {
   } else {
     await serve(3, process.pid, { spin, warm: taskModule, watchParent: true, begun: inheritedBegunWord() });
   }
-  // The team closed the channel: leave, even if a task left timers or sockets behind.
+  // The team closed the channel: leave, even if a task left timers or sockets behind, once what
+  // the tasks wrote is out: process.exit() drops what a pipe (to the team, say) has not taken yet.
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   process.exit(0);
+}
+
+function flushed(stream: NodeJS.WriteStream): Promise<void> | undefined {
+  if (stream.writableLength === 0) return undefined;
+  return new Promise((resolve) => stream.write('', () => resolve()));
 }
 
 void main();
