@@ -1,13 +1,13 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { Dispatcher, Fork, type OutputSource, Pool, Threads } from '../dist/index.js';
-import { Loud, Say, Unfinished } from './fixtures/output-tasks.js';
+import { Dispatcher, Fork, type OutputSource, Pool, Threads, WorkerLostError } from '../dist/index.js';
+import { ExitsAtImport, Loud, Say, Unfinished } from './fixtures/output-tasks.js';
 import { Square } from './fixtures/tasks.js';
 import { runNode } from './helpers.js';
 
 // Pool: members' output: the team's own stdout and stderr by default, tagged lines, or lines for
-// a function; no descriptor left open.
+// a function; the end of a member's stderr in the error its death causes; no descriptor left open.
 
 /** Runs fixtures/output-team.ts (see there) in a team process of its own. */
 function team(...args: string[]) {
@@ -80,7 +80,45 @@ for (const [recruiting, Recruiter] of [
     t.is(await written, 20_000);
     t.is(heard, 20_000);
   });
+
+  test(`a ${members} member whose task module writes to stderr and exits: the task's error ends with what it wrote, when output is captured`, async (t) => {
+    const the = new Pool({ size: 1, retries: 0, recruiter: new Recruiter(), output: () => {} });
+    const error = await t.throwsAsync(the.submit(new ExitsAtImport()), { instanceOf: WorkerLostError });
+    t.regex(
+      error?.message ?? '',
+      /^crew member \d+ ended while running task ExitsAtImport, 1 time: given up; its standard error ended with:\n {2}exits-at-import: the licence file is missing, giving up$/,
+    );
+    await the.close();
+  });
 }
+
+test('a Fork member whose task module writes to stderr and exits: inheriting, the text reaches the team’s stderr; tagged, the error ends with it too', async (t) => {
+  const said = 'exits-at-import: the licence file is missing, giving up';
+  const inherited = await team('exits-at-import', 'fork');
+  t.is(inherited.code, 0, inherited.stderr);
+  t.true(lines(inherited.stderr).includes(said), inherited.stderr);
+  // Once ready, a member writes to the team's stderr itself: the team did not hear it.
+  t.regex(
+    printed(inherited.stdout, 'rejected: ') as string,
+    /^crew member \d+ ended while running task ExitsAtImport, 1 time: given up$/,
+  );
+
+  const tagged = await team('exits-at-import', 'fork', 'tagged');
+  t.is(tagged.code, 0, tagged.stderr);
+  t.regex(tagged.stderr, new RegExp(`^\\[member \\d+\\] ${said}$`, 'm'));
+  t.true((printed(tagged.stdout, 'rejected: ') as string).endsWith(`; its standard error ended with:\n  ${said}`));
+});
+
+test('Fork members that die before they are ready: the error ends with what the last wrote to stderr, and each one’s text still reaches the team’s stderr', async (t) => {
+  const { code, stdout, stderr } = await team('noisy-start', 'fork');
+  t.is(code, 0, stderr);
+  t.regex(
+    printed(stdout, 'rejected: ') as string,
+    /^crew members fail to get ready \(3 in a row; the last ended\); its standard error ended with:\n {2}noisy-start: cannot reach the configuration server\n[\s\S]*Error: noisy-start gives up/,
+  );
+  const heard = lines(stderr).filter((line) => line === 'noisy-start: cannot reach the configuration server');
+  t.is(heard.length, 3, stderr);
+});
 
 // Serial: before the concurrent specs, which open descriptors of their own (their team processes' pipes).
 (process.platform === 'linux' ? test.serial : test.skip)(

@@ -18,12 +18,15 @@ const memberPath = fileURLToPath(memberEntry);
 export class Fork extends Recruiting {
   deploy(team: Team): Member {
     const output = team.output ?? 'inherit';
+    // Inheriting, the member's stderr comes to us while it starts, so that one that dies starting
+    // can say why in the error; it takes the team's own back before it says it is ready.
     const entry = [memberPath, 'process', String(teamSpin(team))];
+    if (output === 'inherit') entry.push('take-back-stderr');
     // The begun word (see the crew protocol): the member inherits it on fd 4, and we keep the mapping.
     const { words, fd } = native.sharedWords(1);
     let spawned: ReturnType<typeof native.spawn>;
     try {
-      const pipes = output === 'inherit' ? 'inherit' : 'capture';
+      const pipes = output === 'inherit' ? 'watch-start' : 'capture';
       spawned = native.spawn(process.execPath, [...this.execArgv, ...entry], fd, pipes);
     } finally {
       closeSync(fd);
@@ -54,6 +57,10 @@ export class Fork extends Recruiting {
             }
           }
           return exit;
+        },
+        lastWords: () => {
+          pipes[1]?.drain(); // it may have died with its last words unread
+          return relay.lastWords;
         },
       },
       begun,

@@ -1,6 +1,7 @@
 /**
  * Members' output: how what a member writes to its standard output and error reaches the user
- * (PoolOptions.output).
+ * (PoolOptions.output), and the end of its standard error that the team keeps, so that a member
+ * that dies can say why in the error its death causes.
  */
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
@@ -24,6 +25,9 @@ export type OutputListener = (line: string, source: OutputSource) => void;
  */
 export type MemberOutput = 'inherit' | 'tagged' | OutputListener;
 
+/** How much of a member's standard error the team keeps for the error its death causes (characters). */
+export const LAST_WORDS = 4096;
+
 /** Longer lines go out in pieces this long: a member that never ends its line must not fill the team's memory. */
 const LONGEST_LINE = 64 * 1024;
 
@@ -36,8 +40,8 @@ export function checkOutput(output: unknown, where: string): void {
 }
 
 /**
- * What a member writes, on its way to the user (see {@link MemberOutput}). Recruiters hand it what
- * they read, in order, per stream.
+ * What a member writes, on its way to the user (see {@link MemberOutput}); the end of its standard
+ * error is kept in {@link lastWords}. Recruiters hand it what they read, in order, per stream.
  */
 export class OutputRelay {
   readonly #output: MemberOutput;
@@ -45,6 +49,8 @@ export class OutputRelay {
   readonly #decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
   /** The start of a line not ended yet, per stream. */
   readonly #partial = { stdout: '', stderr: '' };
+  #lastWords = '';
+  #cut = false;
 
   constructor(member: number, output: MemberOutput) {
     this.#output = output;
@@ -54,14 +60,21 @@ export class OutputRelay {
     };
   }
 
+  /** The end of what the member wrote to its standard error, from a line's start; '' for nothing. */
+  get lastWords(): string {
+    const words = this.#cut ? this.#lastWords.slice(this.#lastWords.indexOf('\n') + 1) : this.#lastWords;
+    return words.trimEnd();
+  }
+
   /** Passes on `chunk`, the next bytes the member wrote to `stream`. */
   take(stream: OutputStream, chunk: Buffer): void {
+    const text = this.#decoders[stream].write(chunk);
+    if (stream === 'stderr') this.#keep(text);
     if (this.#output === 'inherit') {
       // As they came: whole lines are for the other modes, which must tell members apart.
       (stream === 'stdout' ? process.stdout : process.stderr).write(chunk);
       return;
     }
-    const text = this.#decoders[stream].write(chunk);
     const lines = (this.#partial[stream] + text).split('\n');
     let rest = lines.pop() as string;
     while (rest.length > LONGEST_LINE) {
@@ -82,7 +95,17 @@ export class OutputRelay {
   end(stream: OutputStream): void {
     const rest = this.#partial[stream] + this.#decoders[stream].end();
     this.#partial[stream] = '';
+    if (stream === 'stderr') this.#keep(rest);
     if (this.#output !== 'inherit' && rest !== '') this.#pass(stream, [rest]);
+  }
+
+  #keep(text: string): void {
+    if (text === '') return;
+    this.#lastWords += text;
+    if (this.#lastWords.length > LAST_WORDS) {
+      this.#lastWords = this.#lastWords.slice(-LAST_WORDS);
+      this.#cut = true;
+    }
   }
 
   #pass(stream: OutputStream, lines: string[]): void {
@@ -106,4 +129,10 @@ export class OutputRelay {
       }
     }
   }
+}
+
+/** `message`, followed by the end of what the member wrote to its standard error, if anything. */
+export function withLastWords(message: string, lastWords: string): string {
+  if (lastWords === '') return message;
+  return `${message}; its standard error ended with:\n  ${lastWords.replaceAll('\n', '\n  ')}`;
 }

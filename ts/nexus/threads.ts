@@ -20,10 +20,9 @@ export class Threads extends Recruiting {
     let worker: Worker;
     try {
       const argv = ['thread', teamSpin(team), fd];
-      // Inheriting, Node passes the thread's output on to ours.
-      const captured = output !== 'inherit';
-      const options = { argv, execArgv: this.execArgv, workerData: { begun }, stdout: captured, stderr: captured };
-      worker = new Worker(memberEntry, options);
+      // Its stderr always comes through us, as Node would pass it on, so that we hear its last words.
+      const stdout = output !== 'inherit';
+      worker = new Worker(memberEntry, { argv, execArgv: this.execArgv, workerData: { begun }, stdout, stderr: true });
     } catch (error) {
       adopt(fd).close(); // the thread never took its end
       throw error;
@@ -38,12 +37,15 @@ export class Threads extends Recruiting {
     worker.on('error', (error) => {
       cause = `${error.name}: ${error.message}`;
     });
-    if (output !== 'inherit') {
-      const relay = new OutputRelay(worker.threadId, output);
-      relay.listen(worker.stdout, 'stdout');
-      relay.listen(worker.stderr, 'stderr');
-    }
-    const handle = { kill: () => void worker.terminate(), exited: () => exit, cause: () => cause };
+    const relay = new OutputRelay(worker.threadId, output);
+    if (output !== 'inherit') relay.listen(worker.stdout, 'stdout');
+    relay.listen(worker.stderr, 'stderr');
+    const handle = {
+      kill: () => void worker.terminate(),
+      exited: () => exit,
+      cause: () => cause,
+      lastWords: () => relay.lastWords,
+    };
     return new Member(worker.threadId, new Channel(channel), handle, new Int32Array(begun));
   }
 }

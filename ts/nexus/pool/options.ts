@@ -45,13 +45,15 @@ export interface PoolOptions {
   /**
    * How what members write to their standard output and error reaches you ('inherit'):
    * - `'inherit'`: they write to this process's own, as a child process with `stdio: 'inherit'`
-   *   (worker threads: as Node passes their output on).
+   *   (worker threads: as Node passes their output on). A member that dies before it is ready
+   *   has the end of what it wrote to its standard error in the error that reports it.
    * - `'tagged'`: each line goes to this process's stdout or stderr after `[member <id>] `.
    * - a function: called with each line (without its newline) and where it came from,
    *   `{ member, stream }`; it writes nothing itself.
-   * Lines are whole: a last line without its newline comes when its member ends. For
-   * {@link Fork} and {@link Threads} members; a recruiter of your own puts its members' output
-   * where it likes.
+   * Lines are whole: a last line without its newline comes when its member ends. With either of
+   * the last two, the error a member's death causes (before it is ready, or running tasks) ends
+   * with the last lines of its standard error. For {@link Fork} and {@link Threads} members; a
+   * recruiter of your own puts its members' output where it likes.
    */
   output?: MemberOutput;
 }
