@@ -6,25 +6,47 @@ use crate::error::OrThrow;
 use napi::bindgen_prelude::*;
 use napi::{Env, JsObject};
 use napi_derive::napi;
-use pyre_nexus_core::recruit::{self, Exit};
+use pyre_nexus_core::recruit::{self, Exit, Output};
+use std::os::fd::IntoRawFd;
 
-/// Starts `program` with `args`, its channel on fd 3: `{ pid, channel }`. With `shared` (the
-/// `fd` of `sharedWords`, which stays the caller's to close) the worker finds those words on fd 4.
+/// Starts `program` with `args`, its channel on fd 3: `{ pid, channel, stdout, stderr }`. With
+/// `shared` (the `fd` of `sharedWords`, which stays the caller's to close) the worker finds those
+/// words on fd 4. `output`: `"inherit"` (the default: ours), `"watch-start"` (standard error to a
+/// pipe of ours until the worker calls `takeBackStderr`) or `"capture"` (both to pipes of ours);
+/// `stdout` and `stderr` are our ends of those pipes, for the caller to close, or null.
 #[napi(
     catch_unwind,
-    ts_return_type = "{ pid: number; channel: ExternalObject<unknown> }"
+    ts_return_type = "{ pid: number; channel: ExternalObject<unknown>; stdout: number | null; stderr: number | null }"
 )]
 pub fn spawn(
     env: Env,
     program: String,
     args: Vec<String>,
     shared: Option<i32>,
+    output: Option<String>,
 ) -> Result<JsObject> {
-    let recruit = recruit::spawn(&program, &args, shared).or_throw(&env)?;
+    let output = match output.as_deref() {
+        None | Some("inherit") => Output::Inherit,
+        Some("watch-start") => Output::WatchStart,
+        Some("capture") => Output::Capture,
+        Some(other) => {
+            let message = format!("output must be inherit, watch-start or capture, got {other:?}");
+            return Err(Error::new(Status::InvalidArg, message));
+        }
+    };
+    let recruit = recruit::spawn(&program, &args, shared, output).or_throw(&env)?;
     let mut result = env.create_object()?;
     result.set("pid", recruit.pid)?;
     result.set("channel", handle(recruit.channel))?;
+    result.set("stdout", recruit.stdout.map(IntoRawFd::into_raw_fd))?;
+    result.set("stderr", recruit.stderr.map(IntoRawFd::into_raw_fd))?;
     Ok(result)
+}
+
+/// In a worker spawned with output `"watch-start"`, once started: its team's standard error back on fd 2.
+#[napi(catch_unwind)]
+pub fn take_back_stderr(env: Env) -> Result<()> {
+    recruit::take_back_stderr().or_throw(&env)
 }
 
 /// A socket pair for a worker thread: `{ fd, channel }`; the thread adopts `fd`.

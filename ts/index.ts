@@ -56,6 +56,7 @@ export {
   type ReloadReport,
   type SignalHandler,
 } from './nexus/node.js';
+export type { MemberOutput, OutputListener, OutputSource, OutputStream } from './nexus/output.js';
 export { Asynchronous, Asynchronous as asynchronous, Peer, type PeerOptions, peer } from './nexus/peer.js';
 export type { Counts } from './nexus/pool/jobs.js';
 export type { CloseOptions, PoolOptions, RunOptions } from './nexus/pool/options.js';

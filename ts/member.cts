@@ -1,6 +1,6 @@
 /**
- * The entry of every crew member: Fork's processes (`node member.cjs process <spin>`, channel on
- * fd 3) and Threads' worker threads (argv `thread <spin> <fd>`).
+ * The entry of every crew member: Fork's processes (`node member.cjs process <spin>
+ * [take-back-stderr]`, channel on fd 3) and Threads' worker threads (argv `thread <spin> <fd>`).
  *
  * The build bundles this entry and everything it imports into one CommonJS file, dist/member.cjs
  * (`npm run build:member`): each ES module a fresh thread or process loads costs it 1-2 ms, and
@@ -19,7 +19,7 @@ type Crew = typeof import('./nexus/crew/work.js');
  */
 const taskModule = require('node:url').pathToFileURL(require('node:path').join(__dirname, 'task.js')).href as string;
 
-const [kind, spinArg, fdArg] = process.argv.slice(2);
+const [kind, spinArg, fdOrFlag] = process.argv.slice(2);
 const spin = Number(spinArg);
 
 async function main(): Promise<void> {
@@ -27,12 +27,27 @@ async function main(): Promise<void> {
   if (kind === 'thread') {
     const { threadId, workerData } = require('node:worker_threads') as typeof import('node:worker_threads');
     const begun = workerData?.begun instanceof SharedArrayBuffer ? new Int32Array(workerData.begun) : null;
-    await serve(Number(fdArg), threadId, { spin, warm: taskModule, watchParent: false, begun });
+    await serve(Number(fdOrFlag), threadId, { spin, warm: taskModule, watchParent: false, begun });
   } else {
-    await serve(3, process.pid, { spin, warm: taskModule, watchParent: true, begun: inheritedBegunWord() });
+    // Its team hears its stderr while it starts, and gives it its own stderr to take back (see Fork).
+    const takeBackStderr = fdOrFlag === 'take-back-stderr';
+    await serve(3, process.pid, {
+      spin,
+      warm: taskModule,
+      watchParent: true,
+      begun: inheritedBegunWord(),
+      takeBackStderr,
+    });
   }
-  // The team closed the channel: leave, even if a task left timers or sockets behind.
+  // The team closed the channel: leave, even if a task left timers or sockets behind, once what
+  // the tasks wrote is out: process.exit() drops what a pipe (to the team, say) has not taken yet.
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   process.exit(0);
+}
+
+function flushed(stream: NodeJS.WriteStream): Promise<void> | undefined {
+  if (stream.writableLength === 0) return undefined;
+  return new Promise((resolve) => stream.write('', () => resolve()));
 }
 
 void main();

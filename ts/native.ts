@@ -47,8 +47,20 @@ interface Binding {
   channelAccept(channel: ChannelHandle): ChannelHandle | null;
   channelClose(channel: ChannelHandle): void;
   channelAbort(channel: ChannelHandle): void;
-  /** With `shared` (the `fd` of {@link Binding.sharedWords}) the worker finds those words on fd 4. */
-  spawn(program: string, args: string[], shared?: number): { pid: number; channel: ChannelHandle };
+  /**
+   * With `shared` (the `fd` of {@link Binding.sharedWords}) the worker finds those words on fd 4.
+   * `output`: the worker's stdout and stderr are ours (`inherit`, the default), or stderr is a pipe
+   * of ours until it calls {@link Binding.takeBackStderr} (`watch-start`), or both are (`capture`):
+   * `stdout` and `stderr` are our ends of those pipes, for us to close.
+   */
+  spawn(
+    program: string,
+    args: string[],
+    shared?: number,
+    output?: 'inherit' | 'watch-start' | 'capture',
+  ): { pid: number; channel: ChannelHandle; stdout: number | null; stderr: number | null };
+  /** In a worker spawned with output `watch-start`, once started: its team's stderr back on fd 2. */
+  takeBackStderr(): void;
   /** `count` zeroed 32-bit words shared with the worker spawned with `fd`; close `fd` after the spawn. */
   sharedWords(count: number): { words: Buffer; fd: number };
   /** In a worker: the words its team handed it on fd 4, which is closed once they are mapped. */

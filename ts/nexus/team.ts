@@ -6,6 +6,7 @@
 import type { Task } from './crew/crossing.js';
 import type { Member } from './crew/member.js';
 import { Fork } from './fork.js';
+import type { MemberOutput } from './output.js';
 import { Pool } from './pool/pool.js';
 import { protocol } from './protocol.js';
 
@@ -15,6 +16,8 @@ export interface Team {
   readonly size: number;
   /** The strategy for recruiting members. */
   readonly recruiter: Recruiter;
+  /** How members' output reaches the user, for recruiters that can say ('inherit' if not given). */
+  readonly output?: MemberOutput;
   /** Recruits a team to carry out the tasks in `workplan`. */
   assemble(workplan: Iterable<Task> | AsyncIterable<Task>): unknown;
   /** How many recruits would take the team to full strength for the work it has. */

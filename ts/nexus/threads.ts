@@ -8,6 +8,7 @@ import { adopt, Channel } from '../ipc/channel.js';
 import { native } from '../native.js';
 import { Member } from './crew/member.js';
 import { BEGUN_BYTES } from './crew/protocol.js';
+import { OutputRelay } from './output.js';
 import { memberEntry, Recruiting, teamSpin } from './recruiting.js';
 import type { Team } from './team.js';
 
@@ -15,10 +16,13 @@ export class Threads extends Recruiting {
   deploy(team: Team): Member {
     const { fd, channel } = native.pair();
     const begun = new SharedArrayBuffer(BEGUN_BYTES);
+    const output = team.output ?? 'inherit';
     let worker: Worker;
     try {
       const argv = ['thread', teamSpin(team), fd];
-      worker = new Worker(memberEntry, { argv, execArgv: this.execArgv, workerData: { begun } });
+      // Its stderr always comes through us, as Node would pass it on, so that we hear its last words.
+      const stdout = output !== 'inherit';
+      worker = new Worker(memberEntry, { argv, execArgv: this.execArgv, workerData: { begun }, stdout, stderr: true });
     } catch (error) {
       adopt(fd).close(); // the thread never took its end
       throw error;
@@ -33,7 +37,15 @@ export class Threads extends Recruiting {
     worker.on('error', (error) => {
       cause = `${error.name}: ${error.message}`;
     });
-    const handle = { kill: () => void worker.terminate(), exited: () => exit, cause: () => cause };
+    const relay = new OutputRelay(worker.threadId, output);
+    if (output !== 'inherit') relay.listen(worker.stdout, 'stdout');
+    relay.listen(worker.stderr, 'stderr');
+    const handle = {
+      kill: () => void worker.terminate(),
+      exited: () => exit,
+      cause: () => cause,
+      lastWords: () => relay.lastWords,
+    };
     return new Member(worker.threadId, new Channel(channel), handle, new Int32Array(begun));
   }
 }

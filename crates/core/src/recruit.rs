@@ -2,10 +2,10 @@
 //!
 //! The worker finds its end of the pair on descriptor 3, and on 4 a shared memory region if
 //! its team hands it one (see [`crate::shared`]); it inherits nothing else beyond our standard
-//! output and error, even where Node marked them close-on-exec (standard input is `/dev/null`,
-//! so workers never read the terminal). On Linux it is killed when its parent dies
-//! (`PR_SET_PDEATHSIG`); everywhere, the end of file on descriptor 3 tells it that its team is
-//! gone.
+//! output and error, even where Node marked them close-on-exec, or pipes to us in their place
+//! (see [`Output`]; standard input is `/dev/null`, so workers never read the terminal). On Linux
+//! it is killed when its parent dies (`PR_SET_PDEATHSIG`); everywhere, the end of file on
+//! descriptor 3 tells it that its team is gone.
 //!
 //! Reaping is by pid (`waitpid(pid, WNOHANG)`), never `waitpid(-1)`, which would steal the exit
 //! status of children that Node's `child_process` is waiting for.
@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use mio::net::UnixStream;
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 
 /// The descriptor on which a worker finds its channel.
 pub const CHANNEL_FD: RawFd = 3;
@@ -23,11 +23,52 @@ pub const CHANNEL_FD: RawFd = 3;
 /// The descriptor on which a worker finds the shared memory region its team handed it, if any.
 pub const SHARED_FD: RawFd = 4;
 
-/// A started worker: its pid, and our end of its channel.
+/// The descriptor on which a worker started with [`Output::WatchStart`] finds our standard error
+/// (or `/dev/null`, if we had none), until it takes it back with [`take_back_stderr`].
+pub const STDERR_SPARE_FD: RawFd = 5;
+
+/// Where a worker's standard output and error go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// Ours, as Node's `child_process` does with `stdio: 'inherit'`.
+    #[default]
+    Inherit,
+    /// Ours, except that while the worker starts its standard error is a pipe we read
+    /// ([`Recruit::stderr`]), so that one that dies starting can be heard. Ours waits for it on
+    /// [`STDERR_SPARE_FD`]; once started it calls [`take_back_stderr`], which ends the pipe.
+    WatchStart,
+    /// Pipes we read ([`Recruit::stdout`], [`Recruit::stderr`]), for the worker's whole life.
+    Capture,
+}
+
+/// A started worker: its pid, our end of its channel, and our ends of the pipes its standard
+/// output and error write to, where [`Output`] asked for them.
 #[derive(Debug)]
 pub struct Recruit {
     pub pid: u32,
     pub channel: Channel,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// What a child places on its descriptors to become a worker, as numbered in the parent.
+#[derive(Debug, Clone, Copy)]
+struct Given {
+    /// Its end of the channel, for fd 3.
+    channel: RawFd,
+    /// A shared region, for fd 4.
+    shared: Option<RawFd>,
+    /// Pipes for fds 1 and 2, in place of ours.
+    stdout: Option<RawFd>,
+    stderr: Option<RawFd>,
+    /// Whether our standard error goes to fd 5 (see [`Output::WatchStart`]).
+    spare_stderr: bool,
+}
+
+impl Given {
+    fn holds(&self, fd: RawFd) -> bool {
+        [Some(self.channel), self.shared, self.stdout, self.stderr].contains(&Some(fd))
+    }
 }
 
 /// How a reaped process ended.
@@ -42,16 +83,38 @@ pub enum Exit {
 /// Starts `program` (a path: Linux does not look it up in `PATH`) with `args`; the child finds its end
 /// of a fresh socket pair on fd 3, and a copy of our descriptor `shared` on fd 4 if given one (a
 /// shared region's, which stays ours to close). A `shared` that is not open fails the start.
-pub fn spawn<S: AsRef<OsStr>>(program: &str, args: &[S], shared: Option<RawFd>) -> Result<Recruit> {
+/// `output` says where its standard output and error go.
+pub fn spawn<S: AsRef<OsStr>>(
+    program: &str,
+    args: &[S],
+    shared: Option<RawFd>,
+    output: Output,
+) -> Result<Recruit> {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()
         .map_err(|e| Error::io("socketpair for a worker", e))?;
+    // Socket pairs, as Node's child_process makes for `stdio: 'pipe'`.
+    let pipe = |wanted: bool| -> Result<Option<(OwnedFd, OwnedFd)>> {
+        if !wanted {
+            return Ok(None);
+        }
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| Error::io("socketpair for a worker's output", e))?;
+        Ok(Some((ours.into(), theirs.into())))
+    };
+    let stdout = pipe(output == Output::Capture)?;
+    let stderr = pipe(output != Output::Inherit)?;
+    let given = Given {
+        channel: theirs.as_raw_fd(),
+        shared,
+        stdout: stdout.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
+        stderr: stderr.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
+        spare_stderr: output == Output::WatchStart,
+    };
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
-    let pid = start(program, args, theirs.as_raw_fd(), shared, parent).map_err(|source| {
-        Error::Start {
-            program: program.to_owned(),
-            source,
-        }
+    let pid = start(program, args, given, parent).map_err(|source| Error::Start {
+        program: program.to_owned(),
+        source,
     })?;
     drop(theirs);
     ours.set_nonblocking(true)
@@ -59,49 +122,98 @@ pub fn spawn<S: AsRef<OsStr>>(program: &str, args: &[S], shared: Option<RawFd>) 
     Ok(Recruit {
         pid,
         channel: Channel::new(Io::Unix(UnixStream::from_std(ours)), None, None),
+        stdout: stdout.map(|(ours, _)| ours),
+        stderr: stderr.map(|(ours, _)| ours),
     })
 }
 
+/// In a worker started with [`Output::WatchStart`], once it has started: puts its team's standard
+/// error, waiting on [`STDERR_SPARE_FD`], back on fd 2. The pipe its team read ends there.
+pub fn take_back_stderr() -> Result<()> {
+    // SAFETY: dup2 and close on descriptors of this process; fd 5 is ours by the contract above.
+    unsafe {
+        if libc::dup2(STDERR_SPARE_FD, libc::STDERR_FILENO) == -1 {
+            let error = io::Error::last_os_error();
+            return Err(Error::io("taking back the team's standard error", error));
+        }
+        libc::close(STDERR_SPARE_FD);
+    }
+    Ok(())
+}
+
 /// What a child does between its start and `exec` to become a worker: our standard output and
-/// error, its end of the pair on fd 3, the shared region (if any) on fd 4, every other
-/// descriptor above them close-on-exec, (on Linux) death with its parent, and default signal
-/// handling. Async-signal-safe: it allocates nothing.
-fn become_worker(theirs: RawFd, shared: Option<RawFd>, parent: libc::pid_t) -> io::Result<()> {
-    keep_output(theirs, shared);
-    let mut shared = shared;
-    if shared == Some(CHANNEL_FD) {
-        // The region sits where the channel goes: first a copy of it above both places (a
-        // close-on-exec one: only its copy on fd 4 is to reach the worker).
-        // SAFETY: fcntl on a descriptor of this (child) process.
-        let moved = unsafe { libc::fcntl(CHANNEL_FD, libc::F_DUPFD_CLOEXEC, SHARED_FD + 1) };
-        if moved == -1 {
+/// error or the pipes given in their place, its end of the pair on fd 3, the shared region (if
+/// any) on fd 4, our standard error on fd 5 if it is to be taken back, every other descriptor
+/// above them close-on-exec, (on Linux) death with its parent, and default signal handling.
+/// Async-signal-safe: it allocates nothing.
+fn become_worker(given: Given, parent: libc::pid_t) -> io::Result<()> {
+    keep_output(&given);
+    // Our standard error, copied before a pipe takes its place.
+    let spare = if !given.spare_stderr {
+        None
+    } else if !given.holds(libc::STDERR_FILENO) && is_open(libc::STDERR_FILENO) {
+        Some(lift(libc::STDERR_FILENO)?)
+    } else {
+        // None to give: the worker takes back /dev/null, never a descriptor it opened itself.
+        // SAFETY: open with a static path; the descriptor is the child's.
+        let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+        if null == -1 {
             return Err(io::Error::last_os_error());
         }
-        shared = Some(moved);
-    }
-    place(theirs, CHANNEL_FD)?;
-    if let Some(shared) = shared {
-        place(shared, SHARED_FD)?;
-    }
-    let last = if shared.is_some() {
-        SHARED_FD
-    } else {
-        CHANNEL_FD
+        Some(lift(null)?)
     };
-    close_others_on_exec(last + 1);
+    // Each is first lifted above the places, so that placing one never overwrites another.
+    let lift_some = |fd: Option<RawFd>| fd.map(lift).transpose();
+    let channel = lift(given.channel)?;
+    let shared = lift_some(given.shared)?;
+    let stdout = lift_some(given.stdout)?;
+    let stderr = lift_some(given.stderr)?;
+    place(channel, CHANNEL_FD)?;
+    // Everything above the channel close-on-exec, then the rest put in place (each inherited).
+    close_others_on_exec(CHANNEL_FD + 1);
+    let places = [
+        (shared, SHARED_FD),
+        (stdout, libc::STDOUT_FILENO),
+        (stderr, libc::STDERR_FILENO),
+        (spare, STDERR_SPARE_FD),
+    ];
+    for (fd, target) in places {
+        if let Some(fd) = fd {
+            place(fd, target)?;
+        }
+    }
     die_with_parent(parent)?;
     default_signals();
     Ok(())
 }
 
+/// A close-on-exec copy of `fd` above every place a worker's descriptors go, or `fd` itself if
+/// it is there already. Async-signal-safe.
+fn lift(fd: RawFd) -> io::Result<RawFd> {
+    if fd > STDERR_SPARE_FD {
+        return Ok(fd);
+    }
+    // SAFETY: fcntl on a descriptor of this (child) process.
+    let lifted = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, STDERR_SPARE_FD + 1) };
+    if lifted == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(lifted)
+}
+
+fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
 /// Lets our standard output and error through exec, as Node's `child_process` does: Node marks
 /// its own close-on-exec at start-up (libuv's `uv_disable_stdio_inheritance`), and a worker's
-/// console output went nowhere. Where ours were closed and the channel or the region took their
-/// place, that descriptor stays close-on-exec: the worker must not write into it.
+/// console output went nowhere. Where ours were closed and a descriptor given to the worker took
+/// their place, that one stays close-on-exec: the worker must not write into it.
 /// Async-signal-safe.
-fn keep_output(theirs: RawFd, shared: Option<RawFd>) {
+fn keep_output(given: &Given) {
     for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
-        if fd == theirs || Some(fd) == shared {
+        if given.holds(fd) {
             continue;
         }
         // SAFETY: fcntl on a descriptor of this (child) process; one not open fails harmlessly.
@@ -158,8 +270,7 @@ fn default_signals() {
 fn start<S: AsRef<OsStr>>(
     program: &str,
     args: &[S],
-    theirs: RawFd,
-    shared: Option<RawFd>,
+    given: Given,
     parent: libc::pid_t,
 ) -> io::Result<u32> {
     use std::os::unix::process::CommandExt;
@@ -167,7 +278,7 @@ fn start<S: AsRef<OsStr>>(
     let mut command = Command::new(program);
     command.args(args).stdin(Stdio::null());
     // SAFETY: the closure runs in the child between fork and exec and is async-signal-safe.
-    unsafe { command.pre_exec(move || become_worker(theirs, shared, parent)) };
+    unsafe { command.pre_exec(move || become_worker(given, parent)) };
     Ok(command.spawn()?.id())
 }
 
@@ -181,10 +292,9 @@ use vfork::start;
 /// unlike `posix_spawn`, it can become a worker (see `become_worker`) before it runs `program`.
 #[cfg(target_os = "linux")]
 mod vfork {
-    use super::become_worker;
+    use super::{become_worker, Given};
     use std::ffi::{c_char, c_int, c_void, CString, OsStr};
     use std::io;
-    use std::os::fd::RawFd;
     use std::os::unix::ffi::OsStrExt;
     use std::ptr;
 
@@ -200,8 +310,7 @@ mod vfork {
         argv: *const *const c_char,
         envp: *const *const c_char,
         devnull: *const c_char,
-        theirs: RawFd,
-        shared: Option<RawFd>,
+        given: Given,
         parent: libc::pid_t,
         /// Written by the child when a step fails, before it exits: the errno.
         error: c_int,
@@ -210,8 +319,7 @@ mod vfork {
     pub(super) fn start<S: AsRef<OsStr>>(
         program: &str,
         args: &[S],
-        theirs: RawFd,
-        shared: Option<RawFd>,
+        given: Given,
         parent: libc::pid_t,
     ) -> io::Result<u32> {
         let invalid = |_| {
@@ -236,8 +344,7 @@ mod vfork {
                 argv: argv.as_ptr(),
                 envp: environ,
                 devnull: devnull.as_ptr(),
-                theirs,
-                shared,
+                given,
                 parent,
                 error: 0,
             };
@@ -292,10 +399,10 @@ mod vfork {
                 ptr::write_volatile(&mut plan.error, error.raw_os_error().unwrap_or(libc::EIO));
                 libc::_exit(127)
             };
-            // First: the channel or the region may sit on descriptor 0 if our stdin was closed.
+            // First: a descriptor given may sit on descriptor 0 if our stdin was closed.
             // Signals are unblocked after it, with default handling: they may end us, never run
             // our code.
-            if let Err(error) = become_worker(plan.theirs, plan.shared, plan.parent) {
+            if let Err(error) = become_worker(plan.given, plan.parent) {
                 return fail(plan, error);
             }
             // Not close-on-exec: with our stdin closed, /dev/null lands on 0 and must stay.

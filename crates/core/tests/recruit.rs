@@ -1,7 +1,9 @@
 //! Recruiting primitives: the worker's descriptors, exit statuses, and reaping by pid only.
 #![cfg(unix)]
 
-use pyre_nexus_core::recruit::{kill, reap, spawn, SHARED_FD};
+use pyre_nexus_core::recruit::{
+    kill, reap, spawn, take_back_stderr, Output, SHARED_FD, STDERR_SPARE_FD,
+};
 use pyre_nexus_core::{
     Call, Dispatcher, Exit, ReadOutcome, Readiness, SharedChannel, SharedRegion,
 };
@@ -52,7 +54,7 @@ fn the_worker_gets_its_channel_on_fd_3_and_no_other_descriptor() {
     // lowest free descriptor could be 3 itself).
     let leaked = unsafe { libc::fcntl(2, libc::F_DUPFD, 10) };
     assert!(leaked >= 10);
-    let said = open_descriptors(None);
+    let said = open_descriptors(None, Output::Inherit);
     unsafe { libc::close(leaked) };
     assert_eq!(said, "open: 1 2 3");
 }
@@ -62,17 +64,112 @@ fn a_worker_given_a_region_gets_it_on_fd_4_and_no_other_descriptor() {
     let leaked = unsafe { libc::fcntl(2, libc::F_DUPFD, 10) };
     assert!(leaked >= 10);
     let (_region, fd) = SharedRegion::create(4).unwrap();
-    let said = open_descriptors(Some(fd.as_raw_fd()));
+    let said = open_descriptors(Some(fd.as_raw_fd()), Output::Inherit);
     unsafe { libc::close(leaked) };
     assert_eq!(said, "open: 1 2 3 4");
 }
 
+#[test]
+fn a_worker_whose_output_is_captured_or_watched_gets_no_other_descriptor() {
+    let leaked = unsafe { libc::fcntl(2, libc::F_DUPFD, 10) };
+    assert!(leaked >= 10);
+    let captured = open_descriptors(None, Output::Capture);
+    let watched = open_descriptors(None, Output::WatchStart);
+    let (_region, fd) = SharedRegion::create(4).unwrap();
+    let watched_with_region = open_descriptors(Some(fd.as_raw_fd()), Output::WatchStart);
+    unsafe { libc::close(leaked) };
+    assert_eq!(captured, "open: 1 2 3");
+    assert_eq!(watched, "open: 1 2 3 5");
+    assert_eq!(watched_with_region, "open: 1 2 3 4 5");
+}
+
+#[test]
+fn a_worker_whose_output_is_captured_writes_into_pipes_of_ours() {
+    let script = "echo out; echo err >&2; echo done >&3";
+    let recruit = spawn("/bin/sh", &["-c", script], None, Output::Capture).unwrap();
+    let (pid, stdout, stderr) = (
+        recruit.pid,
+        recruit.stdout.unwrap(),
+        recruit.stderr.unwrap(),
+    );
+    assert_eq!(read_to_end(recruit.channel.shared()), "done\n");
+    assert_eq!(wait(pid), Exit::Code(0));
+    assert_eq!(read_all(stdout), "out\n");
+    assert_eq!(read_all(stderr), "err\n");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_worker_watched_starting_writes_to_us_until_it_takes_our_stderr_back_from_fd_5() {
+    // `exec 2>&5 5>&-` is the shell's take_back_stderr.
+    let script = "echo starting >&2; exec 2>&5 5>&-; \
+                  readlink /proc/self/fd/2 >&3; [ -e /dev/fd/5 ] || echo 'fd 5 closed' >&3";
+    let recruit = spawn("/bin/sh", &["-c", script], None, Output::WatchStart).unwrap();
+    assert!(recruit.stdout.is_none(), "standard output stays ours");
+    let (pid, stderr) = (recruit.pid, recruit.stderr.unwrap());
+    let said = read_to_end(recruit.channel.shared());
+    assert_eq!(wait(pid), Exit::Code(0));
+    let ours = std::fs::read_link("/proc/self/fd/2").unwrap();
+    assert_eq!(said, format!("{}\nfd 5 closed\n", ours.display()));
+    assert_eq!(
+        read_all(stderr),
+        "starting\n",
+        "what it wrote once started went to ours"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn take_back_stderr_puts_ours_on_fd_2_and_closes_fd_5() {
+    let exe = std::env::current_exe().unwrap();
+    let script = "NEXUS_WORKER_SIDE=1 exec \"$0\" --ignored --exact --nocapture take_back_side >&3";
+    let recruit = spawn(
+        "/bin/sh",
+        &["-c", script, exe.to_str().unwrap()],
+        None,
+        Output::WatchStart,
+    )
+    .unwrap();
+    let (pid, stderr) = (recruit.pid, recruit.stderr.unwrap());
+    let said = read_to_end(recruit.channel.shared());
+    assert_eq!(wait(pid), Exit::Code(0), "the worker side failed: {said}");
+    let ours = std::fs::read_link("/proc/self/fd/2").unwrap();
+    assert!(
+        said.contains(&format!("fd 2: {}\n", ours.display())),
+        "{said}"
+    );
+    assert!(read_all(stderr).contains("starting\n"));
+}
+
+/// The worker side of the test above, which runs it in a worker; a no-op anywhere else.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "run by take_back_stderr_puts_ours_on_fd_2_and_closes_fd_5, in a worker"]
+fn take_back_side() {
+    if std::env::var_os("NEXUS_WORKER_SIDE").is_none() {
+        return;
+    }
+    eprintln!("starting");
+    take_back_stderr().unwrap();
+    let flags = unsafe { libc::fcntl(STDERR_SPARE_FD, libc::F_GETFD) };
+    assert_eq!(flags, -1, "the spare descriptor is closed");
+    let fd2 = std::fs::read_link("/proc/self/fd/2").unwrap();
+    println!("fd 2: {}", fd2.display());
+}
+
+/// Everything written into a pipe of a worker's output, up to its end (the worker has exited).
+fn read_all(fd: std::os::fd::OwnedFd) -> String {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text).unwrap();
+    text
+}
+
 /// The descriptors from 1 to 50 that a worker finds open, as it reports them: `open: 1 2 3 ...`.
-fn open_descriptors(shared: Option<i32>) -> String {
+fn open_descriptors(shared: Option<i32>, output: Output) -> String {
     let script = "open=''; for fd in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 \
                   26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50; do \
                   if [ -e /dev/fd/$fd ]; then open=\"$open $fd\"; fi; done; echo \"open:$open\" >&3";
-    let recruit = spawn("/bin/sh", &["-c", script], shared).unwrap();
+    let recruit = spawn("/bin/sh", &["-c", script], shared, output).unwrap();
     let pid = recruit.pid;
     let said = read_to_end(recruit.channel.shared());
     assert_eq!(wait(pid), Exit::Code(0));
@@ -89,6 +186,7 @@ fn a_worker_given_a_region_stores_what_its_team_loads() {
         "/bin/sh",
         &["-c", script, exe.to_str().unwrap()],
         Some(fd.as_raw_fd()),
+        Output::Inherit,
     )
     .unwrap();
     let pid = recruit.pid;
@@ -146,7 +244,7 @@ fn output_side() {
             0
         );
     }
-    assert_eq!(open_descriptors(None), "open: 1 2 3");
+    assert_eq!(open_descriptors(None, Output::Inherit), "open: 1 2 3");
     println!("output_side: ok");
 }
 
@@ -181,7 +279,7 @@ fn crossed_side() {
             "fd 4 is taken"
         );
         assert_eq!(unsafe { libc::dup2(high, place) }, place);
-        let recruit = spawn("/bin/sh", &["-c", script], Some(place)).unwrap();
+        let recruit = spawn("/bin/sh", &["-c", script], Some(place), Output::Inherit).unwrap();
         unsafe { libc::close(place) };
         let pid = recruit.pid;
         let said = read_to_end(recruit.channel.shared());
@@ -199,7 +297,7 @@ fn crossed_side() {
 
 #[test]
 fn a_region_descriptor_that_is_not_open_fails_the_start() {
-    let error = spawn("/bin/sh", &["-c", "exit 0"], Some(100_000)).unwrap_err();
+    let error = spawn("/bin/sh", &["-c", "exit 0"], Some(100_000), Output::Inherit).unwrap_err();
     assert!(
         error.to_string().starts_with("starting a worker failed"),
         "{error}"
@@ -210,7 +308,7 @@ fn a_region_descriptor_that_is_not_open_fails_the_start() {
 #[test]
 fn the_worker_reads_nothing_from_our_terminal() {
     let script = "echo \"stdin:$(readlink /proc/$$/fd/0)\" >&3";
-    let recruit = spawn("/bin/sh", &["-c", script], None).unwrap();
+    let recruit = spawn("/bin/sh", &["-c", script], None, Output::Inherit).unwrap();
     let pid = recruit.pid;
     assert_eq!(
         read_to_end(recruit.channel.shared()).trim(),
@@ -221,12 +319,12 @@ fn the_worker_reads_nothing_from_our_terminal() {
 
 #[test]
 fn reaping_reports_the_exit_status_or_the_signal() {
-    let recruit = spawn("/bin/sh", &["-c", "exit 7"], None).unwrap();
+    let recruit = spawn("/bin/sh", &["-c", "exit 7"], None, Output::Inherit).unwrap();
     let pid = recruit.pid;
     read_to_end(recruit.channel.shared());
     assert_eq!(wait(pid), Exit::Code(7));
 
-    let recruit = spawn("/bin/sh", &["-c", "exec sleep 30"], None).unwrap();
+    let recruit = spawn("/bin/sh", &["-c", "exec sleep 30"], None, Output::Inherit).unwrap();
     assert_eq!(
         reap(recruit.pid).unwrap(),
         None,
@@ -243,7 +341,7 @@ fn reaping_by_pid_leaves_other_children_to_their_owners() {
         .args(["-c", "exit 3"])
         .spawn()
         .unwrap();
-    let recruit = spawn("/bin/sh", &["-c", "exit 0"], None).unwrap();
+    let recruit = spawn("/bin/sh", &["-c", "exit 0"], None, Output::Inherit).unwrap();
     let pid = recruit.pid;
     read_to_end(recruit.channel.shared());
     assert_eq!(wait(pid), Exit::Code(0));
@@ -265,7 +363,7 @@ fn the_worker_starts_with_default_signal_handling_and_nothing_blocked() {
         libc::pthread_sigmask(libc::SIG_BLOCK, &usr1, &mut before);
     }
     let script = "exec grep -E '^Sig(Blk|Ign)' /proc/self/status >&3";
-    let recruit = spawn("/bin/sh", &["-c", script], None);
+    let recruit = spawn("/bin/sh", &["-c", script], None, Output::Inherit);
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut()) };
     let recruit = recruit.unwrap();
     let pid = recruit.pid;
@@ -281,14 +379,14 @@ fn the_worker_starts_with_default_signal_handling_and_nothing_blocked() {
 
 #[test]
 fn a_program_that_cannot_start_is_an_error_naming_the_step() {
-    let error = spawn("/nonexistent/node", &["worker.js"], None).unwrap_err();
+    let error = spawn("/nonexistent/node", &["worker.js"], None, Output::Inherit).unwrap_err();
     assert_eq!(error.code(), "ERR_NEXUS_IO");
     assert!(
         error.to_string().starts_with("starting a worker failed"),
         "{error}"
     );
     assert!(error.to_string().contains("/nonexistent/node"), "{error}");
-    let error = spawn("/bin/sh", &["-c", "nul\0byte"], None).unwrap_err();
+    let error = spawn("/bin/sh", &["-c", "nul\0byte"], None, Output::Inherit).unwrap_err();
     assert!(error.to_string().contains("NUL byte"), "{error}");
 }
 
@@ -298,7 +396,7 @@ fn a_worker_is_killed_when_its_recruiter_goes_away() {
     // PR_SET_PDEATHSIG fires when the thread that forked ends, which lets a test show it without
     // killing itself: recruit from a thread, let the thread finish, and the worker is killed.
     let pid = std::thread::spawn(|| {
-        let recruit = spawn("/bin/sh", &["-c", "exec sleep 30"], None).unwrap();
+        let recruit = spawn("/bin/sh", &["-c", "exec sleep 30"], None, Output::Inherit).unwrap();
         std::mem::forget(recruit.channel); // keep the channel open: only the parent's death counts
         recruit.pid
     })

@@ -14,6 +14,11 @@ export interface MemberHandle {
   exited(): { code?: number | null; signal?: number | string | null } | null;
   /** Why the member died, when the recruiter knows (a worker thread's uncaught error). */
   cause?(): string | null;
+  /**
+   * The end of what the member wrote to its standard error, as far as the team has heard it
+   * ('' for nothing): see PoolOptions.output.
+   */
+  lastWords?(): string;
 }
 
 /** The team side of a crew member: its channel, and the tasks it holds, in the order sent. */

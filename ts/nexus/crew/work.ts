@@ -69,14 +69,17 @@ const RECHECK_AFTER_MS = 0.05;
 /**
  * A member's life, from its entry (member.cts): serves the team on the channel at descriptor `fd`
  * until the team closes it. A process member watches its parent, so that it never outlives its
- * team, even inside a task that never yields.
+ * team, even inside a task that never yields; one whose team watched its stderr while it started
+ * (Fork) takes the team's own back before it says it is ready.
  */
 export async function serve(
   fd: number,
   id: number,
-  { spin, warm, watchParent, begun }: { spin: number; warm: string; watchParent: boolean; begun: Int32Array | null },
+  options: { spin: number; warm: string; watchParent: boolean; begun: Int32Array | null; takeBackStderr?: boolean },
 ): Promise<void> {
+  const { spin, warm, watchParent, begun, takeBackStderr = false } = options;
   if (watchParent) native.watchParent();
+  if (takeBackStderr) native.takeBackStderr();
   await work(adopt(fd), id, Number.isInteger(spin) ? spin : 0, warm, begun);
 }
 

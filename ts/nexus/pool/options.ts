@@ -4,6 +4,7 @@
  */
 import { Dispatcher } from '../../ipc/dispatcher.js';
 import { boolean, checkOptions, implementing, instance, integer, type Rules, seconds } from '../../options.js';
+import { type MemberOutput, memberOutput } from '../output.js';
 import type { Recruiter } from '../team.js';
 
 /** Options of a {@link Pool}. */
@@ -42,6 +43,20 @@ export interface PoolOptions {
    * watched again.
    */
   dispatcher?: Dispatcher;
+  /**
+   * How what members write to their standard output and error reaches you ('inherit'):
+   * - `'inherit'`: they write to this process's own, as a child process with `stdio: 'inherit'`
+   *   (worker threads: as Node passes their output on). A member that dies before it is ready
+   *   has the end of what it wrote to its standard error in the error that reports it.
+   * - `'tagged'`: each line goes to this process's stdout or stderr after `[member <id>] `.
+   * - a function: called with each line (without its newline) and where it came from,
+   *   `{ member, stream }`; it writes nothing itself.
+   * Lines are whole: a last line without its newline comes when its member ends. With either of
+   * the last two, the error a member's death causes (before it is ready, or running tasks) ends
+   * with the last lines of its standard error. For {@link Fork} and {@link Threads} members; a
+   * recruiter of your own puts its members' output where it likes.
+   */
+  output?: MemberOutput;
 }
 
 /** Per-task options of {@link Pool.submit} and {@link Pool.assemble}. */
@@ -72,6 +87,7 @@ const POOL_OPTIONS: Rules<PoolOptions> = {
   linger: seconds,
   startTimeout: seconds,
   dispatcher: instance(Dispatcher),
+  output: memberOutput,
 };
 
 const RUN_OPTIONS: Rules<RunOptions> = {

@@ -37,6 +37,7 @@ import {
 import type { Member } from '../crew/member.js';
 import { CREW_MAX_FRAME, encodeTasks, fence, REPORT_FIELDS, sendCancel, unfence } from '../crew/protocol.js';
 import { Fork } from '../fork.js';
+import { type MemberOutput, withLastWords } from '../output.js';
 import { parentSpin } from '../recruiting.js';
 import type { Recruiter, Team } from '../team.js';
 import { ALARM_HORIZON, Alarms } from './alarms.js';
@@ -107,6 +108,7 @@ export class Pool extends EventEmitter implements Team {
   readonly linger: number;
   readonly startTimeout: number;
   readonly dispatcher: Dispatcher;
+  readonly output: MemberOutput;
   readonly counts: Counts;
 
   readonly #jobs = new JobQueue();
@@ -148,6 +150,7 @@ export class Pool extends EventEmitter implements Team {
     this.startTimeout = options.startTimeout ?? 30;
     this.#ownsDispatcher = options.dispatcher === undefined;
     this.dispatcher = options.dispatcher ?? new Dispatcher({ spin: parentSpin(this) });
+    this.output = options.output ?? 'inherit';
     this.counts = this.#jobs.counts;
     this.#ledger = new AttemptsLedger(this.retries);
     this.#dealer = new Dealer(this.pipeline);
@@ -574,13 +577,21 @@ export class Pool extends EventEmitter implements Team {
   #lose(member: Member, what: string): void {
     if (member.state === 'retired') return;
     if (member.begun !== null) fence(member.begun);
-    const error = this.#staff.lost(member, what);
-    this.#account(member, what);
+    const lastWords = this.#lastWords(member);
+    const error = this.#staff.lost(member, what, lastWords);
+    this.#account(member, what, lastWords);
     if (error !== null) this.#failQueued(error);
   }
 
-  /** Settles the tasks a lost member held, as the ledger says. */
-  #account(member: Member, what: string): void {
+  /** The end of what `member` wrote to its standard error, for the errors its loss causes. */
+  #lastWords(member: Member): string {
+    // Inheriting, the team hears a member only while it starts; later it writes to yours directly.
+    if (this.output === 'inherit' && member.state !== 'registered') return '';
+    return member.handle.lastWords?.() ?? '';
+  }
+
+  /** Settles the tasks a lost member held, as the ledger says; `lastWords` end their errors. */
+  #account(member: Member, what: string, lastWords: string): void {
     const { unbegun, retry, spent } = this.#ledger.settleLoss(member, this.#jobs);
     for (const job of retry) this.#jobs.requeue(job);
     for (const job of unbegun) this.#jobs.requeue(job);
@@ -588,7 +599,7 @@ export class Pool extends EventEmitter implements Team {
       const times = `${job.attempts} ${job.attempts === 1 ? 'time' : 'times'}`;
       const when = job.suspect ? 'while running' : 'before it reported';
       const error = new WorkerLostError(
-        `crew member ${member.id} ${what} ${when} task ${label(job)}, ${times}: given up`,
+        withLastWords(`crew member ${member.id} ${what} ${when} task ${label(job)}, ${times}: given up`, lastWords),
         'ERR_NEXUS_WORKER_LOST',
       );
       this.#settle(job, TaskStatus.aborted, error);

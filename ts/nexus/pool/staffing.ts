@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { NexusError } from '../../errors.js';
 import { WorkerLostError } from '../crew/crossing.js';
 import type { Member } from '../crew/member.js';
+import { withLastWords } from '../output.js';
 import type { Recruiter, Team } from '../team.js';
 
 /** How many members may be starting at a time (see {@link Staffing.vacancies}). */
@@ -124,17 +125,19 @@ export class Staffing {
 
   /**
    * `member` is lost (its tasks already taken off it). Returns the error that stops the work if
-   * members keep failing to start and none is left at work, else null.
+   * members keep failing to start and none is left at work, else null; it ends with `lastWords`,
+   * the end of what the last of them wrote to its standard error, if the team heard it.
    */
-  lost(member: Member, what: string): Error | null {
+  lost(member: Member, what: string, lastWords = ''): Error | null {
     const starting = member.state === 'registered';
     this.dismiss(member, true);
     // A member at work lost, or none left: a place to fill now, not after a pause.
     if (!starting || this.strength === 0) this.#recruitAfter = Number.NaN;
     if (starting && ++this.#startFailures >= 3) {
       this.#startFailures = 0;
+      const failed = `crew members fail to get ready (3 in a row; the last ${what})`;
       const error = new WorkerLostError(
-        `crew members fail to get ready (3 in a row; the last ${what}): see their standard error`,
+        lastWords === '' ? `${failed}: see their standard error` : withLastWords(failed, lastWords),
         'ERR_NEXUS_WORKER_LOST',
       );
       // Members still starting are likely to fail as these did: only members at work count.
