@@ -130,7 +130,7 @@ test('a name far from every option gets no suggestion', (t) => {
   t.throws(() => new Pool({ colour: 'red' } as object), {
     message:
       'Pool: unknown option "colour"; it takes size, recruiter, retries, timeout, pipeline, pending, linger, ' +
-      'startTimeout, dispatcher',
+      'startTimeout, dispatcher, output',
   });
 });
 
