@@ -1,6 +1,8 @@
 // npm's `prepare`: builds the package (addon and TypeScript) when npm installs it from a checkout.
 // That is how `npm install git+https://…` works: npm clones the repository, runs `npm install`
-// there (which runs this) and packs the result. A checkout has no prebuilt addon, so it needs Rust.
+// there (which runs this) and packs the result, with the addon built here (package.json `files`
+// lists pyre-nexus.*.node; the registry's main package has none, the publish job sees to that).
+// A checkout has no prebuilt addon, so it needs Rust.
 //
 // `npm ci`, `npm pack` and `npm publish` run `prepare` too, and there it does nothing: in this
 // project each is followed or preceded by a build of its own (`npm ci && npm test` in .ci/run and
