@@ -5,16 +5,18 @@
 //! their first argument. They are functions rather than methods of a class because a method
 //! finds its object through `napi_unwrap`, a private-property lookup in V8 that cost about 790
 //! instructions a call, more than the rest of a receive (callgrind, ping-pong: 15.6k per round
-//! trip, five calls). Reading an external's pointer costs next to nothing.
+//! trip, five calls). Reading an external's pointer costs next to nothing; napi-rs 3 checks it
+//! against its registry of live externals (about 200 instructions), and its glue around every
+//! call with arguments costs about 1,150 instructions more than napi-rs 2's did (callgrind,
+//! napi 3.16: `channelSendFrame` 640 -> 1,790 a call).
 
 use crate::error::{throw, OrThrow};
 use napi::bindgen_prelude::*;
-use napi::{Env, JsBuffer, JsUnknown};
 use napi_derive::napi;
 use pyre_nexus_core::{self as core, frame, Address, ReadOutcome, Recv, RecvInto, SharedChannel};
 
 /// A non-blocking socket end owned by the native core: a pipe end, a connection or a port.
-/// Dropped (and closed) when JavaScript lets go of it.
+/// Dropped (and closed) when JavaScript lets go of it, so functions only borrow it (`&Handle`).
 pub type Handle = External<SharedChannel>;
 
 pub(crate) fn handle(channel: core::Channel) -> Handle {
@@ -36,69 +38,68 @@ pub const LARGE_PAYLOAD: u32 = (frame::LARGE - frame::HEADER) as u32;
 
 /// The file descriptor, or null once closed.
 #[napi(catch_unwind)]
-pub fn channel_fd(channel: Handle) -> Option<i32> {
+pub fn channel_fd(channel: &Handle) -> Option<i32> {
     channel.borrow().fd()
 }
 
 /// `stream`, `tcp`, `listener` or `closed`.
 #[napi(catch_unwind)]
-pub fn channel_kind(channel: Handle) -> &'static str {
+pub fn channel_kind(channel: &Handle) -> &'static str {
     channel.borrow().kind()
 }
 
 /// Whether this side has closed the channel.
 #[napi(catch_unwind)]
-pub fn channel_closed(channel: Handle) -> bool {
+pub fn channel_closed(channel: &Handle) -> bool {
     channel.borrow().is_closed()
 }
 
 /// Whether the peer has closed its end (an end of file was read).
 #[napi(catch_unwind)]
-pub fn channel_at_end(channel: Handle) -> bool {
+pub fn channel_at_end(channel: &Handle) -> bool {
     channel.borrow().at_end()
 }
 
 /// The address bound, in pyre's notation (`ip4:127.0.0.1:5000`), if any.
 #[napi(catch_unwind)]
-pub fn channel_local_address(channel: Handle) -> Option<String> {
+pub fn channel_local_address(channel: &Handle) -> Option<String> {
     channel.borrow().local_address().map(|a| a.to_string())
 }
 
 /// The peer's address, if known.
 #[napi(catch_unwind)]
-pub fn channel_peer_address(channel: Handle) -> Option<String> {
+pub fn channel_peer_address(channel: &Handle) -> Option<String> {
     channel.borrow().peer_address().map(|a| a.to_string())
 }
 
 /// Bytes accepted by `write`/`sendFrame` that the kernel has not taken yet.
 #[napi(catch_unwind)]
-pub fn channel_pending_output(channel: Handle) -> u32 {
+pub fn channel_pending_output(channel: &Handle) -> u32 {
     channel.borrow().pending_output() as u32
 }
 
 /// Sets the largest frame `recvFrame` accepts.
 #[napi(catch_unwind)]
-pub fn channel_set_max_frame(channel: Handle, max: u32) {
+pub fn channel_set_max_frame(channel: &Handle, max: u32) {
     channel.borrow_mut().set_max_frame(max);
 }
 
 /// Sets the bound on unsent output.
 #[napi(catch_unwind)]
-pub fn channel_set_output_bound(channel: Handle, bound: u32) {
+pub fn channel_set_output_bound(channel: &Handle, bound: u32) {
     channel.borrow_mut().set_output_bound(bound as usize);
 }
 
 /// Makes the next read ask the kernel even if the socket was last found empty.
 #[napi(catch_unwind)]
-pub fn channel_recheck(channel: Handle) {
+pub fn channel_recheck(channel: &Handle) {
     channel.borrow_mut().recheck();
 }
 
 /// Reads into `buffer`: the number of bytes read, 0 at end of file, null if nothing is there.
 #[napi(catch_unwind)]
-pub fn channel_read(env: Env, channel: Handle, buffer: JsBuffer) -> Result<Option<u32>> {
-    let mut data = buffer.into_value()?;
-    match channel.borrow_mut().read(&mut data).or_throw(&env)? {
+pub fn channel_read(env: Env, channel: &Handle, mut buffer: BufferSlice) -> Result<Option<u32>> {
+    match channel.borrow_mut().read(&mut buffer).or_throw(&env)? {
         ReadOutcome::Data(n) => Ok(Some(n as u32)),
         ReadOutcome::Eof => Ok(Some(0)),
         ReadOutcome::WouldBlock => Ok(None),
@@ -107,40 +108,37 @@ pub fn channel_read(env: Env, channel: Handle, buffer: JsBuffer) -> Result<Optio
 
 /// Writes what the kernel takes and buffers the rest up to the bound; returns bytes accepted.
 #[napi(catch_unwind)]
-pub fn channel_write(env: Env, channel: Handle, buffer: JsBuffer) -> Result<u32> {
-    let data = buffer.into_value()?;
-    Ok(channel.borrow_mut().write(&data).or_throw(&env)? as u32)
+pub fn channel_write(env: Env, channel: &Handle, buffer: BufferSlice) -> Result<u32> {
+    Ok(channel.borrow_mut().write(&buffer).or_throw(&env)? as u32)
 }
 
 /// Sends `payload` as one frame (4-byte little-endian length, then the bytes).
 #[napi(catch_unwind)]
-pub fn channel_send_frame(env: Env, channel: Handle, payload: JsBuffer) -> Result<()> {
-    let data = payload.into_value()?;
-    channel.borrow_mut().send_frame(&data).or_throw(&env)
+pub fn channel_send_frame(env: Env, channel: &Handle, payload: BufferSlice) -> Result<()> {
+    channel.borrow_mut().send_frame(&payload).or_throw(&env)
 }
 
 /// `recvFrame`: copies the next whole frame's payload into `slab` at `offset` and returns its
 /// length, or -1 if no frame has arrived whole yet (see `atEnd`). A payload larger than the room
 /// left in the slab comes back as a Buffer of its own. The slab spares a Buffer per frame, which
 /// cost more than the rest of a receive.
-#[napi(ts_return_type = "number | Buffer", catch_unwind)]
-pub fn channel_recv_frame(
-    env: Env,
-    channel: Handle,
-    slab: JsBuffer,
+#[napi(catch_unwind)]
+pub fn channel_recv_frame<'env>(
+    env: &'env Env,
+    channel: &Handle,
+    mut slab: BufferSlice,
     offset: u32,
-) -> Result<JsUnknown> {
-    let mut slab = slab.into_value()?;
+) -> Result<Either<i32, BufferSlice<'env>>> {
     let offset = (offset as usize).min(slab.len());
     let mut channel = channel.borrow_mut();
-    match channel.recv_frame().or_throw(&env)? {
+    match channel.recv_frame().or_throw(env)? {
         Recv::Frame(payload) if payload.len() <= slab.len() - offset => {
             slab[offset..offset + payload.len()].copy_from_slice(payload);
-            Ok(env.create_int32(payload.len() as i32)?.into_unknown())
+            Ok(Either::A(payload.len() as i32))
         }
-        Recv::Frame(payload) => Ok(env.create_buffer_copy(payload)?.into_raw().into_unknown()),
-        Recv::Owned(frame) => owned_buffer(&env, frame),
-        Recv::Pending | Recv::Eof => Ok(env.create_int32(-1)?.into_unknown()),
+        Recv::Frame(payload) => Ok(Either::B(BufferSlice::copy_from(env, payload)?)),
+        Recv::Owned(frame) => Ok(Either::B(owned_buffer(env, frame)?)),
+        Recv::Pending | Recv::Eof => Ok(Either::A(-1)),
     }
 }
 
@@ -150,11 +148,10 @@ pub fn channel_recv_frame(
 #[napi(catch_unwind)]
 pub fn channel_recv_frame_into(
     env: Env,
-    channel: Handle,
-    buffer: JsBuffer,
+    channel: &Handle,
+    mut buffer: BufferSlice,
     offset: u32,
 ) -> Result<i64> {
-    let mut buffer = buffer.into_value()?;
     let offset = (offset as usize).min(buffer.len());
     match channel
         .borrow_mut()
@@ -168,17 +165,16 @@ pub fn channel_recv_frame_into(
 
 /// A Buffer over a large frame's payload, without a copy; its memory goes back to the frame
 /// reader's spares once JavaScript lets go of it.
-fn owned_buffer(env: &Env, frame: frame::OwnedFrame) -> Result<JsUnknown> {
+fn owned_buffer(env: &Env, frame: frame::OwnedFrame) -> Result<BufferSlice<'_>> {
     let len = frame.payload().len();
     let mut whole = frame.into_buffer();
     // The payload follows the header; the Vec's heap memory does not move with the Vec.
     let payload = whole[frame::HEADER..].as_mut_ptr();
     // SAFETY: `payload` points at `len` bytes owned by `whole`, which the finalizer keeps alive
     // until V8 has let go of the Buffer.
-    let buffer = unsafe {
-        env.create_buffer_with_borrowed_data(payload, len, whole, |whole, _| frame::recycle(whole))
-    }?;
-    Ok(buffer.into_raw().into_unknown())
+    unsafe {
+        BufferSlice::from_external(env, payload, len, whole, |_, whole| frame::recycle(whole))
+    }
 }
 
 /// Lets this thread's large-frame spares go if no large frame has come for a while; true while
@@ -190,19 +186,19 @@ pub fn trim_large_frame_spares() -> bool {
 
 /// Takes the next waiting connection of a listening channel, or null if none is waiting.
 #[napi(catch_unwind)]
-pub fn channel_accept(env: Env, channel: Handle) -> Result<Option<Handle>> {
+pub fn channel_accept(env: Env, channel: &Handle) -> Result<Option<Handle>> {
     Ok(channel.borrow_mut().accept().or_throw(&env)?.map(handle))
 }
 
 /// Closes the channel; accepted output is still delivered if a dispatcher watches it.
 #[napi(catch_unwind)]
-pub fn channel_close(channel: Handle) {
+pub fn channel_close(channel: &Handle) {
     channel.borrow_mut().close();
 }
 
 /// Closes the channel at once, dropping output the peer has not taken yet.
 #[napi(catch_unwind)]
-pub fn channel_abort(channel: Handle) {
+pub fn channel_abort(channel: &Handle) {
     channel.borrow_mut().abort();
 }
 

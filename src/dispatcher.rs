@@ -10,7 +10,7 @@ use crate::channel::Handle;
 use crate::error::{throw, OrThrow};
 use crate::uv;
 use napi::bindgen_prelude::*;
-use napi::{sys, Env, JsFunction, JsObject, NapiRaw, NapiValue};
+use napi::{sys, JsValue};
 use napi_derive::napi;
 use pyre_nexus_core::{Call, Dispatcher as Core, HandlerId, Readiness};
 use std::cell::{Cell, RefCell};
@@ -112,7 +112,7 @@ impl Dispatcher {
     /// Calls `handler()` whenever `channel` is ready: `kind` 0 for reading, 1 for writing,
     /// 2 for exceptions. A truthy return keeps it registered. Returns the handler's id.
     #[napi(catch_unwind)]
-    pub fn when(&self, env: Env, channel: Handle, kind: u32, handler: JsFunction) -> Result<f64> {
+    pub fn when(&self, env: Env, channel: &Handle, kind: u32, handler: Function) -> Result<f64> {
         let Some(readiness) = readiness(kind) else {
             return Err(throw(
                 &env,
@@ -121,12 +121,12 @@ impl Dispatcher {
             ));
         };
         self.inner.check_open(&env)?;
-        let handler = reference(&env, unsafe { handler.raw() })?;
+        let handler = reference(&env, handler.raw())?;
         let registered = self
             .inner
             .core
             .borrow_mut()
-            .when(&channel, readiness, handler);
+            .when(channel, readiness, handler);
         match registered {
             Ok(id) => {
                 self.inner.schedule();
@@ -142,7 +142,7 @@ impl Dispatcher {
     /// Calls `handler(timestamp)` after `seconds`; a number returned sets it again that many
     /// seconds later. Returns the alarm's id.
     #[napi(catch_unwind)]
-    pub fn alarm(&self, env: Env, seconds: f64, handler: JsFunction) -> Result<f64> {
+    pub fn alarm(&self, env: Env, seconds: f64, handler: Function) -> Result<f64> {
         self.inner.check_open(&env)?;
         let Some(after) = interval(seconds) else {
             return Err(throw(
@@ -151,7 +151,7 @@ impl Dispatcher {
                 &format!("the alarm interval must be a non-negative number of seconds under 1e9, not {seconds}"),
             ));
         };
-        let handler = reference(&env, unsafe { handler.raw() })?;
+        let handler = reference(&env, handler.raw())?;
         let id = self.inner.core.borrow_mut().alarm(after, handler);
         self.inner.schedule();
         Ok(id.to_bits() as f64)
@@ -188,11 +188,11 @@ impl Dispatcher {
     /// Runs the loop until `stop()` or until nothing is left to wait for. The promise rejects with
     /// the exception of a handler that threw (that handler is dropped; the others stay).
     #[napi(ts_return_type = "Promise<void>", catch_unwind)]
-    pub fn watch(&self, env: Env, this: This<JsObject>) -> Result<JsObject> {
-        self.inner.check_open(&env)?;
+    pub fn watch<'env>(&self, env: &'env Env, this: This) -> Result<Unknown<'env>> {
+        self.inner.check_open(env)?;
         if self.watching() {
             return Err(throw(
-                &env,
+                env,
                 "ERR_NEXUS_ALREADY_WATCHING",
                 "this dispatcher is already watching",
             ));
@@ -203,21 +203,21 @@ impl Dispatcher {
         check(unsafe { sys::napi_create_promise(env.raw(), &mut raw_deferred, &mut raw_promise) })?;
         let inner = &self.inner;
         inner.deferred.set(raw_deferred);
-        inner.this.set(reference(&env, unsafe { this.raw() })?.0);
+        inner.this.set(reference(env, this.raw())?.0);
         inner.stop_requested.set(false);
         // SAFETY: the poll handle was initialised in `open` and is not closed (checked above).
         let started = unsafe { uv::uv_poll_start(inner.poll.get(), uv::READABLE, on_poll) };
         if started != 0 {
             inner.finish();
             return Err(throw(
-                &env,
+                env,
                 "ERR_NEXUS_IO",
                 &format!("watching the selector failed (libuv error {started})"),
             ));
         }
         inner.schedule();
         // SAFETY: napi_create_promise gave a valid promise value in this handle scope.
-        Ok(unsafe { JsObject::from_raw_unchecked(env.raw(), raw_promise) })
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), raw_promise) })
     }
 
     /// Asks the loop to stop: the current handler finishes, no further handler of this turn runs,
@@ -332,7 +332,7 @@ impl Inner {
             check(sys::napi_create_string_utf8(
                 env.raw(),
                 c"pyre.nexus.Dispatcher".as_ptr(),
-                usize::MAX,
+                -1, // NAPI_AUTO_LENGTH: NUL-terminated
                 &mut name,
             ))?;
             check(sys::napi_async_init(
@@ -725,8 +725,13 @@ impl Inner {
                 ptr::null_mut(),
                 ptr::null_mut(),
             );
-            sys::napi_create_string_utf8(env, code.as_ptr().cast(), code.len(), &mut c);
-            sys::napi_create_string_utf8(env, message.as_ptr().cast(), message.len(), &mut m);
+            sys::napi_create_string_utf8(env, code.as_ptr().cast(), code.len() as isize, &mut c);
+            sys::napi_create_string_utf8(
+                env,
+                message.as_ptr().cast(),
+                message.len() as isize,
+                &mut m,
+            );
             sys::napi_create_error(env, c, m, &mut error);
             sys::napi_create_reference(env, error, 1, &mut r);
             self.failure.set(r);

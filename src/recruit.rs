@@ -1,30 +1,35 @@
 //! Recruiting: `spawn` a worker process joined by a socket pair on its fd 3 (and given shared
 //! words on its fd 4, if asked), `pair` for a worker thread, `reap` and `kill` by pid.
 
-use crate::channel::handle;
+use crate::channel::{handle, Handle};
 use crate::error::OrThrow;
 use napi::bindgen_prelude::*;
-use napi::{Env, JsObject};
 use napi_derive::napi;
 use pyre_nexus_core::recruit::{self, Exit, Output};
 use std::os::fd::IntoRawFd;
 
-/// Starts `program` with `args`, its channel on fd 3: `{ pid, channel, stdout, stderr }`. With
-/// `shared` (the `fd` of `sharedWords`, which stays the caller's to close) the worker finds those
-/// words on fd 4. `output`: `"inherit"` (the default: ours), `"watch-start"` (standard error to a
-/// pipe of ours until the worker calls `takeBackStderr`) or `"capture"` (both to pipes of ours);
-/// `stdout` and `stderr` are our ends of those pipes, for the caller to close, or null.
-#[napi(
-    catch_unwind,
-    ts_return_type = "{ pid: number; channel: ExternalObject<unknown>; stdout: number | null; stderr: number | null }"
-)]
+/// A worker process just started: its pid, our end of the socket pair on its fd 3, and our ends
+/// of the pipes its output goes to (for the caller to close), or null.
+#[napi(object, object_from_js = false)]
+pub struct Spawned {
+    pub pid: u32,
+    pub channel: Handle,
+    pub stdout: Option<i32>,
+    pub stderr: Option<i32>,
+}
+
+/// Starts `program` with `args`, its channel on fd 3. With `shared` (the `fd` of `sharedWords`,
+/// which stays the caller's to close) the worker finds those words on fd 4. `output`: `"inherit"`
+/// (the default: ours), `"watch-start"` (standard error to a pipe of ours until the worker calls
+/// `takeBackStderr`) or `"capture"` (both to pipes of ours).
+#[napi(catch_unwind)]
 pub fn spawn(
     env: Env,
     program: String,
     args: Vec<String>,
     shared: Option<i32>,
     output: Option<String>,
-) -> Result<JsObject> {
+) -> Result<Spawned> {
     let output = match output.as_deref() {
         None | Some("inherit") => Output::Inherit,
         Some("watch-start") => Output::WatchStart,
@@ -35,12 +40,12 @@ pub fn spawn(
         }
     };
     let recruit = recruit::spawn(&program, &args, shared, output).or_throw(&env)?;
-    let mut result = env.create_object()?;
-    result.set("pid", recruit.pid)?;
-    result.set("channel", handle(recruit.channel))?;
-    result.set("stdout", recruit.stdout.map(IntoRawFd::into_raw_fd))?;
-    result.set("stderr", recruit.stderr.map(IntoRawFd::into_raw_fd))?;
-    Ok(result)
+    Ok(Spawned {
+        pid: recruit.pid,
+        channel: handle(recruit.channel),
+        stdout: recruit.stdout.map(IntoRawFd::into_raw_fd),
+        stderr: recruit.stderr.map(IntoRawFd::into_raw_fd),
+    })
 }
 
 /// In a worker spawned with output `"watch-start"`, once started: its team's standard error back on fd 2.
@@ -49,17 +54,21 @@ pub fn take_back_stderr(env: Env) -> Result<()> {
     recruit::take_back_stderr().or_throw(&env)
 }
 
+/// A socket pair for a worker thread: the descriptor the thread adopts, and this side's channel.
+#[napi(object, object_from_js = false)]
+pub struct Pair {
+    pub fd: i32,
+    pub channel: Handle,
+}
+
 /// A socket pair for a worker thread: `{ fd, channel }`; the thread adopts `fd`.
-#[napi(
-    catch_unwind,
-    ts_return_type = "{ fd: number; channel: ExternalObject<unknown> }"
-)]
-pub fn pair(env: Env) -> Result<JsObject> {
+#[napi(catch_unwind)]
+pub fn pair(env: Env) -> Result<Pair> {
     let (channel, fd) = recruit::pair().or_throw(&env)?;
-    let mut result = env.create_object()?;
-    result.set("fd", fd)?;
-    result.set("channel", handle(channel))?;
-    Ok(result)
+    Ok(Pair {
+        fd,
+        channel: handle(channel),
+    })
 }
 
 /// How a reaped child ended: `{ code }` or `{ signal }`; null while it still runs.

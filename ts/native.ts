@@ -1,5 +1,6 @@
 /** Loads the native addon (internal: the generated loader is not part of the public API). */
 import { UnsupportedPlatformError } from './errors.js';
+import { currentPlatform, noNativeBuildMessage, packageVersion, unsupportedOsMessage } from './platform.js';
 
 /** A native channel: an opaque handle that the binding's `channel*` functions take first. */
 export type ChannelHandle = { readonly __nexusChannel: unique symbol };
@@ -71,9 +72,11 @@ interface Binding {
 }
 
 /**
- * On Linux, tries the glibc build first: the generated loader tells glibc from musl with
- * `process.report.getReport()`, which costs every worker process and thread 5 to 8 ms. A glibc
- * build that does not load (on musl) leaves the choice to the generated loader.
+ * On Linux, tries the glibc build first: the generated loader must first tell glibc from musl (it
+ * reads /usr/bin/ldd, or falls back on `process.report.getReport()`, 5 to 8 ms) and is 37 KB of
+ * JavaScript to compile; loading the build directly saves every worker process and thread 1.5 to
+ * 2.5 ms (napi-rs 3's loader, Node 20). A glibc build that does not load (on musl) leaves the
+ * choice to the generated loader.
  */
 function glibcBuild(): Binding | null {
   if (process.platform !== 'linux') return null;
@@ -93,17 +96,14 @@ function load(): Binding {
   try {
     binding = glibcBuild() ?? (require('../native.cjs') as Binding);
   } catch (cause) {
-    throw new UnsupportedPlatformError(
-      `pyre-nexus has no native build for ${process.platform}-${process.arch}: ${(cause as Error).message}`,
-      'ERR_NEXUS_UNSUPPORTED_PLATFORM',
-      { cause },
-    );
+    // No Windows build is published: Windows gets the same answer a build of its own would give.
+    const platform = currentPlatform();
+    const message =
+      platform.os === 'win32' ? unsupportedOsMessage(platform.os) : noNativeBuildMessage(platform, packageVersion());
+    throw new UnsupportedPlatformError(message, 'ERR_NEXUS_UNSUPPORTED_PLATFORM', { cause });
   }
   if (!binding.platformSupported()) {
-    throw new UnsupportedPlatformError(
-      `pyre-nexus does not support ${process.platform} yet: its dispatcher needs a pollable selector (Linux, macOS, BSD)`,
-      'ERR_NEXUS_UNSUPPORTED_PLATFORM',
-    );
+    throw new UnsupportedPlatformError(unsupportedOsMessage(process.platform), 'ERR_NEXUS_UNSUPPORTED_PLATFORM');
   }
   // A copy: the addon's exports object comes in V8's dictionary mode, whose property loads
   // optimized code cannot inline, and the channel calls look one up per message.
