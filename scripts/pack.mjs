@@ -5,7 +5,7 @@
 // pre-publish`) run in a staging copy, so the repository is left as it is.
 // `node scripts/pack.mjs <folder>` writes the tarballs there and prints their paths.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +33,9 @@ export function packPackages(out) {
   const stage = mkdtempSync(join(tmpdir(), 'pyre-nexus-stage-'));
   // What npm would publish from the repository, copied as it is.
   const [{ files }] = JSON.parse(must('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], root));
-  for (const { path } of files) {
+  // Less the addons `files` takes for git installs: the registry's main package has none (the
+  // publish job removes them), its binaries come as the platform packages.
+  for (const { path } of files.filter(({ path }) => !path.endsWith('.node'))) {
     mkdirSync(dirname(join(stage, path)), { recursive: true });
     copyFileSync(join(root, path), join(stage, path));
   }
@@ -43,8 +45,13 @@ export function packPackages(out) {
   if (!existsSync(platformDir))
     throw new Error(`napi create-npm-dirs made no npm/${platform} (is it in package.json's napi.targets?)`);
   copyFileSync(join(root, `pyre-nexus.${platform}.node`), join(platformDir, `pyre-nexus.${platform}.node`));
+  // pre-publish checks that every platform package has its addon; only this machine's is built
+  // here, so the others get empty stand-ins, which stay in the staging copy (never packed).
+  for (const other of readdirSync(join(stage, 'npm')).filter((name) => name !== platform)) {
+    writeFileSync(join(stage, 'npm', other, `pyre-nexus.${other}.node`), '');
+  }
   // Fills in optionalDependencies, as publishing does; publishes nothing.
-  must(napi, ['pre-publish', '-t', 'npm', '--skip-optional-publish'], stage);
+  must(napi, ['pre-publish', '-t', 'npm', '--no-gh-release', '--skip-optional-publish'], stage);
   const manifest = JSON.parse(readFileSync(join(stage, 'package.json'), 'utf8'));
   const wanted = `${manifest.name}-${platform}`;
   if (manifest.optionalDependencies?.[wanted] !== manifest.version) {
