@@ -100,6 +100,7 @@ export abstract class Task<R = unknown> {
   /**
    * How `util.inspect` and `console.log` show a task: its class and its fields, the state that
    * travels to a worker (`Square { n: 3 }`), rather than the function object it is made of.
+   * @internal Node calls it; a program has no reason to.
    */
   [inspectCustom](
     depth: number,
