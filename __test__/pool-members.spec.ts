@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -244,4 +246,36 @@ test('members, and on Linux a pool on a dispatcher of its own, poll before sleep
   t.is(crowded.dispatcher.spin, 0);
   t.is(given.dispatcher.spin, 0, 'a dispatcher given to the pool keeps its own settings');
   await Promise.all([fits.close(), crowded.close(), given.close()]);
+});
+
+test('Ctrl-C at a terminal, which signals the whole process group, leaves Fork members to their team', async (t) => {
+  // The team handles SIGINT (as `nexus run` does); its member, in the same process group, gets the
+  // signal too and must not die of it: its task finishes and its result comes back.
+  const dir = await mkdtemp(join(tmpdir(), 'nexus-sigint-'));
+  const gate = join(dir, 'gate');
+  const script = `
+    import { writeFileSync } from 'node:fs';
+    import { Pool } from ${JSON.stringify(pathToFileURL(join(import.meta.dirname, '..', 'dist', 'index.js')).href)};
+    import { FileGated } from ${JSON.stringify(pathToFileURL(join(import.meta.dirname, 'fixtures', 'tasks.ts')).href)};
+    process.on('SIGINT', () => writeFileSync(${JSON.stringify(gate)}, ''));
+    const pool = new Pool({ size: 1, retries: 0 });
+    pool.on('started', () => console.log('started'));
+    try {
+      console.log('result', await pool.submit(new FileGated(${JSON.stringify(gate)}, 7)));
+    } catch (error) {
+      console.log('lost', error.message);
+    }
+    await pool.close();`;
+  const team = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    detached: true, // a process group of its own, as a terminal gives a command
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  team.stdout.on('data', (chunk) => {
+    output += chunk;
+    if (output === 'started\n') process.kill(-(team.pid as number), 'SIGINT');
+  });
+  const [code] = await once(team, 'close');
+  t.is(output, 'started\nresult 7\n');
+  t.is(code, 0);
 });

@@ -29,6 +29,9 @@ async function main(): Promise<void> {
     const begun = workerData?.begun instanceof SharedArrayBuffer ? new Int32Array(workerData.begun) : null;
     await serve(Number(fdOrFlag), threadId, { spin, warm: taskModule, watchParent: false, begun });
   } else {
+    // Ctrl-C at a terminal signals the whole process group: the team decides what it means (it
+    // dismisses its members, or dies and they follow it), not each member for itself.
+    process.on('SIGINT', () => {});
     // Its team hears its stderr while it starts, and gives it its own stderr to take back (see Fork).
     const takeBackStderr = fdOrFlag === 'take-back-stderr';
     await serve(3, process.pid, {
