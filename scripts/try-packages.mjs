@@ -152,11 +152,46 @@ function project(tarballs) {
       writeFileSync(join(dir, name.replace(/\.ts$/, '.cjs')), cjs);
     }
   }
-  // A CommonJS project (no "type") serving a TypeScript service with the nexus command.
+  // A task file in erasable TypeScript only (no parameter properties), for Node's own type stripping.
+  writeFileSync(
+    join(dir, 'erasable-squares.ts'),
+    `import { Task } from 'pyre-nexus/task';
+export class Square extends Task<number> {
+  static module: string = import.meta.url;
+  n: number;
+  constructor(n: number) { super(); this.n = n; }
+  execute(): number { return this.n * this.n; }
+}
+`,
+  );
+  writeFileSync(
+    join(dir, 'erasable-main.ts'),
+    `import { Pool } from 'pyre-nexus';
+import { Square } from './erasable-squares.ts';
+const pool = new Pool({ size: 2 });
+console.log(await pool.submit(new Square(7)));
+await pool.close();
+`,
+  );
+  // A CommonJS project (no "type") serving a TypeScript service with the nexus command, and
+  // running a Pool with a TypeScript task file (no top-level await there).
   const cjs = join(dir, 'commonjs');
   mkdirSync(cjs);
   writeFileSync(join(cjs, 'package.json'), JSON.stringify({ name: 'commonjs-user', private: true }));
   writeFileSync(join(cjs, 'echo.ts'), readFileSync(join(root, 'examples/services/echo.ts')));
+  writeFileSync(join(cjs, 'squares.ts'), readmeExamples().get('squares.ts'));
+  writeFileSync(
+    join(cjs, 'main.ts'),
+    `import { Pool } from 'pyre-nexus';
+import { Square } from './squares';
+async function main() {
+  const pool = new Pool({ size: 2 });
+  console.log(await pool.submit(new Square(7)));
+  await pool.close();
+}
+void main();
+`,
+  );
   writeFileSync(
     join(cjs, 'node.json'),
     JSON.stringify({
@@ -206,6 +241,14 @@ async function tryOn(node, dir) {
       expect(run(node, ['--experimental-transform-types', 'main.ts'], dir), squares, 'main.ts'),
     );
   }
+  if (major >= 22) {
+    await check("Pool with an erasable TypeScript task file under Node's own type stripping (node main.ts)", () =>
+      expect(run(node, ['erasable-main.ts'], dir), /^49$/m, 'erasable-main.ts'),
+    );
+  }
+  await check('Pool with a TypeScript task file in a CommonJS project (node --import tsx main.ts)', () =>
+    expect(run(node, ['--import', 'tsx', 'main.ts'], join(dir, 'commonjs')), /^49$/m, 'commonjs/main.ts'),
+  );
   for (const [file, nodeArgs] of [
     ['shout.mjs', []],
     ['shout.cjs', []],
