@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { transformSync } from 'esbuild';
 import { nodeBinary } from './node-binary.mjs';
@@ -180,6 +180,7 @@ await pool.close();
   writeFileSync(join(cjs, 'package.json'), JSON.stringify({ name: 'commonjs-user', private: true }));
   writeFileSync(join(cjs, 'echo.ts'), readFileSync(join(root, 'examples/services/echo.ts')));
   writeFileSync(join(cjs, 'squares.ts'), readmeExamples().get('squares.ts'));
+  writeFileSync(join(cjs, 'primes.ts'), readFileSync(join(root, 'examples/tasks/primes.ts')));
   writeFileSync(
     join(cjs, 'main.ts'),
     `import { Pool } from 'pyre-nexus';
@@ -272,6 +273,13 @@ async function tryOn(node, dir) {
       throw new Error(`results counted ${count} primes in ${lines.length} lines`);
   });
   const cjs = join(dir, 'commonjs');
+  await check('nexus run of a TypeScript workplan in a CommonJS project', () =>
+    expect(
+      run(node, [join(dir, 'node_modules/.bin/nexus'), 'run', 'primes.ts', '100000'], cjs),
+      /10 tasks: 10 done/,
+      'nexus run',
+    ),
+  );
   await check('nexus serve of a TypeScript service in a CommonJS project (the nexus bin)', () =>
     serves(node, [join(dir, 'node_modules/.bin/nexus'), 'serve', 'node.json'], cjs, 7071, 'ping', 'ping'),
   );
@@ -280,10 +288,38 @@ async function tryOn(node, dir) {
   );
 }
 
+/**
+ * The main package without its platform package (npm left the optional dependency out): importing
+ * it says what is missing and what to do, and the build command it names makes it work.
+ */
+async function withoutBinary(node, main, platformPackage) {
+  const dir = mkdtempSync(join(tmpdir(), 'pyre-nexus-no-binary-'));
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'no-binary', private: true, type: 'module' }));
+  must('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', '--omit=optional', main], { cwd: dir });
+  const probe = `import { pipe } from 'pyre-nexus'; const [a, b] = pipe(); a.write('x'); console.log('works');`;
+  await check('without its platform package, importing pyre-nexus names the package and both remedies', () => {
+    const result = run(node, ['--input-type=module', '-e', probe], dir);
+    const output = `${result.stdout}${result.stderr}`;
+    for (const words of ['UnsupportedPlatformError', `${platformPackage}@`, 'npm install', 'npx pyre-nexus-build']) {
+      if (!output.includes(words)) throw new Error(`the error does not say ${JSON.stringify(words)}:\n${output}`);
+    }
+    if (result.status === 0) throw new Error(`the import worked without a binary:\n${output}`);
+  });
+  await check('npx pyre-nexus-build builds the addon from the sources in the package, and then it loads', () => {
+    expect(run(node, ['npx', 'pyre-nexus-build'], dir, { timeout: 600_000 }), /built and loaded/, 'pyre-nexus-build');
+    expect(run(node, ['--input-type=module', '-e', probe], dir), /works/, 'the import after the build');
+  });
+}
+
 const tarballs = packPackages(mkdtempSync(join(tmpdir(), 'pyre-nexus-packs-')));
 const dir = project(tarballs);
 for (const major of majors) {
   await tryOn(nodeBinary(major), dir);
 }
+// Once: a build from source takes a minute.
+say('\nwithout a platform package');
+// (pyre-nexus-linux-x64-gnu-0.1.0.tgz is pyre-nexus-linux-x64-gnu's)
+const platformPackage = basename(tarballs[1]).replace(/-\d+\.\d+\.\d+.*$/, '');
+await withoutBinary(nodeBinary(majors[0]), tarballs[0], platformPackage);
 say(failures.length === 0 ? '\nevery check passed' : `\n${failures.length} checks failed:\n  ${failures.join('\n  ')}`);
 process.exitCode = failures.length === 0 ? 0 : 1;
