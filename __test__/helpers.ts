@@ -27,9 +27,12 @@ export function spawnPeer(fixture: string, ...args: string[]): Peer {
   return { channel: parent, child: proc, exit };
 }
 
-/** Runs Node with `args` and resolves with its exit code, stdout and stderr. */
-export async function runNode(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs Node with `args` in `cwd` and resolves with its exit code, stdout and stderr. */
+export async function runNode(
+  args: string[],
+  cwd = root,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   proc.stdout.on('data', (d) => (stdout += d));

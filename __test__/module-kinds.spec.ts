@@ -1,15 +1,13 @@
 // One package whether imported or required: CommonJS and ES-module projects, plain or under tsx,
 // get the same classes, and `nexus serve` loads their TypeScript services alike. Each project is a
 // folder outside the repository whose node_modules/pyre-nexus is this repository (as installed).
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { Client } from './clients.js';
-import { serveConfig } from './helpers.js';
+import { runNode, serveConfig } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -50,16 +48,6 @@ async function project(kind: 'commonjs' | 'module'): Promise<string> {
   return dir;
 }
 
-async function run(cwd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const [code] = await once(child, 'close');
-  return { code, stdout, stderr };
-}
-
 for (const kind of ['commonjs', 'module'] as const) {
   for (const nodeArgs of [[], ['--import', 'tsx']]) {
     const how = nodeArgs.length === 0 ? 'plain Node' : 'node --import tsx';
@@ -96,7 +84,7 @@ for (const kind of ['commonjs', 'module'] as const) {
        });`,
     );
     for (const args of [['both.cjs'], ['--import', 'tsx', 'both.cjs']]) {
-      const { code, stdout, stderr } = await run(dir, args);
+      const { code, stdout, stderr } = await runNode(args, dir);
       t.is(code, 0, stderr);
       t.deepEqual(JSON.parse(stdout), { differ: [], task: true }, args.join(' '));
     }
