@@ -8,7 +8,7 @@
 //   NEXUS_TRY_NODES="20 24" limits the Node versions (the default is 20 22 24).
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -41,8 +41,8 @@ function must(command, args, options = {}) {
 function invocation(node, args) {
   const env = { ...process.env, PATH: `${dirname(node)}:${process.env.PATH}` };
   delete env.NODE_OPTIONS;
-  // (npm's npx, run by the node first on PATH: Node's registry packages bring no npx)
-  if (args[0] === 'npx') return { command: 'npx', rest: args.slice(1), env };
+  // (npm's npx and npm, run by the node first on PATH: Node's registry packages bring no npx)
+  if (args[0] === 'npx' || args[0] === 'npm') return { command: args[0], rest: args.slice(1), env };
   if (args[0].startsWith('/')) return { command: args[0], rest: args.slice(1), env };
   return { command: node, rest: args, env };
 }
@@ -311,6 +311,21 @@ async function withoutBinary(node, main, platformPackage) {
   });
 }
 
+/** `npm install git+file://<this repository>`: npm builds the addon from source (prepare), and it loads. */
+async function fromGit(node) {
+  await check('npm install from a git URL builds the addon from source, and it loads', () => {
+    if (!existsSync(join(root, '.git'))) throw new Error(`${root} is not a git checkout: nothing to install from`);
+    const dir = mkdtempSync(join(tmpdir(), 'pyre-nexus-from-git-'));
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'from-git', private: true, type: 'module' }));
+    const install = run(node, ['npm', 'install', '--no-audit', '--no-fund', `git+file://${root}`], dir, {
+      timeout: 900_000,
+    });
+    expect(install, /added/, 'npm install git+file://');
+    const probe = `import { pipe } from 'pyre-nexus'; const [a] = pipe(); a.write('x'); console.log('works');`;
+    expect(run(node, ['--input-type=module', '-e', probe], dir), /works/, 'the import after a git install');
+  });
+}
+
 const tarballs = packPackages(mkdtempSync(join(tmpdir(), 'pyre-nexus-packs-')));
 const dir = project(tarballs);
 for (const major of majors) {
@@ -321,5 +336,7 @@ say('\nwithout a platform package');
 // (pyre-nexus-linux-x64-gnu-0.1.0.tgz is pyre-nexus-linux-x64-gnu's)
 const platformPackage = basename(tarballs[1]).replace(/-\d+\.\d+\.\d+.*$/, '');
 await withoutBinary(nodeBinary(majors[0]), tarballs[0], platformPackage);
+say('\nfrom a git URL');
+await fromGit(nodeBinary(majors[0]));
 say(failures.length === 0 ? '\nevery check passed' : `\n${failures.length} checks failed:\n  ${failures.join('\n  ')}`);
 process.exitCode = failures.length === 0 ? 0 : 1;
