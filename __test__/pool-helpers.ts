@@ -1,3 +1,4 @@
+import { readdirSync, readlinkSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,4 +73,22 @@ export function seededRandom(seed: number): () => number {
     z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
     return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * This process's descriptors of the kinds a member can cost its team (sockets, pipes, shared
+ * memory), with what they are: others, which a loader or ava's own traffic may open and close
+ * meanwhile, are left out. Linux only.
+ */
+export function memberDescriptors(): string[] {
+  return readdirSync('/proc/self/fd')
+    .map((fd) => {
+      try {
+        return `${fd} ${readlinkSync(`/proc/self/fd/${fd}`)}`;
+      } catch {
+        return `${fd} closed`; // the directory's own descriptor, gone once read
+      }
+    })
+    .filter((entry) => /socket:|pipe:|memfd:/.test(entry))
+    .sort();
 }

@@ -1,10 +1,10 @@
-import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { Dispatcher, Fork, type OutputSource, Pool, Threads, WorkerLostError } from '../dist/index.js';
 import { ExitsAtImport, Loud, Say, Unfinished } from './fixtures/output-tasks.js';
 import { Square } from './fixtures/tasks.js';
 import { runNode } from './helpers.js';
+import { memberDescriptors } from './pool-helpers.js';
 
 // Pool: members' output: the team's own stdout and stderr by default, tagged lines, or lines for
 // a function; the end of a member's stderr in the error its death causes; no descriptor left open.
@@ -124,19 +124,7 @@ test('Fork members that die before they are ready: the error ends with what the 
 (process.platform === 'linux' ? test.serial : test.skip)(
   'Fork members leave no descriptor of their output open once the pool is closed',
   async (t) => {
-    // The descriptors a member can cost its team (sockets, pipes, shared memory), with what they
-    // are: the process has others, which a loader or ava's own traffic may open and close meanwhile.
-    const open = () =>
-      readdirSync('/proc/self/fd')
-        .map((fd) => {
-          try {
-            return `${fd} ${readlinkSync(`/proc/self/fd/${fd}`)}`;
-          } catch {
-            return `${fd} closed`; // the directory's own descriptor, gone once read
-          }
-        })
-        .filter((entry) => /socket:|pipe:|memfd:/.test(entry))
-        .sort();
+    const open = memberDescriptors;
     // A dispatcher of the spec's: one the pool makes is let go only after close() resolves.
     const dispatcher = new Dispatcher();
     for (const output of ['inherit', () => {}] as const) {

@@ -3,8 +3,10 @@ import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import {
+  Dispatcher,
   Fork,
   type Member,
   Pool,
@@ -15,7 +17,7 @@ import {
   WorkerLostError,
 } from '../dist/index.js';
 import { Crash, FileGated, Gated, openGate, Square } from './fixtures/tasks.js';
-import { dismissInThisThread, inThisThread, reaped } from './pool-helpers.js';
+import { dismissInThisThread, inThisThread, memberDescriptors, reaped } from './pool-helpers.js';
 
 // Pool: staffing the team: start-up, startTimeout, how many members start at once, recruits that fail
 // and the pauses that follow, lingering idle members, zombies, and scripts that exit.
@@ -114,6 +116,29 @@ test('workers that die before they are ready fail the queued tasks instead of be
   await the.close();
   for (const pid of recruited) t.true(reaped(pid));
 });
+
+// Serial: it counts the process's descriptors, which concurrent specs open too.
+(process.platform === 'linux' ? test.serial : test.skip)(
+  'threads that die before they take their channel fail the queued tasks at once, and leave no descriptor',
+  async (t) => {
+    // A preload that throws ends each thread before the member's code runs: the team must hear of
+    // it from the thread's exit, not after startTimeout (an hour here: a hang fails the spec).
+    const throwing = fileURLToPath(new URL('./fixtures/throwing-module.js', import.meta.url));
+    const dispatcher = new Dispatcher(); // one the pool makes is let go only after close() resolves
+    const before = memberDescriptors();
+    const the = new Pool({
+      size: 2,
+      dispatcher,
+      startTimeout: 3600,
+      recruiter: new Threads({ execArgv: ['--import', throwing] }),
+    });
+    const error = await t.throwsAsync(the.submit(new Square(2)), { instanceOf: WorkerLostError });
+    t.regex(error?.message ?? '', /fail to get ready .*this module refuses to load/);
+    await the.close();
+    t.deepEqual(memberDescriptors(), before);
+    dispatcher.close();
+  },
+);
 
 // Serial: see laterRecruitsFail.
 test.serial(

@@ -27,7 +27,8 @@ async function main(): Promise<void> {
   if (kind === 'thread') {
     const { threadId, workerData } = require('node:worker_threads') as typeof import('node:worker_threads');
     const begun = workerData?.begun instanceof SharedArrayBuffer ? new Int32Array(workerData.begun) : null;
-    await serve(Number(fdOrFlag), threadId, { spin, warm: taskModule, watchParent: false, begun });
+    const adopted = workerData?.adopted instanceof SharedArrayBuffer ? new Int32Array(workerData.adopted) : null;
+    await serve(Number(fdOrFlag), threadId, { spin, warm: taskModule, watchParent: false, begun, adopted });
   } else {
     // Ctrl-C at a terminal signals the whole process group: the team decides what it means (it
     // dismisses its members, or dies and they follow it), not each member for itself.

@@ -16,13 +16,15 @@ export class Threads extends Recruiting {
   deploy(team: Team): Member {
     const { fd, channel } = native.pair();
     const begun = new SharedArrayBuffer(BEGUN_BYTES);
+    // Set by the thread once its end of the pair is its own (see the 'exit' listener).
+    const adopted = new Int32Array(new SharedArrayBuffer(4));
     const output = team.output ?? 'inherit';
     let worker: Worker;
     try {
       const argv = ['thread', teamSpin(team), fd];
       // Its stderr always comes through us, as Node would pass it on, so that we hear its last words.
       const stdout = output !== 'inherit';
-      worker = new Worker(memberEntry, { argv, execArgv: this.execArgv, workerData: { begun }, stdout, stderr: true });
+      worker = new Worker(memberEntry, { argv, execArgv: this.execArgv, workerData: { begun, adopted: adopted.buffer }, stdout, stderr: true });
     } catch (error) {
       adopt(fd).close(); // the thread never took its end
       throw error;
@@ -30,6 +32,9 @@ export class Threads extends Recruiting {
     let exit: { code: number } | null = null;
     worker.once('exit', (code) => {
       exit = { code };
+      // A thread that died before it took its end (a preload that threw, say) left it open here:
+      // closed, our channel ends and the team hears of the death at once, not at startTimeout.
+      if (Atomics.load(adopted, 0) === 0) adopt(fd).close();
     });
     // An uncaught error ends the thread; the team sees its channel end, replaces the member, and
     // names the error in what it reports.

@@ -75,12 +75,22 @@ const RECHECK_AFTER_MS = 0.05;
 export async function serve(
   fd: number,
   id: number,
-  options: { spin: number; warm: string; watchParent: boolean; begun: Int32Array | null; takeBackStderr?: boolean },
+  options: {
+    spin: number;
+    warm: string;
+    watchParent: boolean;
+    begun: Int32Array | null;
+    takeBackStderr?: boolean;
+    /** A thread's flag, set once `fd` is its own: until then its team closes `fd` if the thread dies. */
+    adopted?: Int32Array | null;
+  },
 ): Promise<void> {
-  const { spin, warm, watchParent, begun, takeBackStderr = false } = options;
+  const { spin, warm, watchParent, begun, takeBackStderr = false, adopted = null } = options;
   if (watchParent) native.watchParent();
   if (takeBackStderr) native.takeBackStderr();
-  await work(adopt(fd), id, Number.isInteger(spin) ? spin : 0, warm, begun);
+  const channel = adopt(fd);
+  if (adopted !== null) Atomics.store(adopted, 0, 1);
+  await work(channel, id, Number.isInteger(spin) ? spin : 0, warm, begun);
 }
 
 /** The begun word a Fork member's team shared with it on fd 4 (see the crew protocol). */
