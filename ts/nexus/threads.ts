@@ -24,7 +24,13 @@ export class Threads extends Recruiting {
       const argv = ['thread', teamSpin(team), fd];
       // Its stderr always comes through us, as Node would pass it on, so that we hear its last words.
       const stdout = output !== 'inherit';
-      worker = new Worker(memberEntry, { argv, execArgv: this.execArgv, workerData: { begun, adopted: adopted.buffer }, stdout, stderr: true });
+      worker = new Worker(memberEntry, {
+        argv,
+        execArgv: this.execArgv,
+        workerData: { begun, adopted: adopted.buffer },
+        stdout,
+        stderr: true,
+      });
     } catch (error) {
       adopt(fd).close(); // the thread never took its end
       throw error;
