@@ -1,27 +1,19 @@
 //! Channels as JavaScript holds them, and the functions that make them: `pipe`, `port`,
 //! `connect`, `adopt`.
 //!
-//! A channel crosses as an opaque handle (an N-API external) that the functions below take as
-//! their first argument. They are functions rather than methods of a class because a method
-//! finds its object through `napi_unwrap`, a private-property lookup in V8 that cost about 790
-//! instructions a call, more than the rest of a receive (callgrind, ping-pong: 15.6k per round
-//! trip, five calls). Reading an external's pointer costs next to nothing; napi-rs 3 checks it
-//! against its registry of live externals (about 200 instructions), and its glue around every
-//! call with arguments costs about 1,150 instructions more than napi-rs 2's did (callgrind,
-//! napi 3.16: `channelSendFrame` 640 -> 1,790 a call).
+//! A channel crosses as an opaque handle (an N-API external, see `handle.rs`) that the functions
+//! below take as their first argument. They are functions rather than methods of a class because
+//! a method finds its object through `napi_unwrap`, a private-property lookup in V8 that cost
+//! about 790 instructions a call, more than the rest of a receive (callgrind, ping-pong: 15.6k
+//! per round trip, five calls). Reading an external's key costs about 100 instructions. napi-rs
+//! 3's glue around every call with arguments costs about 1,000 instructions more than napi-rs 2's
+//! did (callgrind, napi 3.16: `channelSendFrame` 640 -> 1,660 a call).
 
 use crate::error::{throw, OrThrow};
+use crate::handle::Handle;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use pyre_nexus_core::{self as core, frame, Address, ReadOutcome, Recv, RecvInto, SharedChannel};
-
-/// A non-blocking socket end owned by the native core: a pipe end, a connection or a port.
-/// Dropped (and closed) when JavaScript lets go of it, so functions only borrow it (`&Handle`).
-pub type Handle = External<SharedChannel>;
-
-pub(crate) fn handle(channel: core::Channel) -> Handle {
-    External::new(channel.shared())
-}
+use pyre_nexus_core::{self as core, frame, Address, ReadOutcome, Recv, RecvInto};
 
 fn address(env: &Env, text: &str) -> Result<Address> {
     text.parse::<Address>().or_throw(env)
@@ -38,67 +30,67 @@ pub const LARGE_PAYLOAD: u32 = (frame::LARGE - frame::HEADER) as u32;
 
 /// The file descriptor, or null once closed.
 #[napi(catch_unwind)]
-pub fn channel_fd(channel: &Handle) -> Option<i32> {
+pub fn channel_fd(channel: Handle) -> Option<i32> {
     channel.borrow().fd()
 }
 
 /// `stream`, `tcp`, `listener` or `closed`.
 #[napi(catch_unwind)]
-pub fn channel_kind(channel: &Handle) -> &'static str {
+pub fn channel_kind(channel: Handle) -> &'static str {
     channel.borrow().kind()
 }
 
 /// Whether this side has closed the channel.
 #[napi(catch_unwind)]
-pub fn channel_closed(channel: &Handle) -> bool {
+pub fn channel_closed(channel: Handle) -> bool {
     channel.borrow().is_closed()
 }
 
 /// Whether the peer has closed its end (an end of file was read).
 #[napi(catch_unwind)]
-pub fn channel_at_end(channel: &Handle) -> bool {
+pub fn channel_at_end(channel: Handle) -> bool {
     channel.borrow().at_end()
 }
 
 /// The address bound, in pyre's notation (`ip4:127.0.0.1:5000`), if any.
 #[napi(catch_unwind)]
-pub fn channel_local_address(channel: &Handle) -> Option<String> {
+pub fn channel_local_address(channel: Handle) -> Option<String> {
     channel.borrow().local_address().map(|a| a.to_string())
 }
 
 /// The peer's address, if known.
 #[napi(catch_unwind)]
-pub fn channel_peer_address(channel: &Handle) -> Option<String> {
+pub fn channel_peer_address(channel: Handle) -> Option<String> {
     channel.borrow().peer_address().map(|a| a.to_string())
 }
 
 /// Bytes accepted by `write`/`sendFrame` that the kernel has not taken yet.
 #[napi(catch_unwind)]
-pub fn channel_pending_output(channel: &Handle) -> u32 {
+pub fn channel_pending_output(channel: Handle) -> u32 {
     channel.borrow().pending_output() as u32
 }
 
 /// Sets the largest frame `recvFrame` accepts.
 #[napi(catch_unwind)]
-pub fn channel_set_max_frame(channel: &Handle, max: u32) {
+pub fn channel_set_max_frame(channel: Handle, max: u32) {
     channel.borrow_mut().set_max_frame(max);
 }
 
 /// Sets the bound on unsent output.
 #[napi(catch_unwind)]
-pub fn channel_set_output_bound(channel: &Handle, bound: u32) {
+pub fn channel_set_output_bound(channel: Handle, bound: u32) {
     channel.borrow_mut().set_output_bound(bound as usize);
 }
 
 /// Makes the next read ask the kernel even if the socket was last found empty.
 #[napi(catch_unwind)]
-pub fn channel_recheck(channel: &Handle) {
+pub fn channel_recheck(channel: Handle) {
     channel.borrow_mut().recheck();
 }
 
 /// Reads into `buffer`: the number of bytes read, 0 at end of file, null if nothing is there.
 #[napi(catch_unwind)]
-pub fn channel_read(env: Env, channel: &Handle, mut buffer: BufferSlice) -> Result<Option<u32>> {
+pub fn channel_read(env: Env, channel: Handle, mut buffer: BufferSlice) -> Result<Option<u32>> {
     match channel.borrow_mut().read(&mut buffer).or_throw(&env)? {
         ReadOutcome::Data(n) => Ok(Some(n as u32)),
         ReadOutcome::Eof => Ok(Some(0)),
@@ -108,13 +100,13 @@ pub fn channel_read(env: Env, channel: &Handle, mut buffer: BufferSlice) -> Resu
 
 /// Writes what the kernel takes and buffers the rest up to the bound; returns bytes accepted.
 #[napi(catch_unwind)]
-pub fn channel_write(env: Env, channel: &Handle, buffer: BufferSlice) -> Result<u32> {
+pub fn channel_write(env: Env, channel: Handle, buffer: BufferSlice) -> Result<u32> {
     Ok(channel.borrow_mut().write(&buffer).or_throw(&env)? as u32)
 }
 
 /// Sends `payload` as one frame (4-byte little-endian length, then the bytes).
 #[napi(catch_unwind)]
-pub fn channel_send_frame(env: Env, channel: &Handle, payload: BufferSlice) -> Result<()> {
+pub fn channel_send_frame(env: Env, channel: Handle, payload: BufferSlice) -> Result<()> {
     channel.borrow_mut().send_frame(&payload).or_throw(&env)
 }
 
@@ -125,7 +117,7 @@ pub fn channel_send_frame(env: Env, channel: &Handle, payload: BufferSlice) -> R
 #[napi(catch_unwind)]
 pub fn channel_recv_frame<'env>(
     env: &'env Env,
-    channel: &Handle,
+    channel: Handle,
     mut slab: BufferSlice,
     offset: u32,
 ) -> Result<Either<i32, BufferSlice<'env>>> {
@@ -148,7 +140,7 @@ pub fn channel_recv_frame<'env>(
 #[napi(catch_unwind)]
 pub fn channel_recv_frame_into(
     env: Env,
-    channel: &Handle,
+    channel: Handle,
     mut buffer: BufferSlice,
     offset: u32,
 ) -> Result<i64> {
@@ -186,19 +178,23 @@ pub fn trim_large_frame_spares() -> bool {
 
 /// Takes the next waiting connection of a listening channel, or null if none is waiting.
 #[napi(catch_unwind)]
-pub fn channel_accept(env: Env, channel: &Handle) -> Result<Option<Handle>> {
-    Ok(channel.borrow_mut().accept().or_throw(&env)?.map(handle))
+pub fn channel_accept(env: Env, channel: Handle) -> Result<Option<Handle>> {
+    Ok(channel
+        .borrow_mut()
+        .accept()
+        .or_throw(&env)?
+        .map(Handle::new))
 }
 
 /// Closes the channel; accepted output is still delivered if a dispatcher watches it.
 #[napi(catch_unwind)]
-pub fn channel_close(channel: &Handle) {
+pub fn channel_close(channel: Handle) {
     channel.borrow_mut().close();
 }
 
 /// Closes the channel at once, dropping output the peer has not taken yet.
 #[napi(catch_unwind)]
-pub fn channel_abort(channel: &Handle) {
+pub fn channel_abort(channel: Handle) {
     channel.borrow_mut().abort();
 }
 
@@ -206,21 +202,21 @@ pub fn channel_abort(channel: &Handle) {
 #[napi(catch_unwind)]
 pub fn pipe(env: Env) -> Result<Vec<Handle>> {
     let (a, b) = core::pipe().or_throw(&env)?;
-    Ok(vec![handle(a), handle(b)])
+    Ok(vec![Handle::new(a), Handle::new(b)])
 }
 
 /// A listening port; a taken Internet address falls back to an ephemeral port.
 #[napi(catch_unwind)]
 pub fn port(env: Env, address_text: String) -> Result<Handle> {
     let address = address(&env, &address_text)?;
-    Ok(handle(core::port(&address).or_throw(&env)?))
+    Ok(Handle::new(core::port(&address).or_throw(&env)?))
 }
 
 /// A connection to an address, begun without blocking.
 #[napi(catch_unwind)]
 pub fn connect(env: Env, address_text: String) -> Result<Handle> {
     let address = address(&env, &address_text)?;
-    Ok(handle(core::connect(&address).or_throw(&env)?))
+    Ok(Handle::new(core::connect(&address).or_throw(&env)?))
 }
 
 /// Takes over an inherited socket descriptor.
@@ -233,7 +229,7 @@ pub fn adopt(env: Env, fd: i32) -> Result<Handle> {
             &format!("descriptor {fd} is not a socket"),
         ));
     }
-    Ok(handle(core::adopt(fd).or_throw(&env)?))
+    Ok(Handle::new(core::adopt(fd).or_throw(&env)?))
 }
 
 /// Parses an address and gives it back in canonical form, or throws naming the bad part.

@@ -17,6 +17,8 @@ mod dispatcher;
 #[cfg(unix)]
 mod error;
 #[cfg(unix)]
+mod handle;
+#[cfg(unix)]
 mod recruit;
 #[cfg(unix)]
 mod shared;
