@@ -5,13 +5,17 @@
 //! below take as their first argument. They are functions rather than methods of a class because
 //! a method finds its object through `napi_unwrap`, a private-property lookup in V8 that cost
 //! about 790 instructions a call, more than the rest of a receive (callgrind, ping-pong: 15.6k
-//! per round trip, five calls). Reading an external's key costs about 100 instructions. napi-rs
-//! 3's glue around every call with arguments costs about 1,000 instructions more than napi-rs 2's
-//! did (callgrind, napi 3.16: `channelSendFrame` 640 -> 1,660 a call).
+//! per round trip, five calls). Reading an external's key costs about 100 instructions.
+//!
+//! The calls made per message have glue written by hand (`glue.rs`): napi-rs 3's generated glue
+//! cost them about 1,000 instructions a call more than napi-rs 2's had (`channelSendFrame` 637
+//! -> 1,661 a call, callgrind, napi 3.16), and ours brings them back to 687.
 
 use crate::error::{throw, OrThrow};
+use crate::glue::{self, Args};
 use crate::handle::Handle;
 use napi::bindgen_prelude::*;
+use napi::sys::{napi_callback_info, napi_env, napi_value};
 use napi_derive::napi;
 use pyre_nexus_core::{self as core, frame, Address, ReadOutcome, Recv, RecvInto};
 
@@ -44,12 +48,6 @@ pub fn channel_kind(channel: Handle) -> &'static str {
 #[napi(catch_unwind)]
 pub fn channel_closed(channel: Handle) -> bool {
     channel.borrow().is_closed()
-}
-
-/// Whether the peer has closed its end (an end of file was read).
-#[napi(catch_unwind)]
-pub fn channel_at_end(channel: Handle) -> bool {
-    channel.borrow().at_end()
 }
 
 /// The address bound, in pyre's notation (`ip4:127.0.0.1:5000`), if any.
@@ -88,70 +86,134 @@ pub fn channel_recheck(channel: Handle) {
     channel.borrow_mut().recheck();
 }
 
-/// Reads into `buffer`: the number of bytes read, 0 at end of file, null if nothing is there.
-#[napi(catch_unwind)]
-pub fn channel_read(env: Env, channel: Handle, mut buffer: BufferSlice) -> Result<Option<u32>> {
-    match channel.borrow_mut().read(&mut buffer).or_throw(&env)? {
-        ReadOutcome::Data(n) => Ok(Some(n as u32)),
-        ReadOutcome::Eof => Ok(Some(0)),
-        ReadOutcome::WouldBlock => Ok(None),
+/// The calls made once or more per message, exported with glue of our own (see `glue.rs`); the
+/// TypeScript layer declares their types (`ts/native.ts`).
+#[napi(module_exports)]
+pub fn export_per_message_calls(exports: Object, env: Env) -> Result<()> {
+    glue::export(
+        &env,
+        &exports,
+        &[
+            (c"channelAtEnd", channel_at_end),
+            (c"channelRead", channel_read),
+            (c"channelWrite", channel_write),
+            (c"channelSendFrame", channel_send_frame),
+            (c"channelRecvFrame", channel_recv_frame),
+            (c"channelRecvFrameInto", channel_recv_frame_into),
+        ],
+    )
+}
+
+/// `channelAtEnd(channel)`: whether the peer has closed its end (an end of file was read).
+unsafe extern "C" fn channel_at_end(env: napi_env, info: napi_callback_info) -> napi_value {
+    let env = Env::from_raw(env);
+    // SAFETY: N-API calls this function with the `env` and `info` of the call.
+    unsafe {
+        glue::call(&env, info, |args: Args<1>| {
+            Ok(args.channel(0)?.borrow().at_end())
+        })
     }
 }
 
-/// Writes what the kernel takes and buffers the rest up to the bound; returns bytes accepted.
-#[napi(catch_unwind)]
-pub fn channel_write(env: Env, channel: Handle, buffer: BufferSlice) -> Result<u32> {
-    Ok(channel.borrow_mut().write(&buffer).or_throw(&env)? as u32)
-}
-
-/// Sends `payload` as one frame (4-byte little-endian length, then the bytes).
-#[napi(catch_unwind)]
-pub fn channel_send_frame(env: Env, channel: Handle, payload: BufferSlice) -> Result<()> {
-    channel.borrow_mut().send_frame(&payload).or_throw(&env)
-}
-
-/// `recvFrame`: copies the next whole frame's payload into `slab` at `offset` and returns its
-/// length, or -1 if no frame has arrived whole yet (see `atEnd`). A payload larger than the room
-/// left in the slab comes back as a Buffer of its own. The slab spares a Buffer per frame, which
-/// cost more than the rest of a receive.
-#[napi(catch_unwind)]
-pub fn channel_recv_frame<'env>(
-    env: &'env Env,
-    channel: Handle,
-    mut slab: BufferSlice,
-    offset: u32,
-) -> Result<Either<i32, BufferSlice<'env>>> {
-    let offset = (offset as usize).min(slab.len());
-    let mut channel = channel.borrow_mut();
-    match channel.recv_frame().or_throw(env)? {
-        Recv::Frame(payload) if payload.len() <= slab.len() - offset => {
-            slab[offset..offset + payload.len()].copy_from_slice(payload);
-            Ok(Either::A(payload.len() as i32))
-        }
-        Recv::Frame(payload) => Ok(Either::B(BufferSlice::copy_from(env, payload)?)),
-        Recv::Owned(frame) => Ok(Either::B(owned_buffer(env, frame)?)),
-        Recv::Pending | Recv::Eof => Ok(Either::A(-1)),
+/// `channelRead(channel, buffer)`: reads into `buffer`: the number of bytes read, 0 at end of
+/// file, null if nothing is there.
+unsafe extern "C" fn channel_read(env: napi_env, info: napi_callback_info) -> napi_value {
+    let env = Env::from_raw(env);
+    // SAFETY: as above.
+    unsafe {
+        glue::call(&env, info, |args: Args<2>| {
+            let channel = args.channel(0)?;
+            let mut buffer = args.buffer(1)?;
+            let outcome = channel.borrow_mut().read(&mut buffer).or_throw(&env)?;
+            match outcome {
+                ReadOutcome::Data(n) => Ok(Some(n as u32)),
+                ReadOutcome::Eof => Ok(Some(0)),
+                ReadOutcome::WouldBlock => Ok(None),
+            }
+        })
     }
 }
 
-/// `recvFrameInto`: copies the next whole frame's payload into `buffer` at `offset` and returns
-/// its length, or -1 if no frame has arrived whole yet (see `atEnd`). A payload that does not
-/// fit stays queued, and the error says how long it is. Nothing is allocated for JavaScript.
-#[napi(catch_unwind)]
-pub fn channel_recv_frame_into(
-    env: Env,
-    channel: Handle,
-    mut buffer: BufferSlice,
-    offset: u32,
-) -> Result<i64> {
-    let offset = (offset as usize).min(buffer.len());
-    match channel
-        .borrow_mut()
-        .recv_frame_into(&mut buffer[offset..])
-        .or_throw(&env)?
-    {
-        RecvInto::Copied(len) => Ok(len as i64),
-        RecvInto::Pending | RecvInto::Eof => Ok(-1),
+/// `channelWrite(channel, buffer)`: writes what the kernel takes and buffers the rest up to the
+/// bound; returns bytes accepted.
+unsafe extern "C" fn channel_write(env: napi_env, info: napi_callback_info) -> napi_value {
+    let env = Env::from_raw(env);
+    // SAFETY: as above.
+    unsafe {
+        glue::call(&env, info, |args: Args<2>| {
+            let channel = args.channel(0)?;
+            let buffer = args.buffer(1)?;
+            let accepted = channel.borrow_mut().write(&buffer).or_throw(&env)?;
+            Ok(accepted as u32)
+        })
+    }
+}
+
+/// `channelSendFrame(channel, payload)`: sends `payload` as one frame (4-byte little-endian
+/// length, then the bytes).
+unsafe extern "C" fn channel_send_frame(env: napi_env, info: napi_callback_info) -> napi_value {
+    let env = Env::from_raw(env);
+    // SAFETY: as above.
+    unsafe {
+        glue::call(&env, info, |args: Args<2>| {
+            let channel = args.channel(0)?;
+            let payload = args.buffer(1)?;
+            let sent = channel.borrow_mut().send_frame(&payload);
+            sent.or_throw(&env)
+        })
+    }
+}
+
+/// `channelRecvFrame(channel, slab, offset)`: copies the next whole frame's payload into `slab`
+/// at `offset` and returns its length, or -1 if no frame has arrived whole yet (see `atEnd`). A
+/// payload larger than the room left in the slab comes back as a Buffer of its own. The slab
+/// spares a Buffer per frame, which cost more than the rest of a receive.
+unsafe extern "C" fn channel_recv_frame(env: napi_env, info: napi_callback_info) -> napi_value {
+    let env = Env::from_raw(env);
+    // SAFETY: as above.
+    unsafe {
+        glue::call(&env, info, |args: Args<3>| {
+            let channel = args.channel(0)?;
+            let mut slab = args.buffer(1)?;
+            let offset = (args.u32(2)? as usize).min(slab.len());
+            let mut channel = channel.borrow_mut();
+            match channel.recv_frame().or_throw(&env)? {
+                Recv::Frame(payload) if payload.len() <= slab.len() - offset => {
+                    slab[offset..offset + payload.len()].copy_from_slice(payload);
+                    Ok(Either::A(payload.len() as i32))
+                }
+                Recv::Frame(payload) => Ok(Either::B(BufferSlice::copy_from(&env, payload)?)),
+                Recv::Owned(frame) => Ok(Either::B(owned_buffer(&env, frame)?)),
+                Recv::Pending | Recv::Eof => Ok(Either::A(-1)),
+            }
+        })
+    }
+}
+
+/// `channelRecvFrameInto(channel, buffer, offset)`: copies the next whole frame's payload into
+/// `buffer` at `offset` and returns its length, or -1 if no frame has arrived whole yet (see
+/// `atEnd`). A payload that does not fit stays queued, and the error says how long it is.
+/// Nothing is allocated for JavaScript.
+unsafe extern "C" fn channel_recv_frame_into(
+    env: napi_env,
+    info: napi_callback_info,
+) -> napi_value {
+    let env = Env::from_raw(env);
+    // SAFETY: as above.
+    unsafe {
+        glue::call(&env, info, |args: Args<3>| {
+            let channel = args.channel(0)?;
+            let mut buffer = args.buffer(1)?;
+            let offset = (args.u32(2)? as usize).min(buffer.len());
+            let received = channel
+                .borrow_mut()
+                .recv_frame_into(&mut buffer[offset..])
+                .or_throw(&env)?;
+            match received {
+                RecvInto::Copied(len) => Ok(len as i64),
+                RecvInto::Pending | RecvInto::Eof => Ok(-1),
+            }
+        })
     }
 }
 
