@@ -374,6 +374,34 @@ test('using a closed channel, or a listener as a stream, is a clear error', (t) 
   t.throws(() => (a.maxFrame = 0), { instanceOf: RangeError, message: /maxFrame must be a whole number/ });
 });
 
+test('the binding refuses a value that is no channel, or no Buffer, with an error and not a crash', (t) => {
+  // The calls made per message have glue written by hand (src/glue.rs), the others napi-rs's:
+  // both take the handle apart the same way (src/handle.rs).
+  const [a, b] = pipe();
+  for (const value of [undefined, null, 3, {}, Buffer.alloc(4), a]) {
+    t.throws(() => native.channelSendFrame(value as never, Buffer.alloc(1)), { message: 'expected a channel handle' });
+    t.throws(() => native.channelAtEnd(value as never), { message: 'expected a channel handle' });
+    t.throws(() => native.channelFd(value as never), { message: 'expected a channel handle' });
+  }
+  t.throws(() => native.channelRecvFrame(b.handle, 'slab' as never, 0));
+  t.throws(() => (native.channelRead as (...args: unknown[]) => unknown)(b.handle));
+  t.is(native.channelRecvFrameInto(b.handle, Buffer.alloc(1), 0), -1, 'the channel still works');
+  a.close();
+  b.close();
+});
+
+test('a channel that JavaScript lets go of is closed: its peer reads an end of file', async (t) => {
+  const collect = runInNewContext('gc') as () => void;
+  // Made in a frame of its own, which holds the other end until it returns.
+  const b = (() => pipe()[1])();
+  collect();
+  await new Promise(setImmediate); // Node runs the collected externals' finalizers on the loop
+  const buffer = Buffer.alloc(1);
+  t.is(b.read(buffer), 0);
+  t.true(b.atEnd);
+  b.close();
+});
+
 test('adopting a descriptor that is not a socket is refused', (t) => {
   const fd = openSync(join(tmpdir(), 'nexus-not-a-socket'), 'w');
   t.throws(() => adopt(fd), { code: 'ERR_NEXUS_NOT_A_SOCKET', message: `descriptor ${fd} is not a socket` });

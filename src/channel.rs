@@ -1,27 +1,23 @@
 //! Channels as JavaScript holds them, and the functions that make them: `pipe`, `port`,
 //! `connect`, `adopt`.
 //!
-//! A channel crosses as an opaque handle (an N-API external) that the functions below take as
-//! their first argument. They are functions rather than methods of a class because a method
-//! finds its object through `napi_unwrap`, a private-property lookup in V8 that cost about 790
-//! instructions a call, more than the rest of a receive (callgrind, ping-pong: 15.6k per round
-//! trip, five calls). Reading an external's pointer costs next to nothing; napi-rs 3 checks it
-//! against its registry of live externals (about 200 instructions), and its glue around every
-//! call with arguments costs about 1,150 instructions more than napi-rs 2's did (callgrind,
-//! napi 3.16: `channelSendFrame` 640 -> 1,790 a call).
+//! A channel crosses as an opaque handle (an N-API external, see `handle.rs`) that the functions
+//! below take as their first argument. They are functions rather than methods of a class because
+//! a method finds its object through `napi_unwrap`, a private-property lookup in V8 that cost
+//! about 790 instructions a call, more than the rest of a receive (callgrind, ping-pong: 15.6k
+//! per round trip, five calls). Reading an external's key costs about 100 instructions.
+//!
+//! The calls made per message have glue written by hand (`glue.rs`): napi-rs 3's generated glue
+//! cost them about 1,000 instructions a call more than napi-rs 2's had (`channelSendFrame` 637
+//! -> 1,661 a call, callgrind, napi 3.16), and ours brings them back to 687.
 
 use crate::error::{throw, OrThrow};
+use crate::glue::{self, Args};
+use crate::handle::Handle;
 use napi::bindgen_prelude::*;
+use napi::sys::{napi_callback_info, napi_env, napi_value};
 use napi_derive::napi;
-use pyre_nexus_core::{self as core, frame, Address, ReadOutcome, Recv, RecvInto, SharedChannel};
-
-/// A non-blocking socket end owned by the native core: a pipe end, a connection or a port.
-/// Dropped (and closed) when JavaScript lets go of it, so functions only borrow it (`&Handle`).
-pub type Handle = External<SharedChannel>;
-
-pub(crate) fn handle(channel: core::Channel) -> Handle {
-    External::new(channel.shared())
-}
+use pyre_nexus_core::{self as core, frame, Address, ReadOutcome, Recv, RecvInto};
 
 fn address(env: &Env, text: &str) -> Result<Address> {
     text.parse::<Address>().or_throw(env)
@@ -38,128 +34,186 @@ pub const LARGE_PAYLOAD: u32 = (frame::LARGE - frame::HEADER) as u32;
 
 /// The file descriptor, or null once closed.
 #[napi(catch_unwind)]
-pub fn channel_fd(channel: &Handle) -> Option<i32> {
+pub fn channel_fd(channel: Handle) -> Option<i32> {
     channel.borrow().fd()
 }
 
 /// `stream`, `tcp`, `listener` or `closed`.
 #[napi(catch_unwind)]
-pub fn channel_kind(channel: &Handle) -> &'static str {
+pub fn channel_kind(channel: Handle) -> &'static str {
     channel.borrow().kind()
 }
 
 /// Whether this side has closed the channel.
 #[napi(catch_unwind)]
-pub fn channel_closed(channel: &Handle) -> bool {
+pub fn channel_closed(channel: Handle) -> bool {
     channel.borrow().is_closed()
-}
-
-/// Whether the peer has closed its end (an end of file was read).
-#[napi(catch_unwind)]
-pub fn channel_at_end(channel: &Handle) -> bool {
-    channel.borrow().at_end()
 }
 
 /// The address bound, in pyre's notation (`ip4:127.0.0.1:5000`), if any.
 #[napi(catch_unwind)]
-pub fn channel_local_address(channel: &Handle) -> Option<String> {
+pub fn channel_local_address(channel: Handle) -> Option<String> {
     channel.borrow().local_address().map(|a| a.to_string())
 }
 
 /// The peer's address, if known.
 #[napi(catch_unwind)]
-pub fn channel_peer_address(channel: &Handle) -> Option<String> {
+pub fn channel_peer_address(channel: Handle) -> Option<String> {
     channel.borrow().peer_address().map(|a| a.to_string())
 }
 
 /// Bytes accepted by `write`/`sendFrame` that the kernel has not taken yet.
 #[napi(catch_unwind)]
-pub fn channel_pending_output(channel: &Handle) -> u32 {
+pub fn channel_pending_output(channel: Handle) -> u32 {
     channel.borrow().pending_output() as u32
 }
 
 /// Sets the largest frame `recvFrame` accepts.
 #[napi(catch_unwind)]
-pub fn channel_set_max_frame(channel: &Handle, max: u32) {
+pub fn channel_set_max_frame(channel: Handle, max: u32) {
     channel.borrow_mut().set_max_frame(max);
 }
 
 /// Sets the bound on unsent output.
 #[napi(catch_unwind)]
-pub fn channel_set_output_bound(channel: &Handle, bound: u32) {
+pub fn channel_set_output_bound(channel: Handle, bound: u32) {
     channel.borrow_mut().set_output_bound(bound as usize);
 }
 
 /// Makes the next read ask the kernel even if the socket was last found empty.
 #[napi(catch_unwind)]
-pub fn channel_recheck(channel: &Handle) {
+pub fn channel_recheck(channel: Handle) {
     channel.borrow_mut().recheck();
 }
 
-/// Reads into `buffer`: the number of bytes read, 0 at end of file, null if nothing is there.
-#[napi(catch_unwind)]
-pub fn channel_read(env: Env, channel: &Handle, mut buffer: BufferSlice) -> Result<Option<u32>> {
-    match channel.borrow_mut().read(&mut buffer).or_throw(&env)? {
-        ReadOutcome::Data(n) => Ok(Some(n as u32)),
-        ReadOutcome::Eof => Ok(Some(0)),
-        ReadOutcome::WouldBlock => Ok(None),
+/// The calls made once or more per message, exported with glue of our own (see `glue.rs`); the
+/// TypeScript layer declares their types (`ts/native.ts`).
+#[napi(module_exports)]
+pub fn export_per_message_calls(exports: Object, env: Env) -> Result<()> {
+    glue::export(
+        &env,
+        &exports,
+        &[
+            (c"channelAtEnd", channel_at_end),
+            (c"channelRead", channel_read),
+            (c"channelWrite", channel_write),
+            (c"channelSendFrame", channel_send_frame),
+            (c"channelRecvFrame", channel_recv_frame),
+            (c"channelRecvFrameInto", channel_recv_frame_into),
+        ],
+    )
+}
+
+/// `channelAtEnd(channel)`: whether the peer has closed its end (an end of file was read).
+unsafe extern "C" fn channel_at_end(env: napi_env, info: napi_callback_info) -> napi_value {
+    let env = Env::from_raw(env);
+    // SAFETY: N-API calls this function with the `env` and `info` of the call.
+    unsafe {
+        glue::call(&env, info, |args: Args<1>| {
+            Ok(args.channel(0)?.borrow().at_end())
+        })
     }
 }
 
-/// Writes what the kernel takes and buffers the rest up to the bound; returns bytes accepted.
-#[napi(catch_unwind)]
-pub fn channel_write(env: Env, channel: &Handle, buffer: BufferSlice) -> Result<u32> {
-    Ok(channel.borrow_mut().write(&buffer).or_throw(&env)? as u32)
-}
-
-/// Sends `payload` as one frame (4-byte little-endian length, then the bytes).
-#[napi(catch_unwind)]
-pub fn channel_send_frame(env: Env, channel: &Handle, payload: BufferSlice) -> Result<()> {
-    channel.borrow_mut().send_frame(&payload).or_throw(&env)
-}
-
-/// `recvFrame`: copies the next whole frame's payload into `slab` at `offset` and returns its
-/// length, or -1 if no frame has arrived whole yet (see `atEnd`). A payload larger than the room
-/// left in the slab comes back as a Buffer of its own. The slab spares a Buffer per frame, which
-/// cost more than the rest of a receive.
-#[napi(catch_unwind)]
-pub fn channel_recv_frame<'env>(
-    env: &'env Env,
-    channel: &Handle,
-    mut slab: BufferSlice,
-    offset: u32,
-) -> Result<Either<i32, BufferSlice<'env>>> {
-    let offset = (offset as usize).min(slab.len());
-    let mut channel = channel.borrow_mut();
-    match channel.recv_frame().or_throw(env)? {
-        Recv::Frame(payload) if payload.len() <= slab.len() - offset => {
-            slab[offset..offset + payload.len()].copy_from_slice(payload);
-            Ok(Either::A(payload.len() as i32))
-        }
-        Recv::Frame(payload) => Ok(Either::B(BufferSlice::copy_from(env, payload)?)),
-        Recv::Owned(frame) => Ok(Either::B(owned_buffer(env, frame)?)),
-        Recv::Pending | Recv::Eof => Ok(Either::A(-1)),
+/// `channelRead(channel, buffer)`: reads into `buffer`: the number of bytes read, 0 at end of
+/// file, null if nothing is there.
+unsafe extern "C" fn channel_read(env: napi_env, info: napi_callback_info) -> napi_value {
+    let env = Env::from_raw(env);
+    // SAFETY: as above.
+    unsafe {
+        glue::call(&env, info, |args: Args<2>| {
+            let channel = args.channel(0)?;
+            let mut buffer = args.buffer(1)?;
+            let outcome = channel.borrow_mut().read(&mut buffer).or_throw(&env)?;
+            match outcome {
+                ReadOutcome::Data(n) => Ok(Some(n as u32)),
+                ReadOutcome::Eof => Ok(Some(0)),
+                ReadOutcome::WouldBlock => Ok(None),
+            }
+        })
     }
 }
 
-/// `recvFrameInto`: copies the next whole frame's payload into `buffer` at `offset` and returns
-/// its length, or -1 if no frame has arrived whole yet (see `atEnd`). A payload that does not
-/// fit stays queued, and the error says how long it is. Nothing is allocated for JavaScript.
-#[napi(catch_unwind)]
-pub fn channel_recv_frame_into(
-    env: Env,
-    channel: &Handle,
-    mut buffer: BufferSlice,
-    offset: u32,
-) -> Result<i64> {
-    let offset = (offset as usize).min(buffer.len());
-    match channel
-        .borrow_mut()
-        .recv_frame_into(&mut buffer[offset..])
-        .or_throw(&env)?
-    {
-        RecvInto::Copied(len) => Ok(len as i64),
-        RecvInto::Pending | RecvInto::Eof => Ok(-1),
+/// `channelWrite(channel, buffer)`: writes what the kernel takes and buffers the rest up to the
+/// bound; returns bytes accepted.
+unsafe extern "C" fn channel_write(env: napi_env, info: napi_callback_info) -> napi_value {
+    let env = Env::from_raw(env);
+    // SAFETY: as above.
+    unsafe {
+        glue::call(&env, info, |args: Args<2>| {
+            let channel = args.channel(0)?;
+            let buffer = args.buffer(1)?;
+            let accepted = channel.borrow_mut().write(&buffer).or_throw(&env)?;
+            Ok(accepted as u32)
+        })
+    }
+}
+
+/// `channelSendFrame(channel, payload)`: sends `payload` as one frame (4-byte little-endian
+/// length, then the bytes).
+unsafe extern "C" fn channel_send_frame(env: napi_env, info: napi_callback_info) -> napi_value {
+    let env = Env::from_raw(env);
+    // SAFETY: as above.
+    unsafe {
+        glue::call(&env, info, |args: Args<2>| {
+            let channel = args.channel(0)?;
+            let payload = args.buffer(1)?;
+            let sent = channel.borrow_mut().send_frame(&payload);
+            sent.or_throw(&env)
+        })
+    }
+}
+
+/// `channelRecvFrame(channel, slab, offset)`: copies the next whole frame's payload into `slab`
+/// at `offset` and returns its length, or -1 if no frame has arrived whole yet (see `atEnd`). A
+/// payload larger than the room left in the slab comes back as a Buffer of its own. The slab
+/// spares a Buffer per frame, which cost more than the rest of a receive.
+unsafe extern "C" fn channel_recv_frame(env: napi_env, info: napi_callback_info) -> napi_value {
+    let env = Env::from_raw(env);
+    // SAFETY: as above.
+    unsafe {
+        glue::call(&env, info, |args: Args<3>| {
+            let channel = args.channel(0)?;
+            let mut slab = args.buffer(1)?;
+            let offset = (args.u32(2)? as usize).min(slab.len());
+            let mut channel = channel.borrow_mut();
+            match channel.recv_frame().or_throw(&env)? {
+                Recv::Frame(payload) if payload.len() <= slab.len() - offset => {
+                    slab[offset..offset + payload.len()].copy_from_slice(payload);
+                    Ok(Either::A(payload.len() as i32))
+                }
+                Recv::Frame(payload) => Ok(Either::B(BufferSlice::copy_from(&env, payload)?)),
+                Recv::Owned(frame) => Ok(Either::B(owned_buffer(&env, frame)?)),
+                Recv::Pending | Recv::Eof => Ok(Either::A(-1)),
+            }
+        })
+    }
+}
+
+/// `channelRecvFrameInto(channel, buffer, offset)`: copies the next whole frame's payload into
+/// `buffer` at `offset` and returns its length, or -1 if no frame has arrived whole yet (see
+/// `atEnd`). A payload that does not fit stays queued, and the error says how long it is.
+/// Nothing is allocated for JavaScript.
+unsafe extern "C" fn channel_recv_frame_into(
+    env: napi_env,
+    info: napi_callback_info,
+) -> napi_value {
+    let env = Env::from_raw(env);
+    // SAFETY: as above.
+    unsafe {
+        glue::call(&env, info, |args: Args<3>| {
+            let channel = args.channel(0)?;
+            let mut buffer = args.buffer(1)?;
+            let offset = (args.u32(2)? as usize).min(buffer.len());
+            let received = channel
+                .borrow_mut()
+                .recv_frame_into(&mut buffer[offset..])
+                .or_throw(&env)?;
+            match received {
+                RecvInto::Copied(len) => Ok(len as i64),
+                RecvInto::Pending | RecvInto::Eof => Ok(-1),
+            }
+        })
     }
 }
 
@@ -186,19 +240,23 @@ pub fn trim_large_frame_spares() -> bool {
 
 /// Takes the next waiting connection of a listening channel, or null if none is waiting.
 #[napi(catch_unwind)]
-pub fn channel_accept(env: Env, channel: &Handle) -> Result<Option<Handle>> {
-    Ok(channel.borrow_mut().accept().or_throw(&env)?.map(handle))
+pub fn channel_accept(env: Env, channel: Handle) -> Result<Option<Handle>> {
+    Ok(channel
+        .borrow_mut()
+        .accept()
+        .or_throw(&env)?
+        .map(Handle::new))
 }
 
 /// Closes the channel; accepted output is still delivered if a dispatcher watches it.
 #[napi(catch_unwind)]
-pub fn channel_close(channel: &Handle) {
+pub fn channel_close(channel: Handle) {
     channel.borrow_mut().close();
 }
 
 /// Closes the channel at once, dropping output the peer has not taken yet.
 #[napi(catch_unwind)]
-pub fn channel_abort(channel: &Handle) {
+pub fn channel_abort(channel: Handle) {
     channel.borrow_mut().abort();
 }
 
@@ -206,21 +264,21 @@ pub fn channel_abort(channel: &Handle) {
 #[napi(catch_unwind)]
 pub fn pipe(env: Env) -> Result<Vec<Handle>> {
     let (a, b) = core::pipe().or_throw(&env)?;
-    Ok(vec![handle(a), handle(b)])
+    Ok(vec![Handle::new(a), Handle::new(b)])
 }
 
 /// A listening port; a taken Internet address falls back to an ephemeral port.
 #[napi(catch_unwind)]
 pub fn port(env: Env, address_text: String) -> Result<Handle> {
     let address = address(&env, &address_text)?;
-    Ok(handle(core::port(&address).or_throw(&env)?))
+    Ok(Handle::new(core::port(&address).or_throw(&env)?))
 }
 
 /// A connection to an address, begun without blocking.
 #[napi(catch_unwind)]
 pub fn connect(env: Env, address_text: String) -> Result<Handle> {
     let address = address(&env, &address_text)?;
-    Ok(handle(core::connect(&address).or_throw(&env)?))
+    Ok(Handle::new(core::connect(&address).or_throw(&env)?))
 }
 
 /// Takes over an inherited socket descriptor.
@@ -233,7 +291,7 @@ pub fn adopt(env: Env, fd: i32) -> Result<Handle> {
             &format!("descriptor {fd} is not a socket"),
         ));
     }
-    Ok(handle(core::adopt(fd).or_throw(&env)?))
+    Ok(Handle::new(core::adopt(fd).or_throw(&env)?))
 }
 
 /// Parses an address and gives it back in canonical form, or throws naming the bad part.

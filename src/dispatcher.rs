@@ -6,8 +6,8 @@
 //! re-runs turns while handlers leave their channels ready (level-triggered semantics without a
 //! busy loop: libuv still runs timers and I/O between turns), and one timer serves the alarms.
 
-use crate::channel::Handle;
 use crate::error::{throw, OrThrow};
+use crate::handle::Handle;
 use crate::uv;
 use napi::bindgen_prelude::*;
 use napi::{sys, JsValue};
@@ -112,7 +112,7 @@ impl Dispatcher {
     /// Calls `handler()` whenever `channel` is ready: `kind` 0 for reading, 1 for writing,
     /// 2 for exceptions. A truthy return keeps it registered. Returns the handler's id.
     #[napi(catch_unwind)]
-    pub fn when(&self, env: Env, channel: &Handle, kind: u32, handler: Function) -> Result<f64> {
+    pub fn when(&self, env: Env, channel: Handle, kind: u32, handler: Function) -> Result<f64> {
         let Some(readiness) = readiness(kind) else {
             return Err(throw(
                 &env,
@@ -126,7 +126,7 @@ impl Dispatcher {
             .inner
             .core
             .borrow_mut()
-            .when(channel, readiness, handler);
+            .when(&channel, readiness, handler);
         match registered {
             Ok(id) => {
                 self.inner.schedule();

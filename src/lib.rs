@@ -2,9 +2,10 @@
 //! drives the core's dispatcher from Node's libuv loop. The logic lives in `pyre-nexus-core`.
 //!
 //! Panics: a panic must not unwind into C (that aborts the user's process). Every export is
-//! `#[napi(catch_unwind)]`, which turns a panic into a JavaScript exception, and the libuv
-//! callbacks catch theirs and reject the watch promise with `ERR_NEXUS_INTERNAL`. So a bug in
-//! the native code surfaces as an error the user can see, never as a silent crash.
+//! `#[napi(catch_unwind)]`, which turns a panic into a JavaScript exception, or, for the calls
+//! made per message, goes through `glue::call`, which throws it as `ERR_NEXUS_INTERNAL`; the
+//! libuv callbacks catch theirs and reject the watch promise with `ERR_NEXUS_INTERNAL`. So a bug
+//! in the native code surfaces as an error the user can see, never as a silent crash.
 
 #![allow(clippy::new_without_default)]
 // Under cfg(test) napi-derive does not register exports, so they would all look unused.
@@ -16,6 +17,10 @@ mod channel;
 mod dispatcher;
 #[cfg(unix)]
 mod error;
+#[cfg(unix)]
+mod glue;
+#[cfg(unix)]
+mod handle;
 #[cfg(unix)]
 mod recruit;
 #[cfg(unix)]

@@ -1,8 +1,8 @@
 //! Recruiting: `spawn` a worker process joined by a socket pair on its fd 3 (and given shared
 //! words on its fd 4, if asked), `pair` for a worker thread, `reap` and `kill` by pid.
 
-use crate::channel::{handle, Handle};
 use crate::error::OrThrow;
+use crate::handle::Handle;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use pyre_nexus_core::recruit::{self, Exit, Output};
@@ -42,7 +42,7 @@ pub fn spawn(
     let recruit = recruit::spawn(&program, &args, shared, output).or_throw(&env)?;
     Ok(Spawned {
         pid: recruit.pid,
-        channel: handle(recruit.channel),
+        channel: Handle::new(recruit.channel),
         stdout: recruit.stdout.map(IntoRawFd::into_raw_fd),
         stderr: recruit.stderr.map(IntoRawFd::into_raw_fd),
     })
@@ -67,7 +67,7 @@ pub fn pair(env: Env) -> Result<Pair> {
     let (channel, fd) = recruit::pair().or_throw(&env)?;
     Ok(Pair {
         fd,
-        channel: handle(channel),
+        channel: Handle::new(channel),
     })
 }
 
