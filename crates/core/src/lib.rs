@@ -40,6 +40,8 @@ pub mod frame;
 pub mod recruit;
 #[cfg(unix)]
 pub mod shared;
+#[cfg(unix)]
+mod sys;
 
 pub use address::Address;
 #[cfg(unix)]
