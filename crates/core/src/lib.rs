@@ -40,7 +40,6 @@ pub mod frame;
 pub mod recruit;
 #[cfg(unix)]
 pub mod shared;
-#[cfg(unix)]
 mod sys;
 
 pub use address::Address;

@@ -34,6 +34,7 @@ impl Channel {
         match self.read_socket(buf)? {
             Some(0) => {
                 self.eof = true;
+                self.frames.release(); // nothing was buffered, nothing more will come
                 Ok(ReadOutcome::Eof)
             }
             Some(n) => {
@@ -117,7 +118,9 @@ impl Channel {
                 return Ok(Filled::Buffered(len));
             }
             if self.eof {
-                return match self.frames.truncation() {
+                // No whole frame is left: what the reader holds is let go now, with the part of
+                // a frame the peer left behind, however large.
+                return match self.frames.finish() {
                     Some(e) => Err(e),
                     None => Ok(Filled::Nothing),
                 };

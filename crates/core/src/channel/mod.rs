@@ -4,6 +4,10 @@
 //! A channel's concerns each have their module: `open` makes channels (and accepts them),
 //! `readiness` keeps what the poll said, `input` reads bytes and frames, `output` writes and
 //! flushes. The socket calls themselves are in `crate::sys`.
+//!
+//! What a channel holds besides its socket (the frame reader's buffers, unsent output) is let go
+//! when it closes, aborts or reads its peer's end, not when its owner drops it: an owner such as
+//! a JavaScript object may be collected long after.
 
 mod input;
 mod open;
@@ -13,6 +17,7 @@ mod readiness;
 use crate::address::Address;
 use crate::error::{Error, Result};
 use crate::frame::{self, FrameReader, OwnedFrame};
+use crate::sys;
 use mio::{Registry, Token, Waker};
 use std::cell::RefCell;
 use std::os::fd::RawFd;
@@ -184,9 +189,16 @@ impl Channel {
         self.out.len() - self.out_start
     }
 
+    /// Bytes of memory the channel holds for its input and output: its frame reader's buffers
+    /// and its output buffer, by capacity. None once it is closed (and flushed).
+    pub fn held_memory(&self) -> usize {
+        self.frames.held_memory() + self.out.capacity()
+    }
+
     /// Closes the channel. Output already accepted is still delivered when the channel is watched
     /// by a dispatcher (it flushes as the peer reads); otherwise what the kernel does not take at
-    /// once is dropped. Closing twice is harmless.
+    /// once is dropped. Closing twice is harmless. What the channel held for its input is let go
+    /// at once.
     pub fn close(&mut self) {
         if self.is_closed() {
             return;
@@ -197,6 +209,7 @@ impl Channel {
             let _ = link.waker.wake();
         }
         self.closing = true;
+        self.frames.release();
         self.flush();
         if self.link.is_none() && !matches!(self.io, Io::Closed) {
             self.shut();
@@ -207,8 +220,7 @@ impl Channel {
     /// earlier [`close`](Self::close) left it flushing. For peers that stopped reading, whose
     /// output would otherwise wait forever.
     pub fn abort(&mut self) {
-        self.out.clear();
-        self.out_start = 0;
+        self.drop_output();
         if self.is_closed() {
             self.shut();
         } else {
@@ -226,6 +238,13 @@ impl Channel {
         // Dropping the socket closes its descriptor, which also takes it out of the poll set.
         self.io = Io::Closed;
         self.closing = true;
+        self.drop_output();
+        self.frames.release();
+    }
+
+    /// Lets go of the output buffer, with whatever the kernel has not taken.
+    fn drop_output(&mut self) {
+        sys::heap::freed(self.out.capacity());
         self.out = Vec::new();
         self.out_start = 0;
     }

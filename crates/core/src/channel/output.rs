@@ -107,8 +107,7 @@ impl Channel {
                     }
                 }
                 Err(e) => {
-                    self.out = Vec::new();
-                    self.out_start = 0;
+                    self.drop_output();
                     self.failed = Some(Error::io("write", e));
                     self.ready |= ready::ERROR;
                     break;
@@ -119,7 +118,7 @@ impl Channel {
             self.out.clear();
             self.out_start = 0;
             if self.out.capacity() > 4 * self.out_bound.min(DEFAULT_OUTPUT_BOUND) {
-                self.out = Vec::new();
+                self.drop_output();
             }
             if self.closing {
                 self.shut();
