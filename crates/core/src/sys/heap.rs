@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes of buffers freed after which the heap is trimmed: what may stay resident at most,
 /// beyond what glibc keeps of its own accord.
-pub(crate) const TRIM_AFTER: usize = 8 << 20;
+pub(crate) const TRIM_AFTER: usize = 4 << 20;
 
 /// Bytes of buffers freed since the heap was last trimmed.
 static FREED: AtomicUsize = AtomicUsize::new(0);
