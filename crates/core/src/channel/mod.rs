@@ -190,7 +190,7 @@ impl Channel {
     }
 
     /// Bytes of memory the channel holds for its input and output: its frame reader's buffers
-    /// and its output buffer, by capacity. None once it is closed (and flushed).
+    /// and its output buffer, by capacity: nothing once it is closed (and flushed).
     pub fn held_memory(&self) -> usize {
         self.frames.held_memory() + self.out.capacity()
     }
