@@ -25,6 +25,7 @@ export {
 export { adopt, Channel, type PortOptions, parseAddress, pipe, port, tcp } from './ipc/channel.js';
 export {
   type AlarmHandler,
+  type ChildOptions,
   Dispatcher,
   type DispatcherOptions,
   type Handler,
