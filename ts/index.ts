@@ -32,7 +32,7 @@ export {
   type HandlerId,
 } from './ipc/dispatcher.js';
 export { HybridMarshaler, JsonMarshaler, type Marshaler, V8Marshaler } from './ipc/marshaler.js';
-export type { NodeConfig, ServiceSpec } from './nexus/config.js';
+export type { FailureAction, FailurePolicy, NodeConfig, ServiceSpec } from './nexus/config.js';
 export {
   CrewStatus,
   CrewStatus as crewcodes,
@@ -55,6 +55,8 @@ export {
   Node as node,
   type NodeOptions,
   type ReloadReport,
+  type ServiceFailure,
+  type ServiceMaker,
   type SignalHandler,
 } from './nexus/node.js';
 export type { MemberOutput, OutputListener, OutputSource, OutputStream } from './nexus/output.js';
