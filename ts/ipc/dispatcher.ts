@@ -263,6 +263,8 @@ export class Dispatcher {
         onError(error, channel);
         return false;
       }
+      // The common answer of a server's handler, first: this wrapper runs for every request.
+      if (keep === true) return true;
       if (!keep) {
         registrations?.delete(id);
       } else if (onError !== undefined && isPromise(keep)) {
