@@ -448,10 +448,10 @@ export class Fragile extends Server {
 
 test('nexus serve: a service whose alarm throws is stopped and reported, the others keep serving', async (t) => {
   const node = await serveNode(served);
-  t.is(await ask(node.address('faulty'), 'alarm'), 'armed');
   // Errors of the node are shown without --log.
-  const line = await node.logged(/service "faulty" failed: Error: the alarm of faulty went off badly/);
-  t.regex(line, /^node\(error\)/);
+  const failed = node.logged(/service "faulty" failed: Error: the alarm of faulty went off badly/);
+  t.is(await ask(node.address('faulty'), 'alarm'), 'armed');
+  t.regex(await failed, /^node\(error\)/);
   t.true(await echoes(node.address('echo')));
   t.true(await echoes(node.address('echo')), 'and again: the process did not exit');
   t.true(await refused(node.address('faulty')));
