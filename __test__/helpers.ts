@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -146,4 +148,24 @@ export function portOf(address: string | undefined): number {
   const port = Number(address?.split(':').at(-1));
   if (!Number.isInteger(port)) throw new Error(`no port in address ${address}`);
   return port;
+}
+
+/**
+ * A name other than localhost that this machine resolves to an IPv4 address: its own host name,
+ * or one from /etc/hosts; null if there is none.
+ */
+export async function resolvableName(): Promise<string | null> {
+  let hosts = '';
+  try {
+    hosts = readFileSync('/etc/hosts', 'utf8');
+  } catch {}
+  const listed = hosts.split('\n').flatMap((line) => line.replace(/#.*/, '').trim().split(/\s+/).slice(1));
+  for (const name of [hostname(), ...listed]) {
+    if (name === '' || name.toLowerCase() === 'localhost' || name.includes(':')) continue;
+    try {
+      await lookup(name, { family: 4 });
+      return name;
+    } catch {}
+  }
+  return null;
 }

@@ -17,12 +17,13 @@ export {
   ChannelFullError,
   ConnectionResetError,
   FrameTooLargeError,
+  NeedsResolvingError,
   NexusError,
   RecoverableError,
   TruncatedFrameError,
   UnsupportedPlatformError,
 } from './errors.js';
-export { adopt, Channel, type PortOptions, parseAddress, pipe, port, tcp } from './ipc/channel.js';
+export { adopt, Channel, type PortOptions, parseAddress, pipe, port, resolveAddress, tcp } from './ipc/channel.js';
 export {
   type AlarmHandler,
   Dispatcher,
