@@ -20,6 +20,7 @@ import {
   Dispatcher,
   NeedsResolvingError,
   NexusError,
+  NOTHING,
   parseAddress,
   pipe,
   port,
@@ -46,7 +47,7 @@ async function converse(listener: Channel, client: Channel): Promise<unknown[]> 
     servers.push(server);
     dispatcher.whenReadReady(server, (s) => {
       const item = marshaler.recv(s);
-      if (item === undefined) return !s.atEnd;
+      if (item === NOTHING) return !s.atEnd;
       marshaler.send(`hello ${String(item)}`, s);
       return false;
     });
@@ -58,7 +59,7 @@ async function converse(listener: Channel, client: Channel): Promise<unknown[]> 
   });
   dispatcher.whenReadReady(client, (c) => {
     const item = marshaler.recv(c);
-    if (item === undefined) return true;
+    if (item === NOTHING) return true;
     got.push(item, c.peer);
     return false;
   });

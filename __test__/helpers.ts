@@ -7,7 +7,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { type Channel, type Dispatcher, pipe, V8Marshaler } from '../dist/index.js';
+import { type Channel, type Dispatcher, NOTHING, pipe, V8Marshaler } from '../dist/index.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -55,13 +55,13 @@ export async function receive(
   channel: Channel,
   marshaler = new V8Marshaler(),
 ): Promise<unknown> {
-  let item: unknown;
+  let item: unknown = NOTHING;
   dispatcher.whenReadReady(channel, (ch) => {
     item = marshaler.recv(ch);
-    return item === undefined && !ch.atEnd;
+    return item === NOTHING && !ch.atEnd;
   });
   await dispatcher.watch();
-  if (item === undefined) throw new Error('the peer closed its channel before sending anything');
+  if (item === NOTHING) throw new Error('the peer closed its channel before sending anything');
   return item;
 }
 

@@ -31,7 +31,7 @@ export {
   type Handler,
   type HandlerId,
 } from './ipc/dispatcher.js';
-export { HybridMarshaler, JsonMarshaler, type Marshaler, V8Marshaler } from './ipc/marshaler.js';
+export { HybridMarshaler, JsonMarshaler, type Marshaler, NOTHING, V8Marshaler } from './ipc/marshaler.js';
 export type { NodeConfig, ServiceSpec } from './nexus/config.js';
 export {
   CrewStatus,
