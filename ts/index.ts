@@ -17,12 +17,13 @@ export {
   ChannelFullError,
   ConnectionResetError,
   FrameTooLargeError,
+  NeedsResolvingError,
   NexusError,
   RecoverableError,
   TruncatedFrameError,
   UnsupportedPlatformError,
 } from './errors.js';
-export { adopt, Channel, type PortOptions, parseAddress, pipe, port, tcp } from './ipc/channel.js';
+export { adopt, Channel, type PortOptions, parseAddress, pipe, port, resolveAddress, tcp } from './ipc/channel.js';
 export {
   type AlarmHandler,
   type ChildOptions,
@@ -31,7 +32,7 @@ export {
   type Handler,
   type HandlerId,
 } from './ipc/dispatcher.js';
-export { HybridMarshaler, JsonMarshaler, type Marshaler, V8Marshaler } from './ipc/marshaler.js';
+export { HybridMarshaler, JsonMarshaler, type Marshaler, NOTHING, V8Marshaler } from './ipc/marshaler.js';
 export type { FailureAction, FailurePolicy, NodeConfig, ServiceSpec } from './nexus/config.js';
 export {
   CrewStatus,

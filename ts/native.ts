@@ -29,6 +29,8 @@ interface Binding {
   connect(address: string): ChannelHandle;
   adopt(fd: number): ChannelHandle;
   parseAddress(address: string): string;
+  /** The host name `address` must have resolved first (family 0: either), or null if none. */
+  addressHostName(address: string): { family: 0 | 4 | 6; host: string; port: number } | null;
   channelFd(channel: ChannelHandle): number | null;
   channelKind(channel: ChannelHandle): string;
   channelClosed(channel: ChannelHandle): boolean;

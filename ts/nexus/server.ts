@@ -3,7 +3,7 @@ import { Buffer } from 'node:buffer';
 // Imported: the global `performance` is a getter that V8 looks up anew on every use.
 import { performance } from 'node:perf_hooks';
 import { AddressInUseError, ChannelFullError, ConnectionResetError, NexusError } from '../errors.js';
-import { type Channel, port } from '../ipc/channel.js';
+import { type Channel, needsResolving, port, resolveAddress } from '../ipc/channel.js';
 import type { Dispatcher, HandlerId } from '../ipc/dispatcher.js';
 import { boolean, checkOptions, integer, nonEmptyString, type Rules, seconds, string } from '../options.js';
 import { journal, type LogChannel } from './journal.js';
@@ -14,7 +14,10 @@ import type { Service } from './service.js';
  * takes them out before passing the rest to `super`.
  */
 export interface ServerOptions {
-  /** Where to listen, in pyre's notation (default `ip4:127.0.0.1:0`, an ephemeral port). */
+  /**
+   * Where to listen, in pyre's notation (default `ip4:127.0.0.1:0`, an ephemeral port). A host
+   * name is resolved, without blocking, when the server activates.
+   */
   address?: string;
   /** The name of the server's log channels (default: its class name, in lower case). */
   name?: string;
@@ -77,6 +80,8 @@ export class Server implements Service {
   readonly error: LogChannel;
 
   #port: Channel | null = null;
+  /** Set while activate resolves the address's host name. */
+  #resolving = false;
   #accepting: HandlerId | null = null;
   /** Conversations by channel, with the time of their last input, oldest first. */
   readonly #conversations = new Map<Channel, number>();
@@ -122,9 +127,31 @@ export class Server implements Service {
     return this.#paused.size;
   }
 
-  /** Grabs a port at {@link address} and waits for connections on `dispatcher`. */
-  activate(application: unknown, dispatcher: Dispatcher): boolean {
-    if (this.#port !== null) throw new NexusError(`${this.name} is already active at ${this.address}`);
+  /**
+   * Grabs a port at {@link address} and waits for connections on `dispatcher`. An address that
+   * names a host (other than `localhost`) is resolved first, without blocking the loop: activate
+   * then returns a promise, which a node awaits (see {@link resolveAddress}).
+   */
+  activate(application: unknown, dispatcher: Dispatcher): boolean | Promise<boolean> {
+    if (this.#port !== null || this.#resolving) {
+      throw new NexusError(`${this.name} is already active at ${this.address}`);
+    }
+    if (!needsResolving(this.address)) return this.#activate(application, dispatcher);
+    this.#resolving = true;
+    return resolveAddress(this.address).then(
+      (address) => {
+        this.#resolving = false;
+        this.address = address;
+        return this.#activate(application, dispatcher);
+      },
+      (error: unknown) => {
+        this.#resolving = false;
+        throw error;
+      },
+    );
+  }
+
+  #activate(application: unknown, dispatcher: Dispatcher): boolean {
     let listener: Channel;
     try {
       listener = port(this.address, { anyPortIfTaken: this.anyPortIfTaken });

@@ -11,6 +11,9 @@ use std::io;
 pub enum Error {
     /// An address string that does not parse; `part` names what is wrong with it.
     BadAddress { address: String, part: String },
+    /// An address whose host is a name other than `localhost`: resolving it would block, so it
+    /// must be resolved first, without blocking, into an IP address.
+    NeedsResolving { address: String, host: String },
     /// The address is taken: another socket listens there, or a Unix-domain path exists.
     AddressInUse { address: String },
     /// The peer reset the connection.
@@ -50,6 +53,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::BadAddress { .. } => "ERR_NEXUS_BAD_ADDRESS",
+            Error::NeedsResolving { .. } => "ERR_NEXUS_NEEDS_RESOLVING",
             Error::AddressInUse { .. } => "ERR_NEXUS_ADDRESS_IN_USE",
             Error::PeerReset => "ERR_NEXUS_PEER_RESET",
             Error::FrameTooLarge { .. } | Error::PayloadTooLarge { .. } => {
@@ -80,6 +84,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::BadAddress { address, part } => write!(f, "bad address {address:?}: {part}"),
+            Error::NeedsResolving { address, host } => write!(
+                f,
+                "the host {host:?} of {address:?} is a name, and looking it up here would block: \
+                 give an IP address, or resolve the name first (resolveAddress)"
+            ),
             Error::AddressInUse { address } => write!(f, "address {address} is already in use"),
             Error::PeerReset => write!(f, "the peer reset the connection"),
             Error::FrameTooLarge { length, max } => write!(
