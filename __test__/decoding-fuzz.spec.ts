@@ -390,9 +390,12 @@ class Liars implements Recruiter {
   }
 }
 
-/** How the team may say what a liar did: each names the problem, none is a TypeError's. */
+/**
+ * How the team may say what a liar did: each names the problem, none is a TypeError's. (Flag
+ * `s`: a JSON parser's message may quote a line break it met.)
+ */
 const named =
-  /^broke the crew protocol \((a \d+-byte frame is (neither JSON nor V8-serialized|not JSON|not a V8-serialized value): .+|the peer announced a frame of \d+ bytes, more than the maximum of \d+|a message that is not a list: .+|an unexpected message: .+|a READY from a member already ready|a malformed (STARTED|RETURNED|list of reports): .+|a RETURNED that answers no CANCEL|a malformed report: .+)\)$/;
+  /^broke the crew protocol \((a \d+-byte frame is (neither JSON nor V8-serialized|not JSON|not a V8-serialized value): .+|the peer announced a frame of \d+ bytes, more than the maximum of \d+|a message that is not a list: .+|an unexpected message: .+|a READY from a member already ready|a malformed (STARTED|RETURNED|list of reports): .+|a RETURNED that answers no CANCEL|a malformed report: .+)\)$/s;
 
 test('a member that lies is lost for it, with an error that names what it did', async (t) => {
   await fc.assert(
@@ -404,7 +407,7 @@ test('a member that lies is lost for it, with an error that names what it did', 
           (value) => new Error(`the task completed with ${String(value)}`),
           (error: unknown) => error as Error,
         );
-        const what = /^crew member 1 (.+) (while running|before it reported) task Square, 1 time: given up$/.exec(
+        const what = /^crew member 1 (.+) (while running|before it reported) task Square, 1 time: given up$/s.exec(
           error.message,
         )?.[1];
         if (!(error instanceof WorkerLostError) || what === undefined || !named.test(what)) {
