@@ -1,4 +1,4 @@
-import { isDeepStrictEqual } from 'node:util';
+import { inspect } from 'node:util';
 import { serialize } from 'node:v8';
 import test from 'ava';
 import fc from 'fast-check';
@@ -183,9 +183,9 @@ test('received over a channel, every frame decodes as decode says, and a bad one
               got = { refused: (error as Error).message };
               if (!(error instanceof BadPayloadError)) throw error;
             }
-            if (!isDeepStrictEqual(got, expected)) {
-              throw new Error(`recv gave ${JSON.stringify(got)}, decode ${JSON.stringify(expected)}`);
-            }
+            // Compared as shown: isDeepStrictEqual tells two Invalid Dates apart (NaN !== NaN).
+            const [shownGot, shownExpected] = [got, expected].map((outcome) => inspect(outcome, { depth: null }));
+            if (shownGot !== shownExpected) throw new Error(`recv gave ${shownGot}, decode ${shownExpected}`);
           }
           if (marshaler.recv(theirs) !== 'the end') throw new Error('the frame after the others did not come intact');
         } finally {
