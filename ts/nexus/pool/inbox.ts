@@ -31,9 +31,12 @@ export function readMember(member: Member, mailroom: Mailroom): boolean {
       const checked = checkMemberMessage(message);
       if (checked.kind === REPORTS) mailroom.reports(member, checked.reports);
       else if (checked.kind === STARTED) mailroom.started(member, checked.id);
-      else if (checked.kind === RETURNED) mailroom.returned(member, checked.ids);
-      else if (checked.kind === READY && member.state === 'registered') mailroom.ready(member);
-      else if (checked.kind === READY) throw new Error(`an unexpected message: ${READY}`);
+      else if (checked.kind === RETURNED) {
+        // Every CANCEL is answered once: an answer to none would lift a fence too early.
+        if (member.cancelsAnswered >= member.cancelsSent) throw new Error('a RETURNED that answers no CANCEL');
+        mailroom.returned(member, checked.ids);
+      } else if (checked.kind === READY && member.state === 'registered') mailroom.ready(member);
+      else if (checked.kind === READY) throw new Error('a READY from a member already ready');
     }
   } catch (error) {
     // A member that died with tasks unread in its socket resets the connection: it ended, like
