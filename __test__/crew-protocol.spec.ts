@@ -37,7 +37,7 @@ test('a member sent undefined says the team broke the protocol, rather than take
   const [team, member] = pipe();
   const working = Crew.work(member, 1);
   new HybridMarshaler().send(undefined, team);
-  await t.throwsAsync(working, { message: /a crew message is an array, not undefined/ });
+  await t.throwsAsync(working, { message: /the team sent a message that is not a list \(crew protocol\): undefined/ });
   team.close();
 });
 

@@ -158,7 +158,7 @@ test('a member that answers with undefined breaks the protocol: it is not taken 
   const error = await t.throwsAsync(the.submit(new Square(3)), { instanceOf: WorkerLostError });
   t.regex(
     error?.message ?? '',
-    /broke the crew protocol \(a crew message is an array, not undefined\) while running task Square, 1 time: given up/,
+    /broke the crew protocol \(a message that is not a list: undefined\) while running task Square, 1 time: given up/,
   );
   await the.close();
   recruiter.memberSide.close();

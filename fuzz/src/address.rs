@@ -1,17 +1,14 @@
 //! `address`: any text given to the address parser. It never panics; what it accepts it shows in
 //! a form that parses back to the same address, and shows the same way again; what it refuses
-//! is a `BadAddress` error quoting the text.
+//! is a `BadAddress` error quoting the text, or, for a host name (which the parser never looks
+//! up: that would block), `NeedsResolving`.
 
 use pyre_nexus_core::{Address, Error};
-use std::net::IpAddr;
 
 pub fn address(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if might_resolve(text) {
-        return;
-    }
     match text.parse::<Address>() {
         Ok(address) => {
             let shown = address.to_string();
@@ -27,6 +24,8 @@ pub fn address(data: &[u8]) {
                 "{text:?}: the form shown is not stable"
             );
         }
+        // A host name is refused without a lookup (which would block), naming the address.
+        Err(Error::NeedsResolving { address, .. }) => assert_eq!(address, text),
         Err(error) => {
             assert!(
                 matches!(error, Error::BadAddress { .. }),
@@ -40,31 +39,4 @@ pub fn address(data: &[u8]) {
             );
         }
     }
-}
-
-/// Whether the parser might ask the system's resolver (a blocking getaddrinfo) about `text`'s
-/// host: one neither empty, nor an IP address, nor plainly malformed. Such texts are skipped: a
-/// lookup blocks, may go to the network, and answers differently from machine to machine. The
-/// test is wider than the parser's (any prefix, any port): skipping more is safe.
-pub fn might_resolve(text: &str) -> bool {
-    if text.starts_with("unix:") || text.starts_with("local:") {
-        return false;
-    }
-    // The host is what comes before the last ':', after a family prefix if there is one.
-    let after_prefix = text.split_once(':').map(|(_, rest)| rest);
-    [Some(text), after_prefix]
-        .into_iter()
-        .flatten()
-        .any(|rest| {
-            let Some((host, _port)) = rest.rsplit_once(':') else {
-                return false;
-            };
-            let host = host
-                .strip_prefix('[')
-                .and_then(|h| h.strip_suffix(']'))
-                .unwrap_or(host);
-            !host.is_empty()
-                && host.parse::<IpAddr>().is_err()
-                && !host.contains(|c: char| c.is_whitespace() || matches!(c, '[' | ']' | '/'))
-        })
 }

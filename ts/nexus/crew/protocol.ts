@@ -72,17 +72,12 @@ export type ClassName = [module: string, name: string];
 const marshaler = new HybridMarshaler();
 
 /**
- * Reads the next whole message on a crew channel, or undefined when none has arrived yet. Every
- * crew message is an array: a frame that carries anything else (a peer's `undefined`, say)
- * breaks the protocol and throws, rather than pass for "nothing yet".
+ * Reads the next whole message on a crew channel, or {@link NOTHING} when none has arrived yet.
+ * What it reads is unchecked: {@link checkTeamMessage} and {@link checkMemberMessage} say what
+ * breaks the protocol (a peer's `undefined`, say, is a message that is not a list).
  */
-export function receive(channel: Channel): unknown[] | undefined {
-  const message = marshaler.recv(channel);
-  if (message === NOTHING) return undefined;
-  if (!Array.isArray(message)) {
-    throw new Error(`a crew message is an array, not ${message === null ? 'null' : typeof message}`);
-  }
-  return message;
+export function receive(channel: Channel): unknown {
+  return marshaler.recv(channel);
 }
 
 /** Sends `message` on a crew channel (one of the encoders' arrays). */

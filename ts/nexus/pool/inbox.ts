@@ -4,6 +4,7 @@
  * reset, when it died with tasks unread in its socket) has ended.
  */
 import { ConnectionResetError } from '../../errors.js';
+import { NOTHING } from '../../ipc/marshaler.js';
 import type { Member } from '../crew/member.js';
 import { checkMemberMessage, READY, REPORTS, RETURNED, receive, STARTED } from '../crew/protocol.js';
 
@@ -27,7 +28,7 @@ export interface Mailroom {
 export function readMember(member: Member, mailroom: Mailroom): boolean {
   if (member.state === 'retired') return false;
   try {
-    for (let message = receive(member.channel); message !== undefined; message = receive(member.channel)) {
+    for (let message = receive(member.channel); message !== NOTHING; message = receive(member.channel)) {
       const checked = checkMemberMessage(message);
       if (checked.kind === REPORTS) mailroom.reports(member, checked.reports);
       else if (checked.kind === STARTED) mailroom.started(member, checked.id);
