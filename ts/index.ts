@@ -10,17 +10,25 @@
 
 export {
   AddressInUseError,
+  AlreadyWatchedError,
+  AlreadyWatchingError,
   BadAddressError,
   BadPayloadError,
   BufferTooSmallError,
   ChannelClosedError,
   ChannelFullError,
   ConnectionResetError,
+  DispatcherClosedError,
   FrameTooLargeError,
+  InternalError,
+  IoError,
   NexusError,
+  NotASocketError,
+  NotSharedMemoryError,
   RecoverableError,
   TruncatedFrameError,
   UnsupportedPlatformError,
+  WrongKindError,
 } from './errors.js';
 export { adopt, Channel, type PortOptions, parseAddress, pipe, port, tcp } from './ipc/channel.js';
 export {

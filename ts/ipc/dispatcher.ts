@@ -1,4 +1,4 @@
-import { translate } from '../errors.js';
+import { type DispatcherClosedError, translate } from '../errors.js';
 import { type NativeDispatcher, native } from '../native.js';
 import { checkOptions, func, integer, type Rules } from '../options.js';
 import { Channel } from './channel.js';
@@ -108,7 +108,7 @@ export class Dispatcher {
 
   /** Drops a handler or alarm by the id its registration returned; returns whether it was there. */
   cancel(id: HandlerId): boolean {
-    return this.#native.cancel(id);
+    return this.#call(() => this.#native.cancel(id));
   }
 
   /**
@@ -126,10 +126,15 @@ export class Dispatcher {
 
   /** Stops the loop after the current handler; registrations stay for the next {@link watch}. */
   stop(): void {
-    this.#native.stop();
+    this.#call(() => this.#native.stop());
   }
 
-  /** Stops, drops every registration and releases the native resources. */
+  /**
+   * Stops (settling {@link watch}), drops every registration and releases the native resources
+   * at once: descriptors, handles in Node's loop, and every handler. Called by a handler, that
+   * handler finishes first. Every later call but `close` throws a {@link DispatcherClosedError};
+   * closing again does nothing.
+   */
   close(): void {
     this.#native.close();
   }
