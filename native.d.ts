@@ -63,6 +63,8 @@ export declare class Dispatcher {
   get handlerCount(): number
   /** Whether `watch()` is running. */
   get watching(): boolean
+  /** Whether `close()` was called: every call but `close()` now throws. */
+  get closed(): boolean
   /**
    * Runs the loop until `stop()` or until nothing is left to wait for. The promise rejects with
    * the exception of a handler that threw (that handler is dropped; the others stay).
@@ -81,6 +83,12 @@ export declare class Dispatcher {
    */
   close(): void
 }
+
+/**
+ * The host name an address must have resolved before it can be used, or null when it needs no
+ * lookup (an IP address, `localhost`, a Unix-domain path); throws naming the bad part.
+ */
+export declare function addressHostName(addressText: string): HostName | null
 
 /** Takes over an inherited socket descriptor. */
 export declare function adopt(fd: number): ChannelHandle
@@ -134,6 +142,16 @@ export declare function errorCodes(): Array<string>
 export interface ExitStatus {
   code?: number
   signal?: number
+}
+
+/**
+ * The host name of an address, for a resolver: the family its prefix asks for (4, 6, or 0 for
+ * either), the name and the port.
+ */
+export interface HostName {
+  family: number
+  host: string
+  port: number
 }
 
 /**

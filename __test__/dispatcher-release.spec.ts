@@ -183,3 +183,32 @@ test.serial("a worker thread's dispatchers are released when the thread ends", a
   await run();
   t.is(descriptors(), before);
 });
+
+test.serial(
+  'a loop closed under its children: a handler that closed it and threw is reported, and they close quietly',
+  async (t) => {
+    const before = descriptors();
+    const errors: unknown[] = [];
+    const root = new Dispatcher();
+    const child = root.child({ onError: (error) => errors.push(error) });
+    const [a, b] = pipe();
+    child.alarm(3600, () => undefined);
+    child.whenReadReady(b, () => {
+      root.close();
+      throw new Error('thrown after closing');
+    });
+    a.write('x');
+    // The child drops its throwing handler itself: on a closed loop that is already done, no error.
+    await t.notThrowsAsync(root.watch());
+    t.deepEqual(
+      errors.map((error) => (error as Error).message),
+      ['thrown after closing'],
+    );
+    t.notThrows(() => child.close(), "the loop's close dropped the child's registrations already");
+    t.throws(() => child.alarm(1, () => undefined), closed);
+    assertClosed(t, root);
+    a.close();
+    b.close();
+    t.is(descriptors(), before);
+  },
+);

@@ -17,6 +17,7 @@ use crate::handle::ChannelHandle;
 use napi::bindgen_prelude::*;
 use napi::sys::{napi_callback_info, napi_env, napi_value};
 use napi_derive::napi;
+use pyre_nexus_core::address::{Family, Parsed};
 use pyre_nexus_core::{self as core, frame, Address, ReadOutcome, Recv, RecvInto};
 
 fn address(env: &Env, text: &str) -> Result<Address> {
@@ -312,4 +313,31 @@ pub fn adopt(env: Env, fd: i32) -> Result<ChannelHandle> {
 #[napi(catch_unwind)]
 pub fn parse_address(env: Env, address_text: String) -> Result<String> {
     Ok(address(&env, &address_text)?.to_string())
+}
+
+/// The host name of an address, for a resolver: the family its prefix asks for (4, 6, or 0 for
+/// either), the name and the port.
+#[napi(object, object_from_js = false)]
+pub struct HostName {
+    pub family: u32,
+    pub host: String,
+    pub port: u32,
+}
+
+/// The host name an address must have resolved before it can be used, or null when it needs no
+/// lookup (an IP address, `localhost`, a Unix-domain path); throws naming the bad part.
+#[napi(catch_unwind)]
+pub fn address_host_name(env: Env, address_text: String) -> Result<Option<HostName>> {
+    Ok(match Address::parse(&address_text).or_throw(&env)? {
+        Parsed::Address(_) => None,
+        Parsed::HostName(named) => Some(HostName {
+            family: match named.family {
+                Family::Any => 0,
+                Family::V4 => 4,
+                Family::V6 => 6,
+            },
+            host: named.host,
+            port: u32::from(named.port),
+        }),
+    })
 }

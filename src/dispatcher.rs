@@ -151,6 +151,12 @@ impl Dispatcher {
         self.inner.watch.borrow().is_watching()
     }
 
+    /// Whether `close()` was called: every call but `close()` now throws.
+    #[napi(getter, catch_unwind)]
+    pub fn closed(&self) -> bool {
+        self.inner.watch.borrow().is_closed()
+    }
+
     /// Runs the loop until `stop()` or until nothing is left to wait for. The promise rejects with
     /// the exception of a handler that threw (that handler is dropped; the others stay).
     #[napi(ts_return_type = "Promise<void>", catch_unwind)]

@@ -11,6 +11,16 @@ export { NexusError, RecoverableError } from './task.js';
 export class ConnectionResetError extends NexusError {}
 /** An address that does not parse; the message names the bad part. */
 export class BadAddressError extends NexusError {}
+/**
+ * An address names a host, which the synchronous forms (`port`, `tcp`, `parseAddress`) do not look
+ * up: a lookup would block the loop. Give an IP address, or resolve the name first with
+ * `await resolveAddress(address)`. The message names the host.
+ */
+export class NeedsResolvingError extends NexusError {
+  constructor(message: string, code = 'ERR_NEXUS_NEEDS_RESOLVING', options?: ErrorOptions) {
+    super(message, code, options);
+  }
+}
 /** The address is taken: another socket listens there, or a Unix-domain path exists. The message names it. */
 export class AddressInUseError extends NexusError {
   constructor(message: string, code = 'ERR_NEXUS_ADDRESS_IN_USE', options?: ErrorOptions) {
@@ -57,6 +67,7 @@ export class InternalError extends NexusError {}
  */
 export const nativeErrorClasses = {
   ERR_NEXUS_BAD_ADDRESS: BadAddressError,
+  ERR_NEXUS_NEEDS_RESOLVING: NeedsResolvingError,
   ERR_NEXUS_ADDRESS_IN_USE: AddressInUseError,
   ERR_NEXUS_PEER_RESET: ConnectionResetError,
   ERR_NEXUS_FRAME_TOO_LARGE: FrameTooLargeError,

@@ -31,6 +31,8 @@ macro_rules! codes {
 codes! {
     /// [`Error::BadAddress`].
     BadAddress => "ERR_NEXUS_BAD_ADDRESS",
+    /// [`Error::NeedsResolving`].
+    NeedsResolving => "ERR_NEXUS_NEEDS_RESOLVING",
     /// [`Error::AddressInUse`].
     AddressInUse => "ERR_NEXUS_ADDRESS_IN_USE",
     /// [`Error::PeerReset`].
@@ -93,6 +95,14 @@ pub enum Error {
         address: String,
         /// What is wrong with it.
         part: String,
+    },
+    /// An address whose host is a name other than `localhost`: resolving it would block, so it
+    /// must be resolved first, without blocking, into an IP address.
+    NeedsResolving {
+        /// The address as given.
+        address: String,
+        /// The host name in it.
+        host: String,
     },
     /// The address is taken: another socket listens there, or a Unix-domain path exists.
     AddressInUse {
@@ -203,6 +213,7 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::BadAddress { .. } => Code::BadAddress,
+            Error::NeedsResolving { .. } => Code::NeedsResolving,
             Error::AddressInUse { .. } => Code::AddressInUse,
             Error::PeerReset => Code::PeerReset,
             Error::FrameTooLarge { .. } | Error::PayloadTooLarge { .. } => Code::FrameTooLarge,
@@ -237,6 +248,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::BadAddress { address, part } => write!(f, "bad address {address:?}: {part}"),
+            Error::NeedsResolving { address, host } => write!(
+                f,
+                "the host {host:?} of {address:?} is a name, and looking it up here would block: \
+                 give an IP address, or resolve the name first (resolveAddress)"
+            ),
             Error::AddressInUse { address } => write!(f, "address {address} is already in use"),
             Error::PeerReset => write!(f, "the peer reset the connection"),
             Error::FrameTooLarge { length, max } => write!(

@@ -38,7 +38,7 @@
  * taken to have begun every task it holds, and gives tasks back only by answering a CANCEL.
  */
 import type { Channel } from '../../ipc/channel.js';
-import { HybridMarshaler } from '../../ipc/marshaler.js';
+import { HybridMarshaler, NOTHING } from '../../ipc/marshaler.js';
 import { native } from '../../native.js';
 import { type ErrorRecord, TaskStatus } from './crossing.js';
 
@@ -71,9 +71,18 @@ export type ClassName = [module: string, name: string];
 
 const marshaler = new HybridMarshaler();
 
-/** Reads the next whole message on a crew channel, or undefined when none has arrived yet. */
-export function receive(channel: Channel): unknown {
-  return marshaler.recv(channel);
+/**
+ * Reads the next whole message on a crew channel, or undefined when none has arrived yet. Every
+ * crew message is an array: a frame that carries anything else (a peer's `undefined`, say)
+ * breaks the protocol and throws, rather than pass for "nothing yet".
+ */
+export function receive(channel: Channel): unknown[] | undefined {
+  const message = marshaler.recv(channel);
+  if (message === NOTHING) return undefined;
+  if (!Array.isArray(message)) {
+    throw new Error(`a crew message is an array, not ${message === null ? 'null' : typeof message}`);
+  }
+  return message;
 }
 
 /** Sends `message` on a crew channel (one of the encoders' arrays). */
