@@ -10,18 +10,26 @@
 
 export {
   AddressInUseError,
+  AlreadyWatchedError,
+  AlreadyWatchingError,
   BadAddressError,
   BadPayloadError,
   BufferTooSmallError,
   ChannelClosedError,
   ChannelFullError,
   ConnectionResetError,
+  DispatcherClosedError,
   FrameTooLargeError,
+  InternalError,
+  IoError,
   NeedsResolvingError,
   NexusError,
+  NotASocketError,
+  NotSharedMemoryError,
   RecoverableError,
   TruncatedFrameError,
   UnsupportedPlatformError,
+  WrongKindError,
 } from './errors.js';
 export { adopt, Channel, type PortOptions, parseAddress, pipe, port, resolveAddress, tcp } from './ipc/channel.js';
 export {

@@ -1,4 +1,4 @@
-import { NexusError, translate } from '../errors.js';
+import { DispatcherClosedError, translate } from '../errors.js';
 import { type NativeDispatcher, native } from '../native.js';
 import { checkOptions, func, integer, type Rules } from '../options.js';
 import { Channel } from './channel.js';
@@ -169,7 +169,7 @@ export class Dispatcher {
         registrations?.delete(id);
         if (onError === undefined) throw error;
         // Dropped before anyone hears of it: promise jobs run before the loop would drop it.
-        this.#native.cancel(id);
+        this.#forget(id);
         onError(error, null);
         return undefined;
       }
@@ -191,7 +191,7 @@ export class Dispatcher {
   cancel(id: HandlerId): boolean {
     const family = this.#family;
     if (family !== null && !family.registrations.delete(id)) return false;
-    return this.#native.cancel(id);
+    return this.#call(() => this.#native.cancel(id));
   }
 
   /**
@@ -209,12 +209,15 @@ export class Dispatcher {
 
   /** Stops the loop after the current handler; registrations stay for the next {@link watch}. */
   stop(): void {
-    this.#native.stop();
+    this.#call(() => this.#native.stop());
   }
 
   /**
-   * Stops, drops every registration and releases the native resources. A {@link child} drops
-   * what was registered through it and its children, and leaves the loop alone.
+   * Stops (settling {@link watch}), drops every registration and releases the native resources
+   * at once: descriptors, handles in Node's loop, and every handler. Called by a handler, that
+   * handler finishes first. Every later call but `close` throws a {@link DispatcherClosedError};
+   * closing again does nothing. A {@link child} drops what was registered through it and its
+   * children, and leaves the loop alone.
    */
   close(): void {
     const family = this.#family;
@@ -226,7 +229,7 @@ export class Dispatcher {
     family.closed = true;
     family.parent.#family?.children.delete(this);
     for (const child of [...family.children]) child.close();
-    for (const id of family.registrations.keys()) this.#native.cancel(id);
+    for (const id of family.registrations.keys()) this.#forget(id);
     family.registrations.clear();
   }
 
@@ -259,7 +262,7 @@ export class Dispatcher {
       } catch (error) {
         registrations?.delete(id);
         if (onError === undefined) throw error;
-        this.#native.cancel(id);
+        this.#forget(id);
         onError(error, channel);
         return false;
       }
@@ -270,7 +273,7 @@ export class Dispatcher {
       } else if (onError !== undefined && isPromise(keep)) {
         keep.then(undefined, (error: unknown) => {
           registrations?.delete(id);
-          this.#native.cancel(id);
+          this.#forget(id);
           onError(error, channel);
         });
       }
@@ -295,7 +298,13 @@ export class Dispatcher {
   }
 
   #checkOpen(): void {
-    if (this.#family?.closed) throw new NexusError('this dispatcher is closed', 'ERR_NEXUS_DISPATCHER_CLOSED');
+    if (this.#family?.closed)
+      throw new DispatcherClosedError('this dispatcher is closed', 'ERR_NEXUS_DISPATCHER_CLOSED');
+  }
+
+  /** Drops a registration for the dispatcher's own reasons; a closed loop has dropped it already. */
+  #forget(id: HandlerId): void {
+    if (!this.#native.closed) this.#native.cancel(id);
   }
 
   #call<T>(f: () => T): T {
