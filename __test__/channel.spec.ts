@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
 import { once } from 'node:events';
 import { closeSync, fstatSync, mkdtempSync, openSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
@@ -17,14 +18,18 @@ import {
   ChannelFullError,
   ConnectionResetError,
   Dispatcher,
+  NeedsResolvingError,
   NexusError,
+  NOTHING,
   parseAddress,
   pipe,
   port,
+  resolveAddress,
   tcp,
   V8Marshaler,
 } from '../dist/index.js';
 import { native } from '../dist/native.js';
+import { resolvableName } from './helpers.js';
 
 setFlagsFromString('--expose-gc'); // for the spec on reused large-frame buffers
 
@@ -42,7 +47,7 @@ async function converse(listener: Channel, client: Channel): Promise<unknown[]> 
     servers.push(server);
     dispatcher.whenReadReady(server, (s) => {
       const item = marshaler.recv(s);
-      if (item === undefined) return !s.atEnd;
+      if (item === NOTHING) return !s.atEnd;
       marshaler.send(`hello ${String(item)}`, s);
       return false;
     });
@@ -54,7 +59,7 @@ async function converse(listener: Channel, client: Channel): Promise<unknown[]> 
   });
   dispatcher.whenReadReady(client, (c) => {
     const item = marshaler.recv(c);
-    if (item === undefined) return true;
+    if (item === NOTHING) return true;
     got.push(item, c.peer);
     return false;
   });
@@ -76,6 +81,53 @@ test('addresses parse in pyre notation and bad ones name the bad part', (t) => {
   bad('ip6:127.0.0.1:1', /not of the family/);
   bad('unix:', /path is empty/);
   t.throws(() => port(42 as never), { instanceOf: TypeError, message: /an address must be a string/ });
+});
+
+test('localhost is the loopback address, looked up nowhere: an ip6: prefix asks for ::1', async (t) => {
+  t.is(parseAddress('localhost:80'), 'ip4:127.0.0.1:80');
+  t.is(parseAddress('ip6:localhost:80'), 'ip6:[::1]:80');
+  t.is(await resolveAddress('localhost:0'), 'ip4:127.0.0.1:0');
+  const listener = port('localhost:0');
+  t.regex(listener.address as string, /^ip4:127\.0\.0\.1:\d+$/);
+  const portNumber = (listener.address as string).split(':').at(-1);
+  const [greeting] = await converse(listener, tcp(`localhost:${portNumber}`));
+  t.is(greeting, 'hello client');
+  listener.close();
+});
+
+test('a host name in port, tcp or parseAddress is a NeedsResolvingError at once: nothing is looked up', async (t) => {
+  // A name this machine resolves, if it has one: a lookup would have made an address of it.
+  const name = (await resolvableName()) ?? 'nowhere.invalid';
+  for (const call of [() => port(`${name}:0`), () => tcp(`ip4:${name}:7000`), () => parseAddress(`[${name}]:1`)]) {
+    const error = t.throws(call, { instanceOf: NeedsResolvingError });
+    t.is(error?.code, 'ERR_NEXUS_NEEDS_RESOLVING');
+    t.true(error?.message.includes(`the host "${name}"`), error?.message);
+    t.regex(error?.message ?? '', /give an IP address, or resolve the name first \(resolveAddress\)/);
+  }
+  t.throws(() => tcp('db.example:http'), { instanceOf: BadAddressError, message: /the port "http"/ });
+});
+
+test('resolveAddress looks a name up without blocking, as the system does (/etc/hosts included)', async (t) => {
+  const name = await resolvableName();
+  if (name === null) {
+    t.log('this machine resolves no name but localhost: only the forms that need no lookup are tried');
+  } else {
+    const { address } = await lookup(name, { family: 4 });
+    t.is(await resolveAddress(`ip4:${name}:5432`), `ip4:${address}:5432`);
+    t.is(await resolveAddress(`${name}:0`), parseAddress(`${(await lookup(name)).address}:0`));
+  }
+  t.is(await resolveAddress('ip6:[::1]:9'), 'ip6:[::1]:9', 'an IP address comes back as parseAddress gives it');
+  t.is(await resolveAddress('unix:/tmp/x.sock'), 'unix:/tmp/x.sock');
+  await t.throwsAsync(resolveAddress('db.example:99999'), { instanceOf: BadAddressError, message: /"99999"/ });
+});
+
+test('a name that does not resolve is a BadAddressError naming the host', async (t) => {
+  const error = await t.throwsAsync(resolveAddress('ip4:nowhere.invalid:80'), { instanceOf: BadAddressError });
+  t.is(error?.code, 'ERR_NEXUS_BAD_ADDRESS');
+  t.regex(
+    error?.message ?? '',
+    /^bad address "ip4:nowhere\.invalid:80": the host "nowhere\.invalid" does not resolve for IPv4 \(\w+\)$/,
+  );
 });
 
 test('a taken port is an AddressInUseError that names the address', (t) => {

@@ -33,6 +33,14 @@ test('a member sent a malformed list of task classes says so, not that its tasks
   team.close();
 });
 
+test('a member sent undefined says the team broke the protocol, rather than take it for nothing', async (t) => {
+  const [team, member] = pipe();
+  const working = Crew.work(member, 1);
+  new HybridMarshaler().send(undefined, team);
+  await t.throwsAsync(working, { message: /the team sent a message that is not a list \(crew protocol\): undefined/ });
+  team.close();
+});
+
 test('a member is sent each task class once, and later frames name it by number', async (t) => {
   // One task at a time, classes alternating, then a frame that mixes known classes with a new one.
   const the = new Pool({ size: 1 });

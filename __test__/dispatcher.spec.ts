@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import test from 'ava';
-import { type Channel, Dispatcher, type DispatcherOptions, pipe, V8Marshaler } from '../dist/index.js';
+import { type Channel, Dispatcher, type DispatcherOptions, NOTHING, pipe, V8Marshaler } from '../dist/index.js';
 import { runScript } from './helpers.js';
 
 const marshaler = new V8Marshaler();
@@ -9,7 +9,7 @@ const marshaler = new V8Marshaler();
 /** A read handler that collects items until it has `count`, then drops itself. */
 function collect(into: unknown[], count: number) {
   return (channel: Channel) => {
-    for (let item = marshaler.recv(channel); item !== undefined; item = marshaler.recv(channel)) into.push(item);
+    for (let item = marshaler.recv(channel); item !== NOTHING; item = marshaler.recv(channel)) into.push(item);
     return into.length < count;
   };
 }
@@ -118,7 +118,7 @@ test('read and write handlers share one channel', async (t) => {
   dispatcher.whenReadReady(b, collect(got, 1));
   dispatcher.whenReadReady(a, (ch) => {
     const item = marshaler.recv(ch);
-    if (item === undefined) return true;
+    if (item === NOTHING) return true;
     marshaler.send(`reply to ${String(item)}`, ch);
     return false;
   });
@@ -131,11 +131,11 @@ test('a spinning dispatcher serves a conversation whose replies come at once, in
   const [a, b] = pipe();
   const echoed: number[] = [];
   dispatcher.whenReadReady(b, (ch) => {
-    for (let item = marshaler.recv(ch); item !== undefined; item = marshaler.recv(ch)) marshaler.send(item, ch);
+    for (let item = marshaler.recv(ch); item !== NOTHING; item = marshaler.recv(ch)) marshaler.send(item, ch);
     return !ch.atEnd;
   });
   dispatcher.whenReadReady(a, (ch) => {
-    for (let item = marshaler.recv(ch); item !== undefined; item = marshaler.recv(ch)) {
+    for (let item = marshaler.recv(ch); item !== NOTHING; item = marshaler.recv(ch)) {
       echoed.push(item as number);
       if (echoed.length === 2000) {
         ch.close();
@@ -173,13 +173,13 @@ test('a spinning dispatcher fed slowly stops spinning and sleeps', async (t) => 
   // 60 ms apart would burn a third of the time; the first spin finds nothing, and the pauses that
   // follow (about 40 ms, measured asleep) are longer than the spin, so it stays off.
   const { code, stdout, stderr } = await runScript(`
-    import { Dispatcher, JsonMarshaler, pipe } from './dist/index.js';
+    import { Dispatcher, JsonMarshaler, NOTHING, pipe } from './dist/index.js';
     const marshaler = new JsonMarshaler();
     const dispatcher = new Dispatcher({ spin: 20000 });
     const [a, b] = pipe();
     let got = 0;
     dispatcher.whenReadReady(b, (ch) => {
-      while (marshaler.recv(ch) !== undefined) got++;
+      while (marshaler.recv(ch) !== NOTHING) got++;
       return got < 8;
     });
     const watching = dispatcher.watch();
@@ -254,7 +254,7 @@ test('spurious readiness is a value: reading with nothing there returns null', (
   const [, b] = pipe();
   t.is(b.read(Buffer.alloc(8)), null);
   t.is(b.recvFrame(), null);
-  t.is(marshaler.recv(b), undefined);
+  t.is(marshaler.recv(b), NOTHING);
 });
 
 test('end of file reaches the read handler after the last item', async (t) => {
@@ -264,7 +264,7 @@ test('end of file reaches the read handler after the last item', async (t) => {
   a.close();
   const seen: unknown[] = [];
   dispatcher.whenReadReady(b, (ch) => {
-    for (let item = marshaler.recv(ch); item !== undefined; item = marshaler.recv(ch)) seen.push(item);
+    for (let item = marshaler.recv(ch); item !== NOTHING; item = marshaler.recv(ch)) seen.push(item);
     if (ch.atEnd) seen.push('EOF');
     return !ch.atEnd;
   });
@@ -495,13 +495,13 @@ test('the addon runs in two worker threads at once and survives their teardown w
   const { Worker } = await import('node:worker_threads');
   const source = `
     const { parentPort } = require('node:worker_threads');
-    import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)}).then(({ Dispatcher, pipe, V8Marshaler }) => {
+    import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)}).then(({ Dispatcher, NOTHING, pipe, V8Marshaler }) => {
       const dispatcher = new Dispatcher();
       const marshaler = new V8Marshaler();
       const [a, b] = pipe();
       let n = 0;
       dispatcher.whenReadReady(b, (ch) => {
-        for (let item = marshaler.recv(ch); item !== undefined; item = marshaler.recv(ch)) {
+        for (let item = marshaler.recv(ch); item !== NOTHING; item = marshaler.recv(ch)) {
           n += 1;
           if (n === 1000) parentPort.postMessage('busy');
           marshaler.send(item, a);

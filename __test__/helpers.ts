@@ -1,11 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { type Channel, type Dispatcher, pipe, V8Marshaler } from '../dist/index.js';
+import { type Channel, type Dispatcher, NOTHING, pipe, V8Marshaler } from '../dist/index.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -53,13 +55,13 @@ export async function receive(
   channel: Channel,
   marshaler = new V8Marshaler(),
 ): Promise<unknown> {
-  let item: unknown;
+  let item: unknown = NOTHING;
   dispatcher.whenReadReady(channel, (ch) => {
     item = marshaler.recv(ch);
-    return item === undefined && !ch.atEnd;
+    return item === NOTHING && !ch.atEnd;
   });
   await dispatcher.watch();
-  if (item === undefined) throw new Error('the peer closed its channel before sending anything');
+  if (item === NOTHING) throw new Error('the peer closed its channel before sending anything');
   return item;
 }
 
@@ -146,4 +148,24 @@ export function portOf(address: string | undefined): number {
   const port = Number(address?.split(':').at(-1));
   if (!Number.isInteger(port)) throw new Error(`no port in address ${address}`);
   return port;
+}
+
+/**
+ * A name other than localhost that this machine resolves to an IPv4 address: its own host name,
+ * or one from /etc/hosts; null if there is none.
+ */
+export async function resolvableName(): Promise<string | null> {
+  let hosts = '';
+  try {
+    hosts = readFileSync('/etc/hosts', 'utf8');
+  } catch {}
+  const listed = hosts.split('\n').flatMap((line) => line.replace(/#.*/, '').trim().split(/\s+/).slice(1));
+  for (const name of [hostname(), ...listed]) {
+    if (name === '' || name.toLowerCase() === 'localhost' || name.includes(':')) continue;
+    try {
+      await lookup(name, { family: 4 });
+      return name;
+    } catch {}
+  }
+  return null;
 }

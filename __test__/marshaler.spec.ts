@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { connect as netConnect } from 'node:net';
 import test from 'ava';
 import {
   BadPayloadError,
@@ -7,7 +8,10 @@ import {
   FrameTooLargeError,
   HybridMarshaler,
   JsonMarshaler,
+  NexusError,
+  NOTHING,
   pipe,
+  port,
   TruncatedFrameError,
   V8Marshaler,
 } from '../dist/index.js';
@@ -20,7 +24,7 @@ function drain(dispatcher: Dispatcher, channel: Channel, m = marshaler): { items
   const result: { items: unknown[]; error?: unknown } = { items: [] };
   dispatcher.whenReadReady(channel, (ch) => {
     try {
-      for (let item = m.recv(ch); item !== undefined; item = m.recv(ch)) result.items.push(item);
+      for (let item = m.recv(ch); item !== NOTHING; item = m.recv(ch)) result.items.push(item);
     } catch (error) {
       result.error = error;
       ch.close();
@@ -54,7 +58,7 @@ test('a 16 MiB message crosses to another process and back intact', async (t) =>
   let back: Buffer | undefined;
   dispatcher.whenReadReady(peer.channel, (ch) => {
     const item = marshaler.recv(ch);
-    if (item === undefined) return true;
+    if (item === NOTHING) return true;
     back = item as Buffer;
     ch.close();
     return false;
@@ -71,7 +75,7 @@ test('a frame sent one byte at a time is delivered whole, once', async (t) => {
   const items: unknown[] = [];
   dispatcher.whenReadReady(peer.channel, (ch) => {
     const item = marshaler.recv(ch);
-    if (item !== undefined) items.push(item);
+    if (item !== NOTHING) items.push(item);
     else if (!ch.atEnd) {
       partial += 1;
       ch.write('k'); // acknowledge: the peer sends the next byte
@@ -145,7 +149,91 @@ test('the JSON marshaler speaks plain length-prefixed JSON', (t) => {
   t.is(raw.toString(), '{"answer":42,"list":["a"]}');
   json.send([1, 2], a);
   t.deepEqual(json.recv(b), [1, 2]);
-  t.throws(() => json.send(undefined, a), { instanceOf: TypeError, message: /undefined cannot be sent/ });
+});
+
+test('recv says "no whole message yet" with NOTHING, a symbol no peer can send', (t) => {
+  const [a, b] = pipe();
+  t.is<symbol, symbol>(NOTHING, Symbol.for('pyre-nexus.NOTHING'), 'registered: two copies of the library agree on it');
+  a.write(Buffer.from([5, 0, 0])); // part of a frame's header
+  for (const m of [marshaler, new HybridMarshaler(), new JsonMarshaler()]) {
+    t.is(m.recv(b), NOTHING);
+    t.throws(() => m.send(NOTHING, a), { instanceOf: TypeError, message: /NOTHING is what recv returns/ });
+  }
+  t.is(a.pendingOutput, 0, 'nothing was sent for NOTHING');
+});
+
+test('undefined is a message like any other: it arrives between others, in order', (t) => {
+  const [a, b] = pipe();
+  for (const m of [marshaler, new HybridMarshaler()]) {
+    for (const item of [1, undefined, 'between', undefined, undefined, null]) m.send(item, a);
+    const got: unknown[] = [];
+    for (let item = m.recv(b), bound = 0; item !== NOTHING && bound < 100; item = m.recv(b), bound++) got.push(item);
+    t.deepEqual(got, [1, undefined, 'between', undefined, undefined, null], m.constructor.name);
+  }
+});
+
+test("a peer's undefined, a V8 frame written by hand on a TCP connection, arrives as a message", async (t) => {
+  // Another program's bytes, not our marshaler's: the frames of 1, undefined and 'after', as
+  // V8's serializer (format version 15) writes them, after their 4-byte little-endian lengths.
+  const frame = (...payload: number[]) => Buffer.from([payload.length, 0, 0, 0, ...payload]);
+  const bytes = Buffer.concat([
+    frame(0xff, 0x0f, 0x49, 0x02),
+    frame(0xff, 0x0f, 0x5f),
+    frame(0xff, 0x0f, 0x22, 0x05, ...Buffer.from('after')),
+  ]);
+  for (const m of [marshaler, new HybridMarshaler()]) {
+    const listener = port('ip4:127.0.0.1:0');
+    const peer = netConnect(Number(listener.address?.split(':').at(-1)), '127.0.0.1');
+    peer.end(bytes);
+    const dispatcher = new Dispatcher();
+    let got: { items: unknown[]; error?: unknown } = { items: [] };
+    dispatcher.whenReadReady(listener, (l) => {
+      const server = l.accept();
+      if (server === null) return true;
+      got = drain(dispatcher, server, m);
+      l.close();
+      return false;
+    });
+    await dispatcher.watch();
+    peer.destroy();
+    t.is(got.error, undefined, String(got.error));
+    t.deepEqual(got.items, [1, undefined, 'after'], m.constructor.name);
+  }
+});
+
+test('the JSON marshaler refuses to send undefined, which JSON cannot carry, and sends nothing', (t) => {
+  const [a, b] = pipe();
+  const json = new JsonMarshaler();
+  t.throws(() => json.send(undefined, a), {
+    instanceOf: TypeError,
+    message:
+      'JsonMarshaler: undefined has no JSON form; send null, or use a V8Marshaler or HybridMarshaler, which carry undefined',
+  });
+  t.throws(() => json.send(() => 1, a), { instanceOf: TypeError, message: /a function has no JSON form/ });
+  json.send(null, a);
+  t.is(json.recv(b), null, 'the next message is the next one sent');
+  t.is(json.recv(b), NOTHING);
+});
+
+test('a loop that stops at undefined is stopped with an error, not left to spin forever', async (t) => {
+  const [, b] = pipe();
+  let asked = 0;
+  const error = t.throws(
+    () => {
+      // Bounded for the test's sake; the loop a user wrote before NOTHING has no bound.
+      for (let item = marshaler.recv(b); item !== undefined && asked < 10_000_000; item = marshaler.recv(b)) asked++;
+    },
+    { instanceOf: NexusError },
+  );
+  t.is(error?.code, 'ERR_NEXUS_RECV_LOOP');
+  t.regex(error?.message ?? '', /without the program yielding.*stop at NOTHING/);
+  t.true(asked < 2_000_000, `stopped after ${asked} NOTHINGs`);
+  // A program that yields between its questions is never stopped, however often it asks.
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 600_000; i++) marshaler.recv(b);
+    await Promise.resolve();
+  }
+  t.is(marshaler.recv(b), NOTHING);
 });
 
 test('V8 marshaling keeps rich values', (t) => {

@@ -1,7 +1,8 @@
+import { lookup } from 'node:dns/promises';
 import test from 'ava';
 import { Dispatcher } from '../dist/index.js';
 import { Client, refused } from './clients.js';
-import { receive, serveNode, spawnPeer } from './helpers.js';
+import { receive, resolvableName, serveNode, spawnPeer } from './helpers.js';
 
 const kv = { module: 'examples/services/kv.ts', export: 'KeyValueServer' };
 
@@ -15,6 +16,15 @@ test('node signals: the child says ready, SIGHUP reloads, SIGTERM stops it clean
   child.kill('SIGTERM');
   t.deepEqual(await exit, { code: 0, signal: null });
   channel.close();
+});
+
+test('nexus serve resolves a host name in a configuration and prints the address it listens at', async (t) => {
+  const name = (await resolvableName()) ?? 'localhost';
+  const { address: ip } = await lookup(name, { family: 4 });
+  const node = await serveNode({ kv: { ...kv, address: `ip4:${name}:0` } });
+  t.regex(node.address('kv'), new RegExp(`^ip4:${ip.replaceAll('.', '\\.')}:\\d+$`));
+  node.child.kill('SIGTERM');
+  t.deepEqual(await node.exit, { code: 0, signal: null });
 });
 
 test('SIGTERM closes the listeners and idle conversations first, and lets one in progress finish', async (t) => {

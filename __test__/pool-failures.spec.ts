@@ -9,6 +9,7 @@ import {
   Dispatcher,
   HybridMarshaler,
   Member,
+  NOTHING,
   type Outcome,
   Pool,
   pipe,
@@ -98,53 +99,69 @@ test('a member that dies with tasks unread in its socket ended; it did not break
   await the.close();
 });
 
+/** Members that answer each task with the next of `replies` (one reply a member, in turn). */
+class Answering implements Recruiter {
+  readonly hybrid = new HybridMarshaler();
+  readonly memberSide = new Dispatcher();
+  #deployed = 0;
+  constructor(readonly replies: ((id: number) => unknown)[]) {}
+  recruit(team: Team) {
+    return Array.from({ length: team.vacancies() }, () => this.deploy());
+  }
+  deploy() {
+    const { hybrid, memberSide } = this;
+    const reply = this.replies[this.#deployed++ % this.replies.length] as (id: number) => unknown;
+    const [ours, theirs] = pipe();
+    let exited: { code: number } | null = null;
+    hybrid.send([READY, this.#deployed], theirs);
+    memberSide.whenReadReady(theirs, (ch) => {
+      for (let message = hybrid.recv(ch); message !== NOTHING; message = hybrid.recv(ch)) {
+        const [kind, , tasks] = message as [number, unknown, number[]];
+        if (kind === TASKS) hybrid.send(reply(tasks[0] as number), ch);
+      }
+      if (!ch.atEnd) return true;
+      ch.close();
+      exited = { code: 0 };
+      return false;
+    });
+    if (!memberSide.watching) void memberSide.watch();
+    const kill = () => {
+      theirs.abort();
+      exited = { code: 1 };
+    };
+    return new Member(this.#deployed, ours, { kill, exited: () => exited });
+  }
+  dismiss = dismissInThisThread;
+}
+
 test('a member whose reports are malformed is retired for it, and its task is not lost', async (t) => {
   // Each member answers a task with a report that cannot be taken: no task id, a list cut short,
   // or a failure with no error record. The task must still be settled.
-  const hybrid = new HybridMarshaler();
-  const memberSide = new Dispatcher();
-  const replies = [
-    (_id: number) => [REPORTS, ['one', 0, 0, 9, 0]],
-    (id: number) => [REPORTS, [id, 0, 0]],
-    (id: number) => [REPORTS, [id, 0, TaskStatus.failed, null, 0]],
-  ];
-  class Misreports implements Recruiter {
-    #deployed = 0;
-    recruit(team: Team) {
-      return Array.from({ length: team.vacancies() }, () => this.deploy());
-    }
-    deploy() {
-      const reply = replies[this.#deployed++ % replies.length] as (id: number) => unknown[];
-      const [ours, theirs] = pipe();
-      let exited: { code: number } | null = null;
-      hybrid.send([READY, this.#deployed], theirs);
-      memberSide.whenReadReady(theirs, (ch) => {
-        for (let message = hybrid.recv(ch); message !== undefined; message = hybrid.recv(ch)) {
-          const [kind, , tasks] = message as [number, unknown, number[]];
-          if (kind === TASKS) hybrid.send(reply(tasks[0] as number), ch);
-        }
-        if (!ch.atEnd) return true;
-        ch.close();
-        exited = { code: 0 };
-        return false;
-      });
-      if (!memberSide.watching) void memberSide.watch();
-      const kill = () => {
-        theirs.abort();
-        exited = { code: 1 };
-      };
-      return new Member(this.#deployed, ours, { kill, exited: () => exited });
-    }
-    dismiss = dismissInThisThread;
-  }
-  const the = new Pool({ size: 1, retries: 2, recruiter: new Misreports() });
+  const recruiter = new Answering([
+    (_id) => [REPORTS, ['one', 0, 0, 9, 0]],
+    (id) => [REPORTS, [id, 0, 0]],
+    (id) => [REPORTS, [id, 0, TaskStatus.failed, null, 0]],
+  ]);
+  const the = new Pool({ size: 1, retries: 2, recruiter });
   const error = await t.throwsAsync(the.submit(new Square(3)), { instanceOf: WorkerLostError });
   t.regex(
     error?.message ?? '',
     /broke the crew protocol \(a malformed report: task 1 did not complete, and carries no error record\) while running task Square, 3 times: given up/,
   );
   await the.close();
-  memberSide.close();
+  recruiter.memberSide.close();
+});
+
+test('a member that answers with undefined breaks the protocol: it is not taken for silence', async (t) => {
+  const recruiter = new Answering([() => undefined]);
+  const the = new Pool({ size: 1, retries: 0, recruiter });
+  const error = await t.throwsAsync(the.submit(new Square(3)), { instanceOf: WorkerLostError });
+  t.regex(
+    error?.message ?? '',
+    /broke the crew protocol \(a message that is not a list: undefined\) while running task Square, 1 time: given up/,
+  );
+  await the.close();
+  recruiter.memberSide.close();
 });
 
 test('a worker that sends garbage is retired like one that crashed', async (t) => {

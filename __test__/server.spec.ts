@@ -1,9 +1,12 @@
+import { lookup } from 'node:dns/promises';
+import { connect as netConnect } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import test from 'ava';
 import { AddressInUseError, type Channel, journal, type LogEntry, Node, Server, type Service } from '../dist/index.js';
 import { EchoServer } from '../examples/services/echo.ts';
 import { KeyValueServer } from '../examples/services/kv.ts';
 import { Client } from './clients.js';
+import { resolvableName } from './helpers.js';
 
 // Log entries, by channel name: each spec names its server, and waits on what it logs.
 const waiting: { channel: string; pattern: RegExp; resolve: (entry: LogEntry) => void }[] = [];
@@ -213,6 +216,30 @@ test('a server activated twice, or used before activate, says so', async (t) => 
   t.throws(() => server.activate(null, node.dispatcher), { message: /already active/ });
   await node.shutdown();
   t.throws(() => new Server().connect({} as Channel, 'x'), { message: /not active: call activate\(\) first/ });
+});
+
+test('a server whose address names a host resolves it without blocking, and listens there', async (t) => {
+  const name = (await resolvableName()) ?? 'localhost';
+  const { address: ip } = await lookup(name, { family: 4 });
+  const server = new EchoServer({ name: 'named', address: `ip4:${name}:0` });
+  await serving({ named: server }, async ({ named }) => {
+    t.regex(named.address, new RegExp(`^ip4:${ip.replaceAll('.', '\\.')}:\\d+$`));
+    const socket = netConnect(Number(named.address.split(':').at(-1)), ip);
+    socket.end('over the resolved address');
+    let echoed = '';
+    for await (const chunk of socket) echoed += chunk;
+    t.is(echoed, 'over the resolved address');
+  });
+});
+
+test('a server whose host name does not resolve fails to start, naming the host', async (t) => {
+  const node = new Node({ services: { nowhere: new EchoServer({ address: 'nowhere.invalid:7000' }) } });
+  await t.throwsAsync(node.prepare(), {
+    code: 'ERR_NEXUS_SERVICE',
+    message:
+      /^service "nowhere" failed to start: bad address "nowhere\.invalid:7000": the host "nowhere\.invalid" does not resolve/,
+  });
+  await node.shutdown();
 });
 
 test('a server whose port is taken fails to start with an AddressInUseError naming the address', async (t) => {

@@ -13,10 +13,11 @@
 
 use crate::error::{throw, OrThrow};
 use crate::glue::{self, Args};
-use crate::handle::Handle;
+use crate::handle::ChannelHandle;
 use napi::bindgen_prelude::*;
 use napi::sys::{napi_callback_info, napi_env, napi_value};
 use napi_derive::napi;
+use pyre_nexus_core::address::{Family, Parsed};
 use pyre_nexus_core::{self as core, frame, Address, ReadOutcome, Recv, RecvInto};
 
 fn address(env: &Env, text: &str) -> Result<Address> {
@@ -34,60 +35,60 @@ pub const LARGE_PAYLOAD: u32 = (frame::LARGE - frame::HEADER) as u32;
 
 /// The file descriptor, or null once closed.
 #[napi(catch_unwind)]
-pub fn channel_fd(channel: Handle) -> Option<i32> {
+pub fn channel_fd(channel: ChannelHandle) -> Option<i32> {
     channel.borrow().fd()
 }
 
 /// `stream`, `tcp`, `listener` or `closed`.
 #[napi(catch_unwind)]
-pub fn channel_kind(channel: Handle) -> &'static str {
+pub fn channel_kind(channel: ChannelHandle) -> &'static str {
     channel.borrow().kind()
 }
 
 /// Whether this side has closed the channel.
 #[napi(catch_unwind)]
-pub fn channel_closed(channel: Handle) -> bool {
+pub fn channel_closed(channel: ChannelHandle) -> bool {
     channel.borrow().is_closed()
 }
 
 /// The address bound, in pyre's notation (`ip4:127.0.0.1:5000`), if any.
 #[napi(catch_unwind)]
-pub fn channel_local_address(channel: Handle) -> Option<String> {
+pub fn channel_local_address(channel: ChannelHandle) -> Option<String> {
     channel.borrow().local_address().map(|a| a.to_string())
 }
 
 /// The peer's address, if known.
 #[napi(catch_unwind)]
-pub fn channel_peer_address(channel: Handle) -> Option<String> {
+pub fn channel_peer_address(channel: ChannelHandle) -> Option<String> {
     channel.borrow().peer_address().map(|a| a.to_string())
 }
 
 /// Bytes accepted by `write`/`sendFrame` that the kernel has not taken yet.
 #[napi(catch_unwind)]
-pub fn channel_pending_output(channel: Handle) -> u32 {
+pub fn channel_pending_output(channel: ChannelHandle) -> u32 {
     channel.borrow().pending_output() as u32
 }
 
 /// Sets the largest frame `recvFrame` accepts.
 #[napi(catch_unwind)]
-pub fn channel_set_max_frame(channel: Handle, max: u32) {
+pub fn channel_set_max_frame(channel: ChannelHandle, max: u32) {
     channel.borrow_mut().set_max_frame(max);
 }
 
 /// Sets the bound on unsent output.
 #[napi(catch_unwind)]
-pub fn channel_set_output_bound(channel: Handle, bound: u32) {
+pub fn channel_set_output_bound(channel: ChannelHandle, bound: u32) {
     channel.borrow_mut().set_output_bound(bound as usize);
 }
 
 /// Makes the next read ask the kernel even if the socket was last found empty.
 #[napi(catch_unwind)]
-pub fn channel_recheck(channel: Handle) {
+pub fn channel_recheck(channel: ChannelHandle) {
     channel.borrow_mut().recheck();
 }
 
 /// The calls made once or more per message, exported with glue of our own (see `glue.rs`); the
-/// TypeScript layer declares their types (`ts/native.ts`).
+/// generated `native.d.ts` declares their types from `src/native-header.d.ts`.
 #[napi(module_exports)]
 pub fn export_per_message_calls(exports: Object, env: Env) -> Result<()> {
     glue::export(
@@ -105,6 +106,9 @@ pub fn export_per_message_calls(exports: Object, env: Env) -> Result<()> {
 }
 
 /// `channelAtEnd(channel)`: whether the peer has closed its end (an end of file was read).
+///
+/// # Safety
+/// N-API calls it, with the `env` and `info` of a call on this thread.
 unsafe extern "C" fn channel_at_end(env: napi_env, info: napi_callback_info) -> napi_value {
     let env = Env::from_raw(env);
     // SAFETY: N-API calls this function with the `env` and `info` of the call.
@@ -117,6 +121,9 @@ unsafe extern "C" fn channel_at_end(env: napi_env, info: napi_callback_info) -> 
 
 /// `channelRead(channel, buffer)`: reads into `buffer`: the number of bytes read, 0 at end of
 /// file, null if nothing is there.
+///
+/// # Safety
+/// N-API calls it, with the `env` and `info` of a call on this thread.
 unsafe extern "C" fn channel_read(env: napi_env, info: napi_callback_info) -> napi_value {
     let env = Env::from_raw(env);
     // SAFETY: as above.
@@ -136,6 +143,9 @@ unsafe extern "C" fn channel_read(env: napi_env, info: napi_callback_info) -> na
 
 /// `channelWrite(channel, buffer)`: writes what the kernel takes and buffers the rest up to the
 /// bound; returns bytes accepted.
+///
+/// # Safety
+/// N-API calls it, with the `env` and `info` of a call on this thread.
 unsafe extern "C" fn channel_write(env: napi_env, info: napi_callback_info) -> napi_value {
     let env = Env::from_raw(env);
     // SAFETY: as above.
@@ -151,6 +161,9 @@ unsafe extern "C" fn channel_write(env: napi_env, info: napi_callback_info) -> n
 
 /// `channelSendFrame(channel, payload)`: sends `payload` as one frame (4-byte little-endian
 /// length, then the bytes).
+///
+/// # Safety
+/// N-API calls it, with the `env` and `info` of a call on this thread.
 unsafe extern "C" fn channel_send_frame(env: napi_env, info: napi_callback_info) -> napi_value {
     let env = Env::from_raw(env);
     // SAFETY: as above.
@@ -168,6 +181,9 @@ unsafe extern "C" fn channel_send_frame(env: napi_env, info: napi_callback_info)
 /// at `offset` and returns its length, or -1 if no frame has arrived whole yet (see `atEnd`). A
 /// payload larger than the room left in the slab comes back as a Buffer of its own. The slab
 /// spares a Buffer per frame, which cost more than the rest of a receive.
+///
+/// # Safety
+/// N-API calls it, with the `env` and `info` of a call on this thread.
 unsafe extern "C" fn channel_recv_frame(env: napi_env, info: napi_callback_info) -> napi_value {
     let env = Env::from_raw(env);
     // SAFETY: as above.
@@ -194,6 +210,9 @@ unsafe extern "C" fn channel_recv_frame(env: napi_env, info: napi_callback_info)
 /// `buffer` at `offset` and returns its length, or -1 if no frame has arrived whole yet (see
 /// `atEnd`). A payload that does not fit stays queued, and the error says how long it is.
 /// Nothing is allocated for JavaScript.
+///
+/// # Safety
+/// N-API calls it, with the `env` and `info` of a call on this thread.
 unsafe extern "C" fn channel_recv_frame_into(
     env: napi_env,
     info: napi_callback_info,
@@ -240,62 +259,85 @@ pub fn trim_large_frame_spares() -> bool {
 
 /// Takes the next waiting connection of a listening channel, or null if none is waiting.
 #[napi(catch_unwind)]
-pub fn channel_accept(env: Env, channel: Handle) -> Result<Option<Handle>> {
+pub fn channel_accept(env: Env, channel: ChannelHandle) -> Result<Option<ChannelHandle>> {
     Ok(channel
         .borrow_mut()
         .accept()
         .or_throw(&env)?
-        .map(Handle::new))
+        .map(ChannelHandle::new))
 }
 
 /// Closes the channel; accepted output is still delivered if a dispatcher watches it.
 #[napi(catch_unwind)]
-pub fn channel_close(channel: Handle) {
+pub fn channel_close(channel: ChannelHandle) {
     channel.borrow_mut().close();
 }
 
 /// Closes the channel at once, dropping output the peer has not taken yet.
 #[napi(catch_unwind)]
-pub fn channel_abort(channel: Handle) {
+pub fn channel_abort(channel: ChannelHandle) {
     channel.borrow_mut().abort();
 }
 
 /// A connected pair of channels `[parent, child]`.
 #[napi(catch_unwind)]
-pub fn pipe(env: Env) -> Result<Vec<Handle>> {
+pub fn pipe(env: Env) -> Result<Vec<ChannelHandle>> {
     let (a, b) = core::pipe().or_throw(&env)?;
-    Ok(vec![Handle::new(a), Handle::new(b)])
+    Ok(vec![ChannelHandle::new(a), ChannelHandle::new(b)])
 }
 
 /// A listening port; a taken Internet address falls back to an ephemeral port.
 #[napi(catch_unwind)]
-pub fn port(env: Env, address_text: String) -> Result<Handle> {
+pub fn port(env: Env, address_text: String) -> Result<ChannelHandle> {
     let address = address(&env, &address_text)?;
-    Ok(Handle::new(core::port(&address).or_throw(&env)?))
+    Ok(ChannelHandle::new(core::port(&address).or_throw(&env)?))
 }
 
 /// A connection to an address, begun without blocking.
 #[napi(catch_unwind)]
-pub fn connect(env: Env, address_text: String) -> Result<Handle> {
+pub fn connect(env: Env, address_text: String) -> Result<ChannelHandle> {
     let address = address(&env, &address_text)?;
-    Ok(Handle::new(core::connect(&address).or_throw(&env)?))
+    Ok(ChannelHandle::new(core::connect(&address).or_throw(&env)?))
 }
 
 /// Takes over an inherited socket descriptor.
 #[napi(catch_unwind)]
-pub fn adopt(env: Env, fd: i32) -> Result<Handle> {
+pub fn adopt(env: Env, fd: i32) -> Result<ChannelHandle> {
     if fd < 0 {
-        return Err(throw(
-            &env,
-            "ERR_NEXUS_NOT_A_SOCKET",
-            &format!("descriptor {fd} is not a socket"),
-        ));
+        return Err(throw(&env, &core::Error::NotASocket { fd }));
     }
-    Ok(Handle::new(core::adopt(fd).or_throw(&env)?))
+    Ok(ChannelHandle::new(core::adopt(fd).or_throw(&env)?))
 }
 
 /// Parses an address and gives it back in canonical form, or throws naming the bad part.
 #[napi(catch_unwind)]
 pub fn parse_address(env: Env, address_text: String) -> Result<String> {
     Ok(address(&env, &address_text)?.to_string())
+}
+
+/// The host name of an address, for a resolver: the family its prefix asks for (4, 6, or 0 for
+/// either), the name and the port.
+#[napi(object, object_from_js = false)]
+pub struct HostName {
+    pub family: u32,
+    pub host: String,
+    pub port: u32,
+}
+
+/// The host name an address must have resolved before it can be used, or null when it needs no
+/// lookup (an IP address, `localhost`, a Unix-domain path); throws naming the bad part.
+#[napi(catch_unwind)]
+pub fn address_host_name(env: Env, address_text: String) -> Result<Option<HostName>> {
+    Ok(match Address::parse(&address_text).or_throw(&env)? {
+        Parsed::Address(_) => None,
+        Parsed::HostName(named) => Some(HostName {
+            family: match named.family {
+                Family::Any => 0,
+                Family::V4 => 4,
+                Family::V6 => 6,
+            },
+            host: named.host,
+            port: u32::from(named.port),
+        }),
+    })
 }

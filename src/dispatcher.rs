@@ -1,62 +1,56 @@
 //! The `Dispatcher` class: the core dispatcher driven from Node's own libuv loop.
 //!
-//! One libuv poll handle watches the mio selector's descriptor; when it is readable, a turn
-//! drains mio with a zero timeout and calls the due handlers, each through `napi_make_callback`
-//! so that promise jobs and `process.nextTick` callbacks run after every handler. An idle handle
-//! re-runs turns while handlers leave their channels ready (level-triggered semantics without a
-//! busy loop: libuv still runs timers and I/O between turns), and one timer serves the alarms.
+//! One libuv poll handle watches the mio selector's descriptor; when it is readable, a core
+//! [`Turn`] drains mio with a zero timeout and the due handlers are called, each through
+//! `napi_make_callback` so that promise jobs and `process.nextTick` callbacks run after every
+//! handler. An idle handle re-runs turns while handlers leave their channels ready
+//! (level-triggered semantics without a busy loop: libuv still runs timers and I/O between
+//! turns), and one timer serves the alarms.
+//!
+//! The rules are the core's: [`Watch`] says what to do next, [`Outcome`] what a handler's return
+//! means, [`Spin`] when to poll before sleeping. This file converts and calls.
 
-use crate::error::{throw, OrThrow};
-use crate::handle::Handle;
-use crate::uv;
+use crate::error::{error_value, throw, OrThrow};
+use crate::guard::{
+    check, value_of, AsyncResource, CallbackScope, Deferred, HandleScope, OwnedRef,
+};
+use crate::handle::ChannelHandle;
+use crate::uv::{self, Handles};
 use napi::bindgen_prelude::*;
 use napi::{sys, JsValue};
 use napi_derive::napi;
-use pyre_nexus_core::{Call, Dispatcher as Core, HandlerId, Readiness};
+use pyre_nexus_core::{
+    alarm_interval, Call, Dispatcher as Core, Ending, Error as CoreError, HandlerId, Next, Outcome,
+    Readiness, Spin, Turn, Watch,
+};
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::ptr;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// A handler as the core keeps it: a strong reference to a JavaScript function.
-#[derive(Clone, Copy)]
-struct JsRef(sys::napi_ref);
+/// What a running watch holds: the promise it settles, and a reference keeping the JavaScript
+/// object alive for as long as the loop may call into it.
+struct Watching {
+    promise: Deferred,
+    _this: OwnedRef,
+}
 
-/// The state shared by the JavaScript object and the libuv handles.
+/// The state shared by the JavaScript object and the libuv handles. Everything native it holds
+/// goes when it closes (see [`Inner::close`]); what is left is this struct.
 struct Inner {
     env: sys::napi_env,
-    core: RefCell<Core<JsRef>>,
-    /// The libuv loop the handles live on (the thread's Node event loop).
-    event_loop: Cell<*mut uv::Loop>,
-    /// The libuv handles, null once closed.
-    poll: Cell<*mut uv::Handle>,
-    timer: Cell<*mut uv::Handle>,
-    idle: Cell<*mut uv::Handle>,
-    open_handles: Cell<u8>,
-    async_context: Cell<sys::napi_async_context>,
-    /// An object standing for the dispatcher in async hooks and callback scopes.
-    resource: Cell<sys::napi_ref>,
-    /// Set while watching: the promise to settle, and a reference keeping the JavaScript object
-    /// alive for as long as the loop may call into it.
-    deferred: Cell<sys::napi_deferred>,
-    this: Cell<sys::napi_ref>,
-    stop_requested: Cell<bool>,
-    /// A handler threw: the exception that the watch promise rejects with.
-    failure: Cell<sys::napi_ref>,
-    in_turn: Cell<bool>,
-    /// `close()` was called by a handler: done once the turn ends, after the watch settles.
-    close_requested: Cell<bool>,
-    closed: Cell<bool>,
-    /// How long to poll before sleeping when a turn leaves nothing due (zero: never).
-    spin: Duration,
-    /// Whether the next idle moment spins: no after a spin that found nothing, yes again once a
-    /// pause measured asleep (from `asleep_since`) was shorter than `spin`.
-    spinning: Cell<bool>,
-    asleep_since: Cell<Option<Instant>>,
-    /// A turn's lists, kept from turn to turn so that a turn allocates nothing.
-    calls: Cell<Vec<Call>>,
-    dropped: Cell<Vec<JsRef>>,
+    /// None once closed: its descriptors and every handler are gone.
+    core: RefCell<Option<Core<OwnedRef>>>,
+    watch: RefCell<Watch<Watching, OwnedRef>>,
+    spin: RefCell<Spin>,
+    /// Kept from turn to turn, so that a turn allocates nothing.
+    turn: Cell<Turn<OwnedRef>>,
+    /// None once closed.
+    handles: RefCell<Option<Handles>>,
+    /// An object standing for the dispatcher in async hooks and callback scopes; None once
+    /// closed.
+    resource: RefCell<Option<AsyncResource>>,
 }
 
 /// pyre's event dispatcher: calls handlers when channels are ready and when alarms expire.
@@ -65,725 +59,533 @@ pub struct Dispatcher {
     inner: Rc<Inner>,
 }
 
-fn readiness(code: u32) -> Option<Readiness> {
-    match code {
-        0 => Some(Readiness::Read),
-        1 => Some(Readiness::Write),
-        2 => Some(Readiness::Exception),
-        _ => None,
-    }
-}
-
 #[napi]
 impl Dispatcher {
     /// A dispatcher on the current thread's Node event loop; with `spin_microseconds`, it polls
-    /// that long before sleeping (see `Inner::linger`).
+    /// that long before sleeping (see the core's `Spin`).
     #[napi(constructor, catch_unwind)]
     pub fn new(env: Env, spin_microseconds: Option<u32>) -> Result<Self> {
         let core = Core::new().or_throw(&env)?;
-        let raw = env.raw();
+        let spin = Duration::from_micros(spin_microseconds.unwrap_or(0).into());
         let inner = Rc::new(Inner {
-            env: raw,
-            core: RefCell::new(core),
-            event_loop: Cell::new(ptr::null_mut()),
-            poll: Cell::new(ptr::null_mut()),
-            timer: Cell::new(ptr::null_mut()),
-            idle: Cell::new(ptr::null_mut()),
-            open_handles: Cell::new(0),
-            async_context: Cell::new(ptr::null_mut()),
-            resource: Cell::new(ptr::null_mut()),
-            deferred: Cell::new(ptr::null_mut()),
-            this: Cell::new(ptr::null_mut()),
-            stop_requested: Cell::new(false),
-            failure: Cell::new(ptr::null_mut()),
-            in_turn: Cell::new(false),
-            close_requested: Cell::new(false),
-            closed: Cell::new(false),
-            spin: Duration::from_micros(spin_microseconds.unwrap_or(0).into()),
-            spinning: Cell::new(true),
-            asleep_since: Cell::new(None),
-            calls: Cell::new(Vec::new()),
-            dropped: Cell::new(Vec::new()),
+            env: env.raw(),
+            core: RefCell::new(Some(core)),
+            watch: RefCell::new(Watch::new()),
+            spin: RefCell::new(Spin::new(spin)),
+            turn: Cell::new(Turn::new()),
+            handles: RefCell::new(None),
+            resource: RefCell::new(None),
         });
-        inner.open(&env)?;
+        // SAFETY: the environment of this call, on its thread.
+        unsafe { inner.open(&env) }?;
         Ok(Dispatcher { inner })
     }
 
     /// Calls `handler()` whenever `channel` is ready: `kind` 0 for reading, 1 for writing,
     /// 2 for exceptions. A truthy return keeps it registered. Returns the handler's id.
-    #[napi(catch_unwind)]
-    pub fn when(&self, env: Env, channel: Handle, kind: u32, handler: Function) -> Result<f64> {
-        let Some(readiness) = readiness(kind) else {
-            return Err(throw(
-                &env,
-                "ERR_INVALID_ARG_VALUE",
-                &format!("unknown readiness kind {kind}"),
-            ));
-        };
-        self.inner.check_open(&env)?;
-        let handler = reference(&env, handler.raw())?;
-        let registered = self
-            .inner
-            .core
-            .borrow_mut()
-            .when(&channel, readiness, handler);
-        match registered {
-            Ok(id) => {
-                self.inner.schedule();
-                Ok(id.to_bits() as f64)
-            }
-            Err(e) => {
-                release(env.raw(), handler);
-                Err(throw(&env, e.code(), &e.to_string()))
-            }
-        }
+    #[napi(
+        catch_unwind,
+        ts_args_type = "channel: ChannelHandle, kind: number, handler: () => unknown"
+    )]
+    pub fn when(
+        &self,
+        env: Env,
+        channel: ChannelHandle,
+        kind: u32,
+        handler: Function,
+    ) -> Result<f64> {
+        let readiness = Readiness::try_from(kind).or_throw(&env)?;
+        let inner = &self.inner;
+        inner.ensure_open(&env)?;
+        // SAFETY: the handler is an argument of this call.
+        let handler = unsafe { OwnedRef::new(env.raw(), handler.raw()) }?;
+        let registered = inner.with_core(|core| core.when(&channel, readiness, handler));
+        let id = registered
+            .unwrap_or(Err(CoreError::DispatcherClosed))
+            .or_throw(&env)?;
+        inner.schedule();
+        Ok(id.to_bits() as f64)
     }
 
     /// Calls `handler(timestamp)` after `seconds`; a number returned sets it again that many
     /// seconds later. Returns the alarm's id.
-    #[napi(catch_unwind)]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "seconds: number, handler: (timestamp: number) => unknown"
+    )]
     pub fn alarm(&self, env: Env, seconds: f64, handler: Function) -> Result<f64> {
-        self.inner.check_open(&env)?;
-        let Some(after) = interval(seconds) else {
-            return Err(throw(
-                &env,
-                "ERR_INVALID_ARG_VALUE",
-                &format!("the alarm interval must be a non-negative number of seconds under 1e9, not {seconds}"),
-            ));
+        let inner = &self.inner;
+        inner.ensure_open(&env)?;
+        let after = alarm_interval(seconds).or_throw(&env)?;
+        // SAFETY: the handler is an argument of this call.
+        let handler = unsafe { OwnedRef::new(env.raw(), handler.raw()) }?;
+        let Some(id) = inner.with_core(|core| core.alarm(after, handler)) else {
+            return Err(throw(&env, &CoreError::DispatcherClosed));
         };
-        let handler = reference(&env, handler.raw())?;
-        let id = self.inner.core.borrow_mut().alarm(after, handler);
-        self.inner.schedule();
+        inner.schedule();
         Ok(id.to_bits() as f64)
     }
 
     /// Drops a handler or alarm by id; unknown ids are ignored. Returns whether one was dropped.
     #[napi(catch_unwind)]
-    pub fn cancel(&self, id: f64) -> bool {
-        let dropped = self
-            .inner
-            .core
-            .borrow_mut()
-            .cancel(HandlerId::from_bits(id as u64));
-        let found = dropped.is_some();
-        if let Some(handler) = dropped {
-            release(self.inner.env, handler);
-        }
-        self.inner.schedule();
-        found
+    pub fn cancel(&self, env: Env, id: f64) -> Result<bool> {
+        let inner = &self.inner;
+        inner.ensure_open(&env)?;
+        let dropped = inner.with_core(|core| core.cancel(HandlerId::from_bits(id as u64)));
+        let found = dropped.flatten().is_some();
+        inner.schedule();
+        Ok(found)
     }
 
-    /// How many handlers and alarms are registered.
+    /// How many handlers and alarms are registered (none once closed).
     #[napi(getter, catch_unwind)]
     pub fn handler_count(&self) -> u32 {
-        self.inner.core.borrow().handler_count() as u32
+        self.inner
+            .with_core(|core| core.handler_count() as u32)
+            .unwrap_or(0)
     }
 
     /// Whether `watch()` is running.
     #[napi(getter, catch_unwind)]
     pub fn watching(&self) -> bool {
-        !self.inner.deferred.get().is_null()
+        self.inner.watch.borrow().is_watching()
+    }
+
+    /// Whether `close()` was called: every call but `close()` now throws.
+    #[napi(getter, catch_unwind)]
+    pub fn closed(&self) -> bool {
+        self.inner.watch.borrow().is_closed()
     }
 
     /// Runs the loop until `stop()` or until nothing is left to wait for. The promise rejects with
     /// the exception of a handler that threw (that handler is dropped; the others stay).
     #[napi(ts_return_type = "Promise<void>", catch_unwind)]
     pub fn watch<'env>(&self, env: &'env Env, this: This) -> Result<Unknown<'env>> {
-        self.inner.check_open(env)?;
-        if self.watching() {
-            return Err(throw(
-                env,
-                "ERR_NEXUS_ALREADY_WATCHING",
-                "this dispatcher is already watching",
-            ));
-        }
-        // Settled by hand in `finish`: napi-rs's deferred is made for threadsafe resolution.
-        let mut raw_deferred = ptr::null_mut();
-        let mut raw_promise = ptr::null_mut();
-        check(unsafe { sys::napi_create_promise(env.raw(), &mut raw_deferred, &mut raw_promise) })?;
         let inner = &self.inner;
-        inner.deferred.set(raw_deferred);
-        inner.this.set(reference(env, this.raw())?.0);
-        inner.stop_requested.set(false);
-        // SAFETY: the poll handle was initialised in `open` and is not closed (checked above).
-        let started = unsafe { uv::uv_poll_start(inner.poll.get(), uv::READABLE, on_poll) };
-        if started != 0 {
+        inner.watch.borrow().can_start().or_throw(env)?;
+        // SAFETY: the environment of this call, whose scope holds the promise and `this`.
+        let (promise, value, this) = unsafe {
+            let (promise, value) = Deferred::new(env.raw())?;
+            (promise, value, OwnedRef::new(env.raw(), this.raw())?)
+        };
+        inner.watch.borrow_mut().start(Watching {
+            promise,
+            _this: this,
+        });
+        let started = match &*inner.handles.borrow() {
+            Some(handles) => handles.start(on_poll),
+            None => Ok(()),
+        };
+        if let Err(status) = started {
             inner.finish();
-            return Err(throw(
-                env,
-                "ERR_NEXUS_IO",
-                &format!("watching the selector failed (libuv error {started})"),
-            ));
+            let error = std::io::Error::from_raw_os_error(-status);
+            return Err(throw(env, &CoreError::io("watching the selector", error)));
         }
         inner.schedule();
-        // SAFETY: napi_create_promise gave a valid promise value in this handle scope.
-        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), raw_promise) })
+        // SAFETY: napi_create_promise gave a valid promise value in this call's scope.
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
     }
 
     /// Asks the loop to stop: the current handler finishes, no further handler of this turn runs,
     /// and the watch promise resolves. Registrations stay for the next `watch()`.
     #[napi(catch_unwind)]
-    pub fn stop(&self) {
-        self.inner.stop_requested.set(true);
-        if !self.inner.in_turn.get() {
-            self.inner.finish();
-        }
+    pub fn stop(&self, env: Env) -> Result<()> {
+        self.inner.ensure_open(&env)?;
+        self.inner.watch.borrow_mut().stop();
+        self.inner.schedule();
+        Ok(())
     }
 
-    /// Drops every handler and alarm and releases the loop's resources; the dispatcher cannot be
-    /// used afterwards. Garbage collection does the same for a dispatcher that is not watching.
+    /// Settles the watch and releases at once everything the dispatcher holds natively: its
+    /// descriptors, its libuv handles, its async context and every handler. Every later call
+    /// throws `ERR_NEXUS_DISPATCHER_CLOSED`; closing again does nothing. Called by a handler,
+    /// the handler finishes first. Garbage collection closes a dispatcher that is not watching.
     #[napi(catch_unwind)]
     pub fn close(&self) {
-        self.inner.stop_requested.set(true);
-        self.inner.close_requested.set(true);
-        // Inside a turn the handles are still in use: the turn's end closes them (see schedule).
-        if !self.inner.in_turn.get() {
-            self.inner.schedule();
-        }
+        self.inner.watch.borrow_mut().close();
+        self.inner.schedule();
     }
 }
 
 impl Drop for Dispatcher {
     fn drop(&mut self) {
+        // Collected: not watching (a watch holds the object), so there is nothing to settle.
         self.inner.close();
     }
 }
 
-fn interval(seconds: f64) -> Option<Duration> {
-    (0.0..1e9)
-        .contains(&seconds)
-        .then(|| Duration::from_secs_f64(seconds))
-}
-
-fn check(status: sys::napi_status) -> Result<()> {
-    if status == sys::Status::napi_ok {
-        Ok(())
-    } else {
-        Err(Error::from_status(Status::from(status)))
-    }
-}
-
-fn reference(env: &Env, value: sys::napi_value) -> Result<JsRef> {
-    let mut r = ptr::null_mut();
-    // SAFETY: value is a live handle of the current call.
-    check(unsafe { sys::napi_create_reference(env.raw(), value, 1, &mut r) })?;
-    Ok(JsRef(r))
-}
-
-fn release(env: sys::napi_env, handler: JsRef) {
-    // SAFETY: every JsRef was made by `reference` and is released exactly once, here.
-    unsafe { sys::napi_delete_reference(env, handler.0) };
-}
-
 impl Inner {
-    fn check_open(&self, env: &Env) -> Result<()> {
-        if self.closed.get() || self.close_requested.get() {
-            return Err(throw(
-                env,
-                "ERR_NEXUS_DISPATCHER_CLOSED",
-                "this dispatcher is closed",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Creates the libuv handles and the async context, and arranges for them to be released
-    /// when the environment is torn down (a worker thread ending, the process exiting).
-    fn open(self: &Rc<Self>, env: &Env) -> Result<()> {
-        let fail = |message: String| throw(env, "ERR_NEXUS_UNSUPPORTED_PLATFORM", &message);
-        let mut lp = ptr::null_mut();
-        check(unsafe { sys::napi_get_uv_event_loop(env.raw(), &mut lp) })?;
-        let lp = lp as *mut uv::Loop;
-        let poll = uv::alloc(uv::POLL, "poll").map_err(fail)?;
-        let timer = uv::alloc(uv::TIMER, "timer").map_err(fail)?;
-        let idle = uv::alloc(uv::IDLE, "idle").map_err(fail)?;
-        let fd = self.core.borrow().fd();
-        // SAFETY: the handles are freshly allocated with libuv's own sizes, on this thread's loop.
-        let status = unsafe {
-            let a = uv::uv_poll_init(lp, poll, fd);
-            let b = uv::uv_timer_init(lp, timer);
-            let c = uv::uv_idle_init(lp, idle);
-            [a, b, c]
-        };
-        if status != [0, 0, 0] {
-            return Err(fail(format!(
-                "libuv refused the dispatcher's handles ({status:?})"
-            )));
-        }
+    /// Creates the libuv handles and the async context, and arranges for everything to be
+    /// released when the environment is torn down (a worker thread ending, the process exiting).
+    ///
+    /// # Safety
+    /// `env` is the environment of the current call, on its thread.
+    unsafe fn open(self: &Rc<Self>, env: &Env) -> Result<()> {
+        // SAFETY: per this function's contract; the guard goes in `close`, before teardown.
+        let resource = unsafe { AsyncResource::new(env.raw(), c"pyre.nexus.Dispatcher") }?;
+        *self.resource.borrow_mut() = Some(resource);
+        let mut event_loop = ptr::null_mut();
+        // SAFETY: per this function's contract.
+        check(unsafe { sys::napi_get_uv_event_loop(env.raw(), &mut event_loop) })?;
+        let fd = self.with_core(|core| core.fd()).unwrap_or(-1);
         // Each handle holds one strong count of Inner, given back in its close callback.
-        for handle in [poll, timer, idle] {
-            let data = Rc::into_raw(self.clone()) as *mut c_void;
-            // SAFETY: handle is a live libuv handle; data is ours.
-            unsafe { uv::set_data(handle, data) };
+        let data = Rc::into_raw(self.clone()) as *mut c_void;
+        // SAFETY: this thread's loop; the selector's descriptor stays open until the handles
+        // close (see `release`).
+        let opened = unsafe { Handles::open(event_loop.cast(), fd, data) };
+        let handles = match opened {
+            Ok(handles) => handles,
+            Err(why) => {
+                // SAFETY: the count taken above, which no handle holds.
+                drop(unsafe { Rc::from_raw(data as *const Inner) });
+                return Err(throw(env, &CoreError::Unsupported { why }));
+            }
+        };
+        for _ in 1..3 {
+            // SAFETY: `data` is a live Rc of Inner (the first count above): two more counts.
+            unsafe { Rc::increment_strong_count(data as *const Inner) };
         }
-        self.event_loop.set(lp);
-        self.poll.set(poll);
-        self.timer.set(timer);
-        self.idle.set(idle);
-        self.open_handles.set(3);
-
-        let mut resource = ptr::null_mut();
-        let mut name = ptr::null_mut();
-        let mut context = ptr::null_mut();
-        let mut resource_ref = ptr::null_mut();
-        // SAFETY: plain value creation in the current handle scope.
-        unsafe {
-            check(sys::napi_create_object(env.raw(), &mut resource))?;
-            check(sys::napi_create_string_utf8(
-                env.raw(),
-                c"pyre.nexus.Dispatcher".as_ptr(),
-                -1, // NAPI_AUTO_LENGTH: NUL-terminated
-                &mut name,
-            ))?;
-            check(sys::napi_async_init(
-                env.raw(),
-                resource,
-                name,
-                &mut context,
-            ))?;
-            check(sys::napi_create_reference(
-                env.raw(),
-                resource,
-                1,
-                &mut resource_ref,
-            ))?;
-            check(sys::napi_add_env_cleanup_hook(
+        *self.handles.borrow_mut() = Some(handles);
+        // SAFETY: per this function's contract; the hook is removed in `release`, and the data
+        // points to an Inner kept alive by its handles until then.
+        let hooked = check(unsafe {
+            sys::napi_add_env_cleanup_hook(
                 env.raw(),
                 Some(on_env_cleanup),
                 Rc::as_ptr(self) as *mut c_void,
-            ))?;
+            )
+        });
+        if hooked.is_err() {
+            self.release(false);
         }
-        self.async_context.set(context);
-        self.resource.set(resource_ref);
-        Ok(())
+        hooked
     }
 
-    /// Releases everything; safe to call twice, from the finalizer or the environment cleanup.
+    /// `f` with the core, unless the dispatcher is closed.
+    fn with_core<R>(&self, f: impl FnOnce(&mut Core<OwnedRef>) -> R) -> Option<R> {
+        self.core.borrow_mut().as_mut().map(f)
+    }
+
+    fn ensure_open(&self, env: &Env) -> Result<()> {
+        self.watch.borrow().ensure_open().or_throw(env)
+    }
+
+    /// Does what the watch says is next: arm libuv for what the core waits for, end the watch,
+    /// or close.
+    fn schedule(&self) {
+        let next = self.watch.borrow().next(|| {
+            self.core
+                .borrow()
+                .as_ref()
+                .is_none_or(|core| core.is_idle())
+        });
+        match next {
+            Next::Nothing => {}
+            Next::Wait => {
+                let handles = self.handles.borrow();
+                let mut core = self.core.borrow_mut();
+                if let (Some(handles), Some(core)) = (&*handles, core.as_mut()) {
+                    let wait = core
+                        .next_deadline()
+                        .map(|deadline| deadline.saturating_duration_since(Instant::now()));
+                    handles.arm(core.has_due(), wait, on_idle, on_timer);
+                }
+            }
+            Next::Finish => self.finish(),
+            Next::Close => self.close(),
+        }
+    }
+
+    /// Ends a watch: stops the handles and settles the promise.
+    fn finish(&self) {
+        let Some(ending) = self.watch.borrow_mut().finish() else {
+            return;
+        };
+        if let Some(handles) = &*self.handles.borrow() {
+            handles.stop();
+        }
+        self.settle(ending);
+    }
+
+    /// Settles a watch inside a callback scope, so that the code awaiting it runs now rather than
+    /// at some later tick. That code may call the dispatcher again: no borrow is held.
+    fn settle(&self, ending: Ending<Watching, OwnedRef>) {
+        // SAFETY: on the JavaScript thread, outside any turn (the watch says so), with no scope
+        // of ours open; the callback scope closes before the handle scope.
+        unsafe {
+            let _scope = HandleScope::open(self.env);
+            let _callback = self
+                .resource
+                .borrow()
+                .as_ref()
+                .map(|r| CallbackScope::open(r));
+            match ending {
+                Ending::Resolve(watching) => watching.promise.resolve(),
+                Ending::Reject(watching, error) => watching.promise.reject(&error),
+            }
+        }
+    }
+
+    /// Releases everything at once: the core (its descriptors, channels' links and handlers),
+    /// the libuv handles, then settles the watch (whose awaiting code finds the dispatcher
+    /// closed), then the async context. Safe to call twice, from a call, the finalizer or the
+    /// environment's cleanup (which forgets the watch instead of settling it).
     fn close(&self) {
-        if self.closed.replace(true) {
+        self.release(true);
+    }
+
+    fn release(&self, settle: bool) {
+        if !self.watch.borrow_mut().mark_closed() {
             return;
         }
-        let env = self.env;
-        // SAFETY: we are on the JavaScript thread of `env` (finalizer, cleanup hook or a call);
-        // every handle is closed exactly once and freed by its close callback.
+        // SAFETY: on the JavaScript thread; the hook was added in `open` with this pointer.
         unsafe {
             sys::napi_remove_env_cleanup_hook(
-                env,
+                self.env,
                 Some(on_env_cleanup),
                 self as *const Inner as *mut c_void,
-            );
-            self.release_handlers();
-            for handle in [&self.poll, &self.timer, &self.idle] {
-                let h = handle.replace(ptr::null_mut());
-                if !h.is_null() {
-                    uv::uv_close(h, on_close);
-                }
-            }
-            sys::napi_async_destroy(env, self.async_context.replace(ptr::null_mut()));
-            let resource = self.resource.replace(ptr::null_mut());
-            if !resource.is_null() {
-                sys::napi_delete_reference(env, resource);
-            }
+            )
+        };
+        // The poll handle lets go of the selector's descriptor before the core closes it.
+        if let Some(handles) = self.handles.borrow_mut().take() {
+            // SAFETY: taken out, so closed once and not used again.
+            unsafe { handles.close(on_close) };
         }
-    }
-
-    /// Drops every handler and alarm, releasing their function references.
-    fn release_handlers(&self) {
-        let dropped = self.core.borrow_mut().clear();
-        for handler in dropped {
-            release(self.env, handler);
+        drop(self.core.borrow_mut().take());
+        let ending = self.watch.borrow_mut().finish();
+        if let (Some(ending), true) = (ending, settle) {
+            self.settle(ending);
         }
-    }
-
-    /// Arms libuv for what the core waits for next, or ends the watch when nothing is left.
-    fn schedule(&self) {
-        if self.in_turn.get() {
-            return;
-        }
-        if self.close_requested.get() {
-            // Handlers go first: settling the watch runs the awaiting code at once, and it must
-            // find the dispatcher already closed.
-            self.release_handlers();
-            self.finish();
-            self.close();
-            return;
-        }
-        if self.deferred.get().is_null() || self.closed.get() {
-            return;
-        }
-        let mut core = self.core.borrow_mut();
-        if self.stop_requested.get() || !self.failure.get().is_null() || core.is_idle() {
-            drop(core);
-            self.finish();
-            return;
-        }
-        // SAFETY: the handles are live until `close`, which is checked above.
-        unsafe {
-            if core.has_due() {
-                uv::uv_idle_start(self.idle.get(), on_idle);
-            } else {
-                uv::uv_idle_stop(self.idle.get());
-            }
-            match core.next_deadline() {
-                Some(deadline) => {
-                    let wait = deadline.saturating_duration_since(Instant::now());
-                    // Round up: waking early would find nothing due and arm again.
-                    let ms = wait.as_nanos().div_ceil(1_000_000) as u64;
-                    uv::uv_timer_start(self.timer.get(), on_timer, ms, 0);
-                }
-                None => {
-                    uv::uv_timer_stop(self.timer.get());
-                }
-            }
-        }
-    }
-
-    /// Ends a watch: stops the handles and settles the promise, inside a callback scope so that
-    /// the code awaiting it runs now rather than at some later tick.
-    fn finish(&self) {
-        let deferred = self.deferred.replace(ptr::null_mut());
-        if deferred.is_null() {
-            return;
-        }
-        let env = self.env;
-        // SAFETY: handles are live unless closed; napi calls happen on the JavaScript thread.
-        unsafe {
-            if !self.closed.get() {
-                uv::uv_poll_stop(self.poll.get());
-                uv::uv_idle_stop(self.idle.get());
-                uv::uv_timer_stop(self.timer.get());
-            }
-            let mut scope = ptr::null_mut();
-            sys::napi_open_handle_scope(env, &mut scope);
-            let mut callback_scope = ptr::null_mut();
-            let resource = self.resource.get();
-            let mut resource_value = ptr::null_mut();
-            if !resource.is_null() && !self.in_turn.get() {
-                sys::napi_get_reference_value(env, resource, &mut resource_value);
-                sys::napi_open_callback_scope(
-                    env,
-                    resource_value,
-                    self.async_context.get(),
-                    &mut callback_scope,
-                );
-            }
-            let failure = self.failure.replace(ptr::null_mut());
-            if failure.is_null() {
-                let mut undefined = ptr::null_mut();
-                sys::napi_get_undefined(env, &mut undefined);
-                sys::napi_resolve_deferred(env, deferred, undefined);
-            } else {
-                let mut error = ptr::null_mut();
-                sys::napi_get_reference_value(env, failure, &mut error);
-                sys::napi_delete_reference(env, failure);
-                sys::napi_reject_deferred(env, deferred, error);
-            }
-            let this = self.this.replace(ptr::null_mut());
-            if !this.is_null() {
-                sys::napi_delete_reference(env, this);
-            }
-            self.stop_requested.set(false);
-            if !callback_scope.is_null() {
-                sys::napi_close_callback_scope(env, callback_scope);
-            }
-            sys::napi_close_handle_scope(env, scope);
-        }
+        drop(self.resource.borrow_mut().take());
     }
 
     /// One turn: take what mio has, call the due handlers, re-arm. `may_spin` only for a turn
     /// started by libuv's poller: from its timer or idle phase, libuv has already taken the
     /// phase's other due timers or idle handles off the queues a spin looks at.
     fn turn(&self, may_spin: bool) {
-        if self.in_turn.get() || self.closed.get() || self.deferred.get().is_null() {
+        if !self.watch.borrow_mut().begin_turn() {
             return;
         }
-        self.in_turn.set(true);
-        // Only a turn that may spin measures the pause: a timer or an immediate that comes soon
-        // after a fruitless spin is no peer answering quickly.
         if may_spin {
-            if let Some(since) = self.asleep_since.take() {
-                self.spinning.set(since.elapsed() < self.spin);
-            }
+            self.spin.borrow_mut().woke(Instant::now());
         }
-        let env = self.env;
-        let mut calls = self.calls.take();
-        let mut dropped = self.dropped.take();
-        {
-            let mut core = self.core.borrow_mut();
-            if let Err(e) = core.poll(Some(Duration::ZERO)) {
-                drop(core);
-                self.fail_with(&e.to_string(), e.code());
-                self.in_turn.set(false);
-                self.schedule();
-                return;
-            }
-            core.collect(Instant::now(), &mut calls, &mut dropped);
-        }
-        for handler in dropped.drain(..) {
-            release(env, handler);
-        }
-        self.dropped.set(dropped);
-        // SAFETY: we are in a libuv callback on the JavaScript thread with no scope open; every
-        // value created below lives in the handle scope opened here.
-        unsafe {
-            let mut scope = ptr::null_mut();
-            sys::napi_open_handle_scope(env, &mut scope);
-            // napi_make_callback wants an object as `this`; handlers get the global one.
-            let mut receiver = ptr::null_mut();
-            sys::napi_get_global(env, &mut receiver);
-            for call in calls.drain(..) {
-                if self.stop_requested.get() || !self.failure.get().is_null() || self.closed.get() {
-                    break;
+        let mut turn = self.turn.take();
+        let began = self.with_core(|core| turn.begin(core, Some(Duration::ZERO)));
+        match began {
+            Some(Ok(())) => {
+                // SAFETY: in a libuv callback on the JavaScript thread with no scope open.
+                let _scope = unsafe { HandleScope::open(self.env) };
+                // napi_make_callback wants an object as `this`; handlers get the global one.
+                let mut receiver = ptr::null_mut();
+                // SAFETY: as above; the value lives in the scope just opened.
+                unsafe { sys::napi_get_global(self.env, &mut receiver) };
+                while self.watch.borrow().goes_on() {
+                    let next = self.with_core(|core| {
+                        let (call, handler) = turn.next(core)?;
+                        Some((call, handler.raw()))
+                    });
+                    let Some((call, handler)) = next.flatten() else {
+                        break;
+                    };
+                    // SAFETY: the scope above is open, holding `receiver`; the handler's guard is
+                    // in the core, which nothing has touched since.
+                    let outcome = unsafe { self.call(call, handler, receiver) };
+                    // A handler dropped here is released here.
+                    self.with_core(|core| core.report(call, outcome));
                 }
-                self.call(call, receiver);
             }
-            sys::napi_close_handle_scope(env, scope);
+            Some(Err(error)) => self.fail(&error),
+            None => {}
         }
-        self.calls.set(calls);
-        if !self.closed.get() {
-            self.core.borrow_mut().settle();
-            if may_spin {
-                self.linger();
-            }
+        self.with_core(|core| turn.end(core));
+        self.turn.set(turn);
+        if may_spin && self.watch.borrow().goes_on() {
+            self.linger();
         }
-        self.in_turn.set(false);
+        self.watch.borrow_mut().end_turn();
         self.schedule();
     }
 
-    /// With `spin` set, when a turn woken by I/O leaves nothing due: polls without sleeping
-    /// (yielding the CPU between polls) until something is due or `spin` has passed. For a process whose peer
-    /// answers within microseconds, such as a crew member between tasks: waking a sleeping
-    /// process costs the peer's write about 20 µs on this project's machine. A spin that finds
-    /// nothing turns spinning off until a pause measured asleep is shorter than `spin`, so a
-    /// dispatcher fed slowly sleeps as usual.
-    ///
-    /// The spin gives way to the rest of the thread's loop: it does not start while libuv has
-    /// work due (a timer, an immediate), ends before the next timer, and (on Linux) ends as soon
-    /// as libuv's own poller has an event, so a pool's parent can spin for its results without
-    /// holding up the application's sockets and timers.
+    /// Spins, if the core's policy says so, before libuv goes to sleep.
     fn linger(&self) {
-        if self.spin.is_zero()
-            || self.closed.get()
-            || self.stop_requested.get()
-            || !self.failure.get().is_null()
-            || self.deferred.get().is_null()
-        {
-            return;
-        }
-        {
-            let core = self.core.borrow();
-            if core.has_due() || core.is_idle() {
-                return;
-            }
-        }
-        if !self.spinning.get() {
-            self.asleep_since.set(Some(Instant::now()));
-            return;
-        }
-        let Some((until, bounded)) = self.spin_deadline() else {
-            return;
-        };
-        // A descriptor is polled, not the selector: any news (a ready channel, a wake-up for a
-        // closed one, a flush that finished) then reaches the next turn through libuv as usual,
-        // and nothing is taken out of the selector here. On Linux that descriptor is libuv's own
-        // poller, which holds the selector's: it has news when any of the loop's descriptors
-        // has. Elsewhere a poller's descriptor (kqueue) is not reliably pollable: the selector's
-        // is polled, and the spin gives way to timers only.
-        let fd = if cfg!(target_os = "linux") {
-            // SAFETY: the loop our handles live on, on its own thread.
-            unsafe { uv::uv_backend_fd(self.event_loop.get()) }
-        } else {
-            self.core.borrow().fd()
-        };
-        let mut watched = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        loop {
-            // SAFETY: one pollfd we own, no wait.
-            if unsafe { libc::poll(&mut watched, 1, 0) } > 0 {
-                return;
-            }
-            if Instant::now() >= until {
-                break;
-            }
-            std::thread::yield_now();
-        }
-        // Cut short by a timer: that found nothing, but says nothing of how fast peers answer.
-        if !bounded {
-            self.spinning.set(false);
-            self.asleep_since.set(Some(Instant::now()));
+        let mut handles = self.handles.borrow_mut();
+        let mut core = self.core.borrow_mut();
+        if let (Some(handles), Some(core)) = (handles.as_mut(), core.as_mut()) {
+            self.spin.borrow_mut().linger(core, handles);
         }
     }
 
-    /// When a spin starting now must end, and whether a timer (libuv's next, or an alarm of
-    /// ours not armed in libuv yet) ends it before `spin` has passed; None when libuv has work
-    /// due now, which the spin would hold up.
-    fn spin_deadline(&self) -> Option<(Instant, bool)> {
-        let lp = self.event_loop.get();
-        // SAFETY: the loop our handles live on, on its own thread; the idle handle is live (the
-        // dispatcher is not closed). Nothing of ours is due, so our idle handle, which libuv
-        // would count as work due, is stopped now rather than when the turn ends. The loop's
-        // notion of now is as old as this iteration: it is brought up to date so that the
-        // timeout counts from now.
-        let timeout = unsafe {
-            uv::uv_idle_stop(self.idle.get());
-            uv::uv_update_time(lp);
-            uv::uv_backend_timeout(lp)
-        };
-        let now = Instant::now();
-        let libuv_timer = match u64::try_from(timeout) {
-            Ok(0) => return None,
-            Ok(ms) => Some(now + Duration::from_millis(ms)),
-            Err(_) => None, // negative: no timer at all
-        };
-        let alarm = self.core.borrow_mut().next_deadline();
-        let timer = libuv_timer.into_iter().chain(alarm).min();
-        let spun = now + self.spin;
-        Some(match timer {
-            Some(t) if t < spun => (t, true),
-            _ => (spun, false),
-        })
-    }
-
-    /// Makes one call; no borrow of the core is held while JavaScript runs.
-    unsafe fn call(&self, call: Call, receiver: sys::napi_value) {
+    /// Makes one call with no borrow held, and reads its outcome by pyre's rules.
+    ///
+    /// # Safety
+    /// A handle scope is open, holding `receiver`; `handler` is the raw reference of a guard the
+    /// core holds.
+    unsafe fn call(
+        &self,
+        call: Call,
+        handler: sys::napi_ref,
+        receiver: sys::napi_value,
+    ) -> Outcome {
         let env = self.env;
-        let (id, alarm) = match call {
-            Call::Ready(id) => (id, false),
-            Call::Alarm(id) => (id, true),
+        let context = match &*self.resource.borrow() {
+            Some(resource) => resource.context(),
+            None => return Outcome::Keep,
         };
-        let Some(handler) = self.core.borrow().handler(id).copied() else {
-            return;
+        // SAFETY: per this function's contract, on the JavaScript thread; the function's handle
+        // lives in the scope opened here.
+        let (_scope, function) = unsafe {
+            let scope = HandleScope::open(env);
+            (scope, value_of(env, handler))
         };
-        let mut inner_scope = ptr::null_mut();
-        sys::napi_open_handle_scope(env, &mut inner_scope);
-        let mut function = ptr::null_mut();
-        sys::napi_get_reference_value(env, handler.0, &mut function);
         let mut argv = [ptr::null_mut()];
-        let argc = if alarm {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64());
-            sys::napi_create_double(env, now, &mut argv[0]);
-            1
-        } else {
-            0
+        let argc = match call {
+            Call::Alarm(_) => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                // SAFETY: value creation in the scope just opened.
+                unsafe { sys::napi_create_double(env, now, &mut argv[0]) };
+                1
+            }
+            Call::Ready(_) => 0,
         };
         let mut result = ptr::null_mut();
-        let status = sys::napi_make_callback(
-            env,
-            self.async_context.get(),
-            receiver,
-            function,
-            argc,
-            argv.as_ptr(),
-            &mut result,
-        );
-        let dropped = if status == sys::Status::napi_ok {
-            if alarm {
-                let mut seconds = f64::NAN;
-                let mut kind = 0;
-                sys::napi_typeof(env, result, &mut kind);
-                if kind == sys::ValueType::napi_number {
-                    sys::napi_get_value_double(env, result, &mut seconds);
-                }
-                self.core.borrow_mut().rearm(id, interval(seconds))
-            } else {
-                let mut truthy = ptr::null_mut();
-                let mut keep = false;
-                sys::napi_coerce_to_bool(env, result, &mut truthy);
-                sys::napi_get_value_bool(env, truthy, &mut keep);
-                self.core.borrow_mut().complete(id, keep)
-            }
-        } else {
-            // The handler threw: drop it, and let the watch promise reject with its exception.
-            let mut exception = ptr::null_mut();
-            sys::napi_get_and_clear_last_exception(env, &mut exception);
-            let mut r = ptr::null_mut();
-            sys::napi_create_reference(env, exception, 1, &mut r);
-            self.failure.set(r);
-            self.core.borrow_mut().cancel(id)
+        // SAFETY: every value lives in an open scope; the context lives until `close`, which
+        // waits for the turn to end. JavaScript runs here, and no borrow is held.
+        let status = unsafe {
+            sys::napi_make_callback(
+                env,
+                context,
+                receiver,
+                function,
+                argc,
+                argv.as_ptr(),
+                &mut result,
+            )
         };
-        if let Some(handler) = dropped {
-            release(env, handler);
+        if status != sys::Status::napi_ok {
+            // The handler threw: the watch rejects with its exception.
+            let mut exception = ptr::null_mut();
+            // SAFETY: an exception is pending; its value lives in the scope opened above.
+            unsafe { sys::napi_get_and_clear_last_exception(env, &mut exception) };
+            // SAFETY: as above; the reference goes with the watch's ending, before teardown.
+            if let Ok(exception) = unsafe { OwnedRef::new(env, exception) } {
+                self.watch.borrow_mut().fail(exception);
+            }
+            return Outcome::Threw;
         }
-        sys::napi_close_handle_scope(env, inner_scope);
+        // SAFETY: `result` lives in the scope opened above; the calls only read it.
+        unsafe {
+            match call {
+                Call::Ready(_) => {
+                    let (mut truthy, mut keep) = (ptr::null_mut(), false);
+                    sys::napi_coerce_to_bool(env, result, &mut truthy);
+                    sys::napi_get_value_bool(env, truthy, &mut keep);
+                    Outcome::of_ready(keep)
+                }
+                Call::Alarm(_) => {
+                    let (mut kind, mut seconds) = (0, f64::NAN);
+                    sys::napi_typeof(env, result, &mut kind);
+                    let number = kind == sys::ValueType::napi_number
+                        && sys::napi_get_value_double(env, result, &mut seconds)
+                            == sys::Status::napi_ok;
+                    Outcome::of_alarm(number.then_some(seconds))
+                }
+            }
+        }
     }
 
     /// Records a failure of the loop itself (not of a handler) as the watch's rejection.
-    fn fail_with(&self, message: &str, code: &str) {
-        let env = self.env;
-        // SAFETY: plain value creation on the JavaScript thread, inside a scope we open.
+    fn fail(&self, error: &CoreError) {
+        // SAFETY: on the JavaScript thread, in a scope opened here; the reference goes with the
+        // watch's ending, before teardown.
         unsafe {
-            let mut scope = ptr::null_mut();
-            sys::napi_open_handle_scope(env, &mut scope);
-            let (mut c, mut m, mut error, mut r) = (
-                ptr::null_mut(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-            );
-            sys::napi_create_string_utf8(env, code.as_ptr().cast(), code.len() as isize, &mut c);
-            sys::napi_create_string_utf8(
-                env,
-                message.as_ptr().cast(),
-                message.len() as isize,
-                &mut m,
-            );
-            sys::napi_create_error(env, c, m, &mut error);
-            sys::napi_create_reference(env, error, 1, &mut r);
-            self.failure.set(r);
-            sys::napi_close_handle_scope(env, scope);
+            let _scope = HandleScope::open(self.env);
+            if let Ok(error) = OwnedRef::new(self.env, error_value(self.env, error)) {
+                self.watch.borrow_mut().fail(error);
+            }
         }
     }
 }
 
 /// Recovers the `Inner` a handle points to, without taking its strong count.
+///
+/// # Safety
+/// `handle` is one of an Inner's handles, not closed yet.
 unsafe fn inner_of(handle: *mut uv::Handle) -> std::mem::ManuallyDrop<Rc<Inner>> {
-    std::mem::ManuallyDrop::new(Rc::from_raw(uv::data(handle) as *const Inner))
+    // SAFETY: per this function's contract the handle's data is a strong count of Inner, which
+    // ManuallyDrop leaves where it is.
+    std::mem::ManuallyDrop::new(unsafe { Rc::from_raw(uv::data(handle) as *const Inner) })
 }
 
 /// Runs a turn for a libuv callback. A panic cannot unwind into libuv, and there is no caller to
 /// throw to: it is caught, the watch rejects with it, and the loop stops instead of aborting.
+///
+/// # Safety
+/// As for [`inner_of`].
 unsafe fn turn_from(handle: *mut uv::Handle, may_spin: bool) {
-    let inner = inner_of(handle);
+    // SAFETY: per this function's contract.
+    let inner = unsafe { inner_of(handle) };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.turn(may_spin)));
     if outcome.is_err() {
-        inner.in_turn.set(false);
-        inner.fail_with(
-            "internal error in the pyre-nexus dispatcher (a bug: please report it)",
-            "ERR_NEXUS_INTERNAL",
-        );
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.finish()));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            inner.watch.borrow_mut().end_turn();
+            inner.fail(&CoreError::Internal {
+                what: "a panic in the dispatcher's loop".into(),
+            });
+            inner.finish();
+        }));
     }
 }
 
+/// libuv's callbacks: the selector has news, calls are due, an alarm is due.
+///
+/// # Safety
+/// libuv calls them with one of an Inner's handles, not closed yet.
 unsafe extern "C" fn on_poll(handle: *mut uv::Handle, _status: i32, _events: i32) {
-    turn_from(handle, true);
+    // SAFETY: libuv calls back with a live handle of ours.
+    unsafe { turn_from(handle, true) };
 }
 
+/// See [`on_poll`].
+///
+/// # Safety
+/// As for [`on_poll`].
 unsafe extern "C" fn on_idle(handle: *mut uv::Handle) {
-    turn_from(handle, false);
+    // SAFETY: as above.
+    unsafe { turn_from(handle, false) };
 }
 
+/// See [`on_poll`].
+///
+/// # Safety
+/// As for [`on_poll`].
 unsafe extern "C" fn on_timer(handle: *mut uv::Handle) {
-    turn_from(handle, false);
+    // SAFETY: as above.
+    unsafe { turn_from(handle, false) };
 }
 
+/// libuv is done with a closed handle: it lets go of its count of Inner and its memory.
+///
+/// # Safety
+/// libuv calls it once per handle of ours, after `uv_close`.
 unsafe extern "C" fn on_close(handle: *mut uv::Handle) {
-    // SAFETY: the handle's data is the strong count taken in `open`; this is its one release.
-    let inner = Rc::from_raw(uv::data(handle) as *const Inner);
-    inner.open_handles.set(inner.open_handles.get() - 1);
-    drop(inner);
-    uv::free(handle);
+    // SAFETY: the handle's data is the strong count it took in `open`; this is its one release,
+    // and libuv is done with the handle.
+    unsafe {
+        drop(Rc::from_raw(uv::data(handle) as *const Inner));
+        uv::free(handle);
+    }
 }
 
+/// The environment is being torn down (a worker thread ending, the process exiting).
+///
+/// # Safety
+/// Node calls it with the data given to `napi_add_env_cleanup_hook`, on the environment's thread.
 unsafe extern "C" fn on_env_cleanup(data: *mut c_void) {
-    // SAFETY: registered with a pointer to an Inner kept alive by its handles until closed.
-    let inner = &*(data as *const Inner);
-    inner.deferred.set(ptr::null_mut());
-    inner.this.set(ptr::null_mut());
-    inner.close();
+    // SAFETY: registered with a pointer to an Inner kept alive by its handles until it closes,
+    // which removes the hook.
+    let inner = unsafe { &*(data as *const Inner) };
+    // JavaScript can no longer run: the watch is forgotten, not settled.
+    inner.release(false);
 }

@@ -12,9 +12,10 @@
 //! error (`ERR_NEXUS_INTERNAL`), never unwound into C.
 
 use crate::error::throw;
-use crate::handle::Handle;
+use crate::handle::ChannelHandle;
 use napi::bindgen_prelude::*;
 use napi::sys;
+use pyre_nexus_core::Error as CoreError;
 use std::any::Any;
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -32,9 +33,9 @@ pub struct Args<'env, const N: usize> {
 
 impl<'env, const N: usize> Args<'env, N> {
     /// Argument `i` as a channel.
-    pub fn channel(&self, i: usize) -> Result<Handle> {
+    pub fn channel(&self, i: usize) -> Result<ChannelHandle> {
         // SAFETY: `values` are the live arguments of the call `env` is making (see `call`).
-        unsafe { Handle::from_arg(self.env.raw(), self.values[i]) }
+        unsafe { ChannelHandle::from_arg(self.env.raw(), self.values[i]) }
     }
 
     /// Argument `i` as a Buffer's bytes.
@@ -89,11 +90,8 @@ pub unsafe fn call<'env, const N: usize, R: ToNapiValue>(
             ptr::null_mut()
         }
         Err(panic) => {
-            let message = format!(
-                "internal error in pyre-nexus (a bug: please report it): {}",
-                panic_message(&*panic)
-            );
-            throw(env, "ERR_NEXUS_INTERNAL", &message);
+            let what = panic_message(&*panic).to_owned();
+            throw(env, &CoreError::Internal { what });
             ptr::null_mut()
         }
     }

@@ -10,9 +10,10 @@
 //! The table is per thread because a channel is (`Rc`): each JavaScript thread has its own
 //! environment, an external cannot move to another, and its finalizer runs on its own thread.
 
+use crate::error::throw_raw;
 use napi::bindgen_prelude::*;
 use napi::sys;
-use pyre_nexus_core::{Channel, SharedChannel};
+use pyre_nexus_core::{Channel, Error as CoreError, SharedChannel};
 use slab::Slab;
 use std::cell::RefCell;
 use std::ffi::c_void;
@@ -25,11 +26,11 @@ thread_local! {
 
 /// A channel taken from, or handed to, JavaScript. Dropped (and closed) once JavaScript has let
 /// go of its external and nothing else (a dispatcher's registration) holds it.
-pub struct Handle(SharedChannel);
+pub struct ChannelHandle(SharedChannel);
 
-impl Handle {
+impl ChannelHandle {
     pub fn new(channel: Channel) -> Self {
-        Handle(channel.shared())
+        ChannelHandle(channel.shared())
     }
 
     /// The channel behind `value`, an argument of the current call.
@@ -37,21 +38,25 @@ impl Handle {
     /// # Safety
     /// `env` is the environment of the current call and `value` a live value in it.
     pub unsafe fn from_arg(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
-        let not_a_channel = || Error::new(Status::InvalidArg, "expected a channel handle");
         let mut data = ptr::null_mut();
         // SAFETY: per this function's contract; a value that is no external is an error.
         let status = unsafe { sys::napi_get_value_external(env, value, &mut data) };
-        if status != sys::Status::napi_ok {
-            return Err(not_a_channel());
-        }
         // Keys are stored plus one, so that no null pointer names a channel.
         let key = (data as usize).wrapping_sub(1);
-        let channel = LIVE.with(|live| live.borrow().get(key).cloned());
-        channel.map(Handle).ok_or_else(not_a_channel)
+        let channel = (status == sys::Status::napi_ok)
+            .then(|| LIVE.with(|live| live.borrow().get(key).cloned()))
+            .flatten();
+        channel.map(ChannelHandle).ok_or_else(|| {
+            let error = CoreError::InvalidArgType {
+                what: "expected a channel handle".into(),
+            };
+            // SAFETY: per this function's contract.
+            unsafe { throw_raw(env, &error) }
+        })
     }
 }
 
-impl Deref for Handle {
+impl Deref for ChannelHandle {
     type Target = SharedChannel;
 
     fn deref(&self) -> &SharedChannel {
@@ -59,14 +64,14 @@ impl Deref for Handle {
     }
 }
 
-impl FromNapiValue for Handle {
+impl FromNapiValue for ChannelHandle {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         // SAFETY: napi-rs converts arguments of the current call.
-        unsafe { Handle::from_arg(env, value) }
+        unsafe { ChannelHandle::from_arg(env, value) }
     }
 }
 
-impl ToNapiValue for Handle {
+impl ToNapiValue for ChannelHandle {
     unsafe fn to_napi_value(env: sys::napi_env, handle: Self) -> Result<sys::napi_value> {
         let key = LIVE.with(|live| live.borrow_mut().insert(handle.0));
         let mut value = ptr::null_mut();
@@ -89,7 +94,7 @@ impl ToNapiValue for Handle {
     }
 }
 
-impl TypeName for Handle {
+impl TypeName for ChannelHandle {
     fn type_name() -> &'static str {
         "ChannelHandle"
     }
@@ -99,11 +104,14 @@ impl TypeName for Handle {
     }
 }
 
-impl ValidateNapiValue for Handle {}
+impl ValidateNapiValue for ChannelHandle {}
 
 /// The external's finalizer: the table lets go of the channel. At the end of a thread its table
 /// may be gone already (it then dropped the channel itself); a panic has no caller to reach and
 /// must not unwind into C, so one is swallowed (the channel leaks).
+///
+/// # Safety
+/// N-API calls it once per external, with the data it was made with (a key, never dereferenced).
 unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
     let key = (data as usize).wrapping_sub(1);
     let _ = std::panic::catch_unwind(|| {

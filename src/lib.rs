@@ -20,6 +20,8 @@ mod error;
 #[cfg(unix)]
 mod glue;
 #[cfg(unix)]
+mod guard;
+#[cfg(unix)]
 mod handle;
 #[cfg(unix)]
 mod recruit;

@@ -1,19 +1,20 @@
 //! Recruiting: `spawn` a worker process joined by a socket pair on its fd 3 (and given shared
 //! words on its fd 4, if asked), `pair` for a worker thread, `reap` and `kill` by pid.
 
-use crate::error::OrThrow;
-use crate::handle::Handle;
+use crate::error::{throw, OrThrow};
+use crate::handle::ChannelHandle;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use pyre_nexus_core::recruit::{self, Exit, Output};
+use pyre_nexus_core::Error as CoreError;
 use std::os::fd::IntoRawFd;
 
 /// A worker process just started: its pid, our end of the socket pair on its fd 3, and our ends
 /// of the pipes its output goes to (for the caller to close), or null.
-#[napi(object, object_from_js = false)]
+#[napi(object, object_from_js = false, use_nullable = true)]
 pub struct Spawned {
     pub pid: u32,
-    pub channel: Handle,
+    pub channel: ChannelHandle,
     pub stdout: Option<i32>,
     pub stderr: Option<i32>,
 }
@@ -22,7 +23,10 @@ pub struct Spawned {
 /// which stays the caller's to close) the worker finds those words on fd 4. `output`: `"inherit"`
 /// (the default: ours), `"watch-start"` (standard error to a pipe of ours until the worker calls
 /// `takeBackStderr`) or `"capture"` (both to pipes of ours).
-#[napi(catch_unwind)]
+#[napi(
+    catch_unwind,
+    ts_args_type = "program: string, args: Array<string>, shared?: number | undefined | null, output?: 'inherit' | 'watch-start' | 'capture' | undefined | null"
+)]
 pub fn spawn(
     env: Env,
     program: String,
@@ -35,14 +39,14 @@ pub fn spawn(
         Some("watch-start") => Output::WatchStart,
         Some("capture") => Output::Capture,
         Some(other) => {
-            let message = format!("output must be inherit, watch-start or capture, got {other:?}");
-            return Err(Error::new(Status::InvalidArg, message));
+            let what = format!("output must be inherit, watch-start or capture, got {other:?}");
+            return Err(throw(&env, &CoreError::InvalidArgValue { what }));
         }
     };
     let recruit = recruit::spawn(&program, &args, shared, output).or_throw(&env)?;
     Ok(Spawned {
         pid: recruit.pid,
-        channel: Handle::new(recruit.channel),
+        channel: ChannelHandle::new(recruit.channel),
         stdout: recruit.stdout.map(IntoRawFd::into_raw_fd),
         stderr: recruit.stderr.map(IntoRawFd::into_raw_fd),
     })
@@ -58,7 +62,7 @@ pub fn take_back_stderr(env: Env) -> Result<()> {
 #[napi(object, object_from_js = false)]
 pub struct Pair {
     pub fd: i32,
-    pub channel: Handle,
+    pub channel: ChannelHandle,
 }
 
 /// A socket pair for a worker thread: `{ fd, channel }`; the thread adopts `fd`.
@@ -67,7 +71,7 @@ pub fn pair(env: Env) -> Result<Pair> {
     let (channel, fd) = recruit::pair().or_throw(&env)?;
     Ok(Pair {
         fd,
-        channel: Handle::new(channel),
+        channel: ChannelHandle::new(channel),
     })
 }
 

@@ -6,7 +6,7 @@
 use crate::error::{throw, OrThrow};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use pyre_nexus_core::SharedRegion;
+use pyre_nexus_core::{Error as CoreError, SharedRegion};
 use std::os::fd::IntoRawFd;
 
 /// Words made by `sharedWords`, and the descriptor that hands them to a worker.
@@ -52,7 +52,7 @@ fn buffer(env: &Env, region: SharedRegion) -> Result<BufferSlice<'_>> {
     // copy, which nobody shares.
     if buffer.as_ptr() != start.cast_const() {
         let why = "this runtime does not allow Buffers over native memory, which shared words need";
-        return Err(throw(env, "ERR_NEXUS_UNSUPPORTED_PLATFORM", why));
+        return Err(throw(env, &CoreError::Unsupported { why: why.into() }));
     }
     Ok(buffer)
 }

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { FailureAction } from './nexus/config.js';
 import { journal, type Severity } from './nexus/journal.js';
 import { importModule } from './nexus/loader.js';
 import { Node } from './nexus/node.js';
@@ -60,12 +61,21 @@ const COMMANDS: Record<string, Command> = {
       'runs a node with the services its configuration names; SIGHUP reloads it, SIGTERM or\nSIGINT stops it gracefully',
     details:
       "Runs a node with the services its configuration names and prints each one's address. A\n" +
-      'service that cannot start (its port is taken, say) stops the node with an error naming it.',
+      'service that cannot start (its port is taken, say) stops the node with an error naming it.\n' +
+      'A service whose handler throws is shut down and its error printed on standard error; the\n' +
+      'others carry on. Then --on-failure, or the "onFailure" of its entry, says what follows:\n' +
+      'nothing (stop), a restart (restart, at most 5 within a minute) or the end of the node\n' +
+      '(exit, with status 1).',
     options: {
       grace: {
         value: '<seconds>',
         number: seconds,
         help: 'how long services have to finish their conversations on stop (5)',
+      },
+      'on-failure': {
+        value: 'stop|restart|exit',
+        choices: ['stop', 'restart', 'exit'],
+        help: 'what follows when a service fails, unless its entry says (stop)',
       },
       log: { value: '<pattern>[:<severity>]', multiple: true, help: 'turns on the journal channels whose names match' },
     },
@@ -254,7 +264,14 @@ async function serve(values: Values, operands: string[]): Promise<number> {
     journal.activate(pattern, severity === undefined ? undefined : [severity as Severity]);
   }
   const grace = values.grace as number | undefined;
-  const node = new Node({ config, ...(grace === undefined ? {} : { grace }) });
+  const onFailure = values['on-failure'] as FailureAction | undefined;
+  const node = new Node({
+    config,
+    ...(grace === undefined ? {} : { grace }),
+    ...(onFailure === undefined ? {} : { onFailure }),
+  });
+  // A service that fails must not go unnoticed: the node's errors are shown, whatever --log says.
+  journal.activate(node.name, ['error']);
   node.registerSignalHandlers();
   // SIGINT is the application's in pyre; here the application is this command, and it stops.
   const interrupt = () => node.stop();

@@ -10,28 +10,38 @@
 
 export {
   AddressInUseError,
+  AlreadyWatchedError,
+  AlreadyWatchingError,
   BadAddressError,
   BadPayloadError,
   BufferTooSmallError,
   ChannelClosedError,
   ChannelFullError,
   ConnectionResetError,
+  DispatcherClosedError,
   FrameTooLargeError,
+  InternalError,
+  IoError,
+  NeedsResolvingError,
   NexusError,
+  NotASocketError,
+  NotSharedMemoryError,
   RecoverableError,
   TruncatedFrameError,
   UnsupportedPlatformError,
+  WrongKindError,
 } from './errors.js';
-export { adopt, Channel, type PortOptions, parseAddress, pipe, port, tcp } from './ipc/channel.js';
+export { adopt, Channel, type PortOptions, parseAddress, pipe, port, resolveAddress, tcp } from './ipc/channel.js';
 export {
   type AlarmHandler,
+  type ChildOptions,
   Dispatcher,
   type DispatcherOptions,
   type Handler,
   type HandlerId,
 } from './ipc/dispatcher.js';
-export { HybridMarshaler, JsonMarshaler, type Marshaler, V8Marshaler } from './ipc/marshaler.js';
-export type { NodeConfig, ServiceSpec } from './nexus/config.js';
+export { HybridMarshaler, JsonMarshaler, type Marshaler, NOTHING, V8Marshaler } from './ipc/marshaler.js';
+export type { FailureAction, FailurePolicy, NodeConfig, ServiceSpec } from './nexus/config.js';
 export {
   CrewStatus,
   CrewStatus as crewcodes,
@@ -54,6 +64,8 @@ export {
   Node as node,
   type NodeOptions,
   type ReloadReport,
+  type ServiceFailure,
+  type ServiceMaker,
   type SignalHandler,
 } from './nexus/node.js';
 export type { MemberOutput, OutputListener, OutputSource, OutputStream } from './nexus/output.js';

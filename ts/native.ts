@@ -2,74 +2,14 @@
 import { UnsupportedPlatformError } from './errors.js';
 import { currentPlatform, noNativeBuildMessage, packageVersion, unsupportedOsMessage } from './platform.js';
 
-/** A native channel: an opaque handle that the binding's `channel*` functions take first. */
-export type ChannelHandle = { readonly __nexusChannel: unique symbol };
+// The binding's types are those napi-rs generates from the Rust sources (native.d.ts, with the
+// declarations in src/native-header.d.ts of what it cannot see): nothing is declared twice here.
+type Binding = typeof import('../native.js');
+
+export type { ChannelHandle } from '../native.js';
 
 /** The native dispatcher. */
-export interface NativeDispatcher {
-  readonly handlerCount: number;
-  readonly watching: boolean;
-  when(channel: ChannelHandle, kind: number, handler: () => unknown): number;
-  alarm(seconds: number, handler: (timestamp: number) => unknown): number;
-  cancel(id: number): boolean;
-  watch(): Promise<void>;
-  stop(): void;
-  close(): void;
-}
-
-interface Binding {
-  platformSupported(): boolean;
-  /** The largest frame a channel accepts unless told otherwise. */
-  DEFAULT_MAX_FRAME: number;
-  /** Payloads at least this long arrive in memory of their own, kept for later ones. */
-  LARGE_PAYLOAD: number;
-  Dispatcher: new (spinMicroseconds?: number) => NativeDispatcher;
-  pipe(): ChannelHandle[];
-  port(address: string): ChannelHandle;
-  connect(address: string): ChannelHandle;
-  adopt(fd: number): ChannelHandle;
-  parseAddress(address: string): string;
-  channelFd(channel: ChannelHandle): number | null;
-  channelKind(channel: ChannelHandle): string;
-  channelClosed(channel: ChannelHandle): boolean;
-  channelAtEnd(channel: ChannelHandle): boolean;
-  channelRecheck(channel: ChannelHandle): void;
-  trimLargeFrameSpares(): boolean;
-  channelLocalAddress(channel: ChannelHandle): string | null;
-  channelPeerAddress(channel: ChannelHandle): string | null;
-  channelPendingOutput(channel: ChannelHandle): number;
-  channelSetMaxFrame(channel: ChannelHandle, max: number): void;
-  channelSetOutputBound(channel: ChannelHandle, bound: number): void;
-  channelRead(channel: ChannelHandle, buffer: Buffer): number | null;
-  channelWrite(channel: ChannelHandle, buffer: Buffer): number;
-  channelSendFrame(channel: ChannelHandle, payload: Buffer): void;
-  channelRecvFrame(channel: ChannelHandle, slab: Buffer, offset: number): number | Buffer;
-  channelRecvFrameInto(channel: ChannelHandle, buffer: Buffer, offset: number): number;
-  channelAccept(channel: ChannelHandle): ChannelHandle | null;
-  channelClose(channel: ChannelHandle): void;
-  channelAbort(channel: ChannelHandle): void;
-  /**
-   * With `shared` (the `fd` of {@link Binding.sharedWords}) the worker finds those words on fd 4.
-   * `output`: the worker's stdout and stderr are ours (`inherit`, the default), or stderr is a pipe
-   * of ours until it calls {@link Binding.takeBackStderr} (`watch-start`), or both are (`capture`):
-   * `stdout` and `stderr` are our ends of those pipes, for us to close.
-   */
-  spawn(
-    program: string,
-    args: string[],
-    shared?: number,
-    output?: 'inherit' | 'watch-start' | 'capture',
-  ): { pid: number; channel: ChannelHandle; stdout: number | null; stderr: number | null };
-  /** In a worker spawned with output `watch-start`, once started: its team's stderr back on fd 2. */
-  takeBackStderr(): void;
-  /** `count` zeroed 32-bit words shared with the worker spawned with `fd`; close `fd` after the spawn. */
-  sharedWords(count: number): { words: Buffer; fd: number };
-  /** In a worker: the words its team handed it on fd 4, which is closed once they are mapped. */
-  inheritedWords(count: number): Buffer;
-  pair(): { fd: number; channel: ChannelHandle };
-  reap(pid: number): { code?: number; signal?: number } | null;
-  watchParent(): void;
-}
+export type NativeDispatcher = InstanceType<Binding['Dispatcher']>;
 
 /**
  * On Linux, tries the glibc build first: the generated loader must first tell glibc from musl (it

@@ -1,5 +1,10 @@
 // An echo service: every byte a peer sends comes back to it. Written against Server, which
-// brings the connection limit, idle timeout, backpressure and graceful stop.
+// brings the connection limit, the deadlines, backpressure and graceful stop.
+//
+// Every byte is a whole request here, so no request deadline applies (`receiving` stays false):
+// a peer sending a byte a second gets an echo a second, as a person typing would. It holds no
+// memory between bytes, only one of `maxConnections`; if it stops reading its echoes it is paused
+// and then aborted by the drain deadline, and if it falls silent the idle timeout closes it.
 import { type Channel, Server } from 'pyre-nexus';
 
 export class EchoServer extends Server {

@@ -5,7 +5,9 @@
 //   anything else       ->  ERROR <what is wrong>
 // Keys have no spaces; a value is the rest of the line. Lines end with \n (a \r before it is
 // dropped) and are at most `maxLine` bytes: a longer one is answered with an error and the
-// conversation is closed, so a peer cannot make the server buffer without bound.
+// conversation is closed, so a peer cannot make the server buffer without bound. A line must
+// also arrive whole within the server's `requestTimeout` once it has begun (see `receiving`),
+// so a peer cannot hold a conversation by sending a byte a second either.
 import { type Channel, Server, type ServerOptions } from 'pyre-nexus';
 
 export interface KeyValueOptions extends ServerOptions {
@@ -67,8 +69,17 @@ export class KeyValueServer extends Server {
     return true;
   }
 
-  /** A conversation is busy while it holds part of a line. */
+  /** A conversation is busy while it holds part of a line, or whole lines waiting behind a pause. */
   override busy(channel: Channel): boolean {
+    return this.#pending.has(channel);
+  }
+
+  /**
+   * And receiving while it holds part of a line, which starts the request deadline. Between
+   * pauses, when the server asks, part of a line is all it can hold: `process` answers every
+   * whole line unless the peer's unread answers have reached `highWater`, which pauses it.
+   */
+  override receiving(channel: Channel): boolean {
     return this.#pending.has(channel);
   }
 

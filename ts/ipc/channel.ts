@@ -1,6 +1,7 @@
 // Imported: the global `Buffer` is a getter that V8 looks up anew on every use.
 import { Buffer } from 'node:buffer';
-import { AddressInUseError, translate } from '../errors.js';
+import type { LookupAddress } from 'node:dns';
+import { AddressInUseError, BadAddressError, translate } from '../errors.js';
 import { type ChannelHandle, native } from '../native.js';
 import { boolean, checkOptions, type Rules } from '../options.js';
 
@@ -263,7 +264,9 @@ const PORT_OPTIONS: Rules<PortOptions> = { anyPortIfTaken: boolean };
 /**
  * A listening port at `address` (`host:port`, `ip4:host:port`, `ip6:[::1]:port`, `unix:/path`);
  * port 0 asks for an ephemeral one, and `channel.address` says what was bound. A taken address
- * throws an {@link AddressInUseError} naming it, unless `anyPortIfTaken` is set.
+ * throws an {@link AddressInUseError} naming it, unless `anyPortIfTaken` is set. The host is an
+ * IP address, empty (any address) or `localhost`; a name is a {@link NeedsResolvingError} (see
+ * {@link resolveAddress}).
  */
 export function port(address = 'ip4:127.0.0.1:0', options: PortOptions = {}): Channel {
   checkOptions('port', options, PORT_OPTIONS);
@@ -284,7 +287,11 @@ export function port(address = 'ip4:127.0.0.1:0', options: PortOptions = {}): Ch
   }
 }
 
-/** A connection to `address`, begun without blocking; it becomes write-ready once connected. */
+/**
+ * A connection to `address`, begun without blocking; it becomes write-ready once connected. The
+ * host is an IP address or `localhost`; a name is a {@link NeedsResolvingError} (see
+ * {@link resolveAddress}).
+ */
 export function tcp(address: string): Channel {
   try {
     return new Channel(native.connect(checkAddress(address)));
@@ -303,10 +310,64 @@ export function adopt(fd: number): Channel {
   }
 }
 
-/** Parses an address into its canonical form; throws a BadAddressError naming the bad part. */
+/**
+ * Parses an address into its canonical form, without looking anything up: `localhost` is the
+ * loopback address (`127.0.0.1`, or `::1` after `ip6:`), and any other host name is a
+ * {@link NeedsResolvingError} (see {@link resolveAddress}). Throws a {@link BadAddressError}
+ * naming the bad part.
+ */
 export function parseAddress(address: string): string {
   try {
     return native.parseAddress(checkAddress(address));
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+// node:dns is loaded on first use: most processes (crew members, say) never resolve a name.
+let dns: typeof import('node:dns/promises') | undefined;
+
+/**
+ * `address` in canonical form with its host name resolved (`db.example:5432` →
+ * `ip4:192.0.2.7:5432`), without blocking the loop: the lookup (`dns.lookup`, the system's
+ * resolver, /etc/hosts included) runs on libuv's thread pool. The prefix says which family to
+ * look for (`ip4:`, `ip6:`; none: the first address the system gives). An address that needs no
+ * lookup comes back as {@link parseAddress} gives it. Rejects with a {@link BadAddressError}
+ * naming the host when the name does not resolve, or naming the bad part of a bad address.
+ *
+ * ```ts
+ * const channel = tcp(await resolveAddress('db.example:5432'));
+ * ```
+ */
+export async function resolveAddress(address: string): Promise<string> {
+  let named: ReturnType<typeof native.addressHostName>;
+  try {
+    named = native.addressHostName(checkAddress(address));
+  } catch (e) {
+    rethrow(e);
+  }
+  if (named === null) return parseAddress(address);
+  const { family, host, port } = named;
+  dns ??= require('node:dns/promises') as typeof import('node:dns/promises');
+  let found: LookupAddress;
+  try {
+    found = await dns.lookup(host, { family });
+  } catch (cause) {
+    const why = (cause as NodeJS.ErrnoException).code ?? (cause as Error).message;
+    const wanted = family === 0 ? '' : ` for IPv${family}`;
+    throw new BadAddressError(
+      `bad address ${JSON.stringify(address)}: the host ${JSON.stringify(host)} does not resolve${wanted} (${why})`,
+      'ERR_NEXUS_BAD_ADDRESS',
+      { cause },
+    );
+  }
+  return parseAddress(found.family === 6 ? `ip6:[${found.address}]:${port}` : `ip4:${found.address}:${port}`);
+}
+
+/** Whether `address` names a host that {@link resolveAddress} must look up before it is used. */
+export function needsResolving(address: string): boolean {
+  try {
+    return native.addressHostName(checkAddress(address)) !== null;
   } catch (e) {
     rethrow(e);
   }

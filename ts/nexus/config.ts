@@ -7,15 +7,39 @@
  * { "services": { "echo": { "module": "./echo.ts", "export": "EchoServer", "address": "ip4:0.0.0.0:7000" } } }
  * ```
  *
- * Module paths are relative to the configuration file. Every other key of a service (here
+ * Module paths are relative to the configuration file. `onFailure` says what the node does when
+ * the service's handler throws (see {@link FailurePolicy}); every other key of a service (here
  * `address`) goes to the constructor of the export as its options.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { NexusError } from '../errors.js';
+import { describe, type Rule } from '../options.js';
 import { importModule } from './loader.js';
 import { Service } from './service.js';
+
+/**
+ * What a node does with a service whose handler (or alarm) throws, once it has shut it down:
+ * - `'stop'`: nothing more; the other services carry on (the default);
+ * - `'restart'`: makes the service afresh and starts it again, after a pause that doubles with
+ *   each restart, up to the node's `restartLimit` within `restartWindow` seconds; the next failure stops it;
+ * - `'exit'`: stops the node, whose `run()` (and `watch()`) rejects with an error naming the service;
+ * - a function of the service's name and the error, which answers one of these (or a promise of
+ *   one; anything else, or a throw, stops the service).
+ */
+export type FailurePolicy =
+  | FailureAction
+  | ((name: string, error: unknown) => FailureAction | undefined | Promise<FailureAction | undefined>);
+
+/** What a node may do with a failed service. */
+export type FailureAction = 'stop' | 'restart' | 'exit';
+
+/** The {@link FailurePolicy} rule, for the node's options and the configuration's services. */
+export const failurePolicy: Rule = {
+  expected: '"stop", "restart", "exit" or a function',
+  accepts: (v) => v === 'stop' || v === 'restart' || v === 'exit' || typeof v === 'function',
+};
 
 /** One service as the configuration describes it. */
 export interface ServiceSpec {
@@ -23,6 +47,8 @@ export interface ServiceSpec {
   module: string;
   /** The module's export to construct (default: `default`). */
   export?: string;
+  /** What the node does when the service fails (default: the node's `onFailure`). */
+  onFailure?: FailurePolicy;
   /** Everything else is the constructor's options. */
   [option: string]: unknown;
 }
@@ -63,6 +89,10 @@ export async function readConfig(source: string): Promise<Map<string, ServiceEnt
     if (spec.export !== undefined && typeof spec.export !== 'string') {
       throw configError(source, `service "${name}": "export" must be a string`);
     }
+    if (spec.onFailure !== undefined && !failurePolicy.accepts(spec.onFailure)) {
+      const problem = `"onFailure" must be ${failurePolicy.expected}, got ${describe(spec.onFailure)}`;
+      throw configError(source, `service "${name}": ${problem}`);
+    }
     const { url, version } = await locate(spec.module, dirname(path));
     entries.set(name, { name, spec, url, key: `${canonical(spec)}@${version}` });
   }
@@ -72,7 +102,7 @@ export async function readConfig(source: string): Promise<Map<string, ServiceEnt
 /** Imports the module of `entry` and constructs its service. */
 export async function build(entry: ServiceEntry): Promise<Service> {
   const { name, spec, url } = entry;
-  const { module: _module, export: exportName = 'default', ...options } = spec;
+  const { module: _module, export: exportName = 'default', onFailure: _onFailure, ...options } = spec;
   let namespace: Record<string, unknown>;
   try {
     namespace = await importModule(url);

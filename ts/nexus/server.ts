@@ -3,9 +3,9 @@ import { Buffer } from 'node:buffer';
 // Imported: the global `performance` is a getter that V8 looks up anew on every use.
 import { performance } from 'node:perf_hooks';
 import { AddressInUseError, ChannelFullError, ConnectionResetError, NexusError } from '../errors.js';
-import { type Channel, port } from '../ipc/channel.js';
+import { type Channel, needsResolving, port, resolveAddress } from '../ipc/channel.js';
 import type { Dispatcher, HandlerId } from '../ipc/dispatcher.js';
-import { boolean, checkOptions, integer, nonEmptyString, type Rules, seconds, string } from '../options.js';
+import { boolean, checkOptions, integer, nonEmptyString, type Rule, type Rules, string } from '../options.js';
 import { journal, type LogChannel } from './journal.js';
 import type { Service } from './service.js';
 
@@ -14,17 +14,40 @@ import type { Service } from './service.js';
  * takes them out before passing the rest to `super`.
  */
 export interface ServerOptions {
-  /** Where to listen, in pyre's notation (default `ip4:127.0.0.1:0`, an ephemeral port). */
+  /**
+   * Where to listen, in pyre's notation (default `ip4:127.0.0.1:0`, an ephemeral port). A host
+   * name is resolved, without blocking, when the server activates.
+   */
   address?: string;
   /** The name of the server's log channels (default: its class name, in lower case). */
   name?: string;
   /** Conversations at once; further peers wait in the listen queue (default 10,000). */
   maxConnections?: number;
   /**
-   * Seconds without input after which a conversation is closed, within an eighth of it (at most
-   * a second) after it expires; 0 never (default 300).
+   * Seconds without input after which a conversation is closed; 0 never (default 300). A paused
+   * conversation (see {@link ServerOptions.highWater}) is not idle, only unheard:
+   * {@link ServerOptions.drainTimeout} covers it instead. This and the other deadlines are
+   * enforced within an eighth of the shortest (at most a second) after they expire.
    */
   idleTimeout?: number;
+  /**
+   * Seconds a request may take to arrive whole once part of it has; then the conversation is
+   * closed, so that a peer sending a byte a second cannot hold it for ever. 0 never (default 60,
+   * as nginx's `client_header_timeout` and Node's `headersTimeout`: a request here is one
+   * protocol message). Only the service can tell part of a request from a whole one: the
+   * deadline runs while {@link Server.receiving} says so, and restarts whenever the service
+   * answers the peer with {@link Server.reply}, so that a peer streaming requests back to back is
+   * never taken for a slow one.
+   */
+  requestTimeout?: number;
+  /**
+   * Seconds output may wait with none of it going out, counted from the last time some did: the
+   * replies of a paused conversation (see {@link ServerOptions.highWater}), or the last replies
+   * of a conversation already ended with `close()`, which would otherwise keep its socket for as
+   * long as the peer does not read. Then the channel is aborted, dropping that output. 0 never
+   * (default 60, as nginx's `send_timeout`).
+   */
+  drainTimeout?: number;
   /**
    * Unsent output, in bytes, at which the server stops reading from a peer until half of it has
    * gone out (default 256 KiB): a peer that does not read cannot make the server's buffers grow.
@@ -38,11 +61,20 @@ export interface ServerOptions {
   anyPortIfTaken?: boolean;
 }
 
+/** A deadline in seconds, 0 for none; below 1e9, the longest alarm a dispatcher sets. */
+const timeout: Rule = {
+  expected: 'a non-negative number of seconds under 1e9',
+  range: true,
+  accepts: (v) => typeof v === 'number' && v >= 0 && v < 1e9,
+};
+
 const SERVER_OPTIONS: Rules<ServerOptions> = {
   address: string,
   name: nonEmptyString,
   maxConnections: integer(1),
-  idleTimeout: seconds,
+  idleTimeout: timeout,
+  requestTimeout: timeout,
+  drainTimeout: timeout,
   // Half of a channel's 1 MiB output bound, so that one more reply always fits.
   highWater: integer(1, 512 * 1024, 'an integer from 1 to 524288 bytes'),
   anyPortIfTaken: boolean,
@@ -54,9 +86,11 @@ const SERVER_OPTIONS: Rules<ServerOptions> = {
  * {@link connect}ed, and {@link process} is called whenever its peer has sent something.
  * Subclasses override `process` (and `validate`, `busy`).
  *
- * The server protects itself: a connection limit, an idle timeout, backpressure against peers
- * that do not read, and a peer that resets or makes `process` throw ends only its own
- * conversation.
+ * The server protects itself: a connection limit; deadlines for silent peers
+ * ({@link ServerOptions.idleTimeout}), for requests that arrive too slowly
+ * ({@link ServerOptions.requestTimeout}) and for output that does not go out
+ * ({@link ServerOptions.drainTimeout}); backpressure against peers that do not read; and a peer
+ * that resets or makes `process` throw ends only its own conversation.
  */
 export class Server implements Service {
   /** The address asked for; after {@link activate}, the address really bound. */
@@ -68,6 +102,8 @@ export class Server implements Service {
   readonly name: string;
   readonly maxConnections: number;
   readonly idleTimeout: number;
+  readonly requestTimeout: number;
+  readonly drainTimeout: number;
   readonly highWater: number;
   /** Whether a taken port makes the server listen on another (see {@link ServerOptions.anyPortIfTaken}). */
   readonly anyPortIfTaken: boolean;
@@ -77,16 +113,24 @@ export class Server implements Service {
   readonly error: LogChannel;
 
   #port: Channel | null = null;
+  /** Set while activate resolves the address's host name. */
+  #resolving = false;
   #accepting: HandlerId | null = null;
-  /** Conversations by channel, with the time of their last input, oldest first. */
-  readonly #conversations = new Map<Channel, number>();
-  #idleAlarm: HandlerId | null = null;
+  /** Conversations by channel, with their clocks. */
+  readonly #conversations = new Map<Channel, Conversation>();
+  /** Conversations whose peer is not reading its replies: their requests wait. */
+  readonly #paused = new Map<Channel, Outflow>();
+  /** Ended conversations whose last output is still going out, each holding its socket. */
+  readonly #closing = new Map<Channel, Outflow>();
+  /** The one alarm that enforces every deadline, and when it runs next. */
+  #sweeper: HandlerId | null = null;
+  #sweepAt = 0;
+  /** Whether a conversation's input is timed: for the idle or the request deadline. */
+  readonly #clocked: boolean;
+  /** The channel {@link reply} last answered: a request on it was whole. */
+  #answered: Channel | null = null;
   /** Set while draining: settles once the last conversation has ended. */
   #drained: { promise: Promise<void>; resolve: () => void } | null = null;
-  /** Channels closed while draining, which may still be flushing; shutdown ends them. */
-  readonly #closing = new Set<Channel>();
-  /** Conversations whose peer is not reading its replies: their requests wait. */
-  readonly #paused = new Set<Channel>();
 
   constructor(options: ServerOptions = {}) {
     // A typo in a configuration file would otherwise be silently ignored. Subclasses take their
@@ -97,6 +141,8 @@ export class Server implements Service {
       name = new.target.name.toLowerCase(),
       maxConnections = 10_000,
       idleTimeout = 300,
+      requestTimeout = 60,
+      drainTimeout = 60,
       highWater = 256 * 1024,
       anyPortIfTaken = false,
     } = options;
@@ -104,6 +150,9 @@ export class Server implements Service {
     this.name = name;
     this.maxConnections = maxConnections;
     this.idleTimeout = idleTimeout;
+    this.requestTimeout = requestTimeout;
+    this.drainTimeout = drainTimeout;
+    this.#clocked = idleTimeout !== 0 || requestTimeout !== 0;
     this.highWater = highWater;
     this.anyPortIfTaken = anyPortIfTaken;
     this.info = journal.channel(name, 'info');
@@ -112,9 +161,21 @@ export class Server implements Service {
     this.error = journal.channel(name, 'error');
   }
 
-  /** How many conversations are open. */
+  /** How many conversations are open, paused ones included. */
   get connections(): number {
     return this.#conversations.size;
+  }
+
+  /**
+   * How many ended conversations still hold their socket while their last output goes out (to
+   * a peer that does not read it, for {@link ServerOptions.drainTimeout} at most). With
+   * {@link connections}, what the server holds: once both are 0, it holds no socket but its port.
+   */
+  get closing(): number {
+    for (const channel of this.#closing.keys()) {
+      if (channel.fd === null) this.#closing.delete(channel);
+    }
+    return this.#closing.size;
   }
 
   /** How many conversations are paused because their peer is not reading its replies. */
@@ -122,9 +183,31 @@ export class Server implements Service {
     return this.#paused.size;
   }
 
-  /** Grabs a port at {@link address} and waits for connections on `dispatcher`. */
-  activate(application: unknown, dispatcher: Dispatcher): boolean {
-    if (this.#port !== null) throw new NexusError(`${this.name} is already active at ${this.address}`);
+  /**
+   * Grabs a port at {@link address} and waits for connections on `dispatcher`. An address that
+   * names a host (other than `localhost`) is resolved first, without blocking the loop: activate
+   * then returns a promise, which a node awaits (see {@link resolveAddress}).
+   */
+  activate(application: unknown, dispatcher: Dispatcher): boolean | Promise<boolean> {
+    if (this.#port !== null || this.#resolving) {
+      throw new NexusError(`${this.name} is already active at ${this.address}`);
+    }
+    if (!needsResolving(this.address)) return this.#activate(application, dispatcher);
+    this.#resolving = true;
+    return resolveAddress(this.address).then(
+      (address) => {
+        this.#resolving = false;
+        this.address = address;
+        return this.#activate(application, dispatcher);
+      },
+      (error: unknown) => {
+        this.#resolving = false;
+        throw error;
+      },
+    );
+  }
+
+  #activate(application: unknown, dispatcher: Dispatcher): boolean {
     let listener: Channel;
     try {
       listener = port(this.address, { anyPortIfTaken: this.anyPortIfTaken });
@@ -182,8 +265,8 @@ export class Server implements Service {
   /** Starts a conversation: {@link process} runs whenever the peer has sent something. */
   connect(channel: Channel, address: string): unknown {
     this.debug.log(() => `connected to ${address}`);
-    this.#conversations.set(channel, performance.now());
-    this.#armIdleAlarm();
+    this.#conversations.set(channel, { heard: performance.now(), began: -1 });
+    if (this.#clocked) this.#sweepWithin(Math.min(this.#limit(this.idleTimeout), this.#limit(this.requestTimeout)));
     this.#loop().whenReadReady(channel, this.#serve);
     return true;
   }
@@ -206,10 +289,23 @@ export class Server implements Service {
   }
 
   /**
+   * Whether part of a request has arrived on `channel` and the rest has not. Asked after each
+   * {@link process}, it runs the request deadline ({@link ServerOptions.requestTimeout}); a
+   * {@link reply} to the peer restarts it. The default says no: only a service that holds
+   * incomplete requests knows, and overrides this (the key-value example: while it holds part of
+   * a line). Unlike {@link busy}, it is not true while a whole request is being answered, which
+   * may take as long as it takes.
+   */
+  receiving(_channel: Channel): boolean {
+    return false;
+  }
+
+  /**
    * Sends `data` to the peer, all of it or none: throws {@link ChannelFullError} if the channel's
    * output bound cannot take it (backpressure keeps well clear of that).
    */
   reply(channel: Channel, data: Buffer | string): void {
+    this.#answered = channel;
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
     const accepted = channel.write(bytes);
     if (accepted < bytes.length) {
@@ -241,9 +337,9 @@ export class Server implements Service {
   /** Closes the port and every conversation, dropping output the peers have not taken. */
   shutdown(): void {
     this.#closePort();
-    if (this.#idleAlarm !== null) this.dispatcher?.cancel(this.#idleAlarm);
-    this.#idleAlarm = null;
-    for (const channel of [...this.#conversations.keys(), ...this.#closing]) channel.abort();
+    if (this.#sweeper !== null) this.dispatcher?.cancel(this.#sweeper);
+    this.#sweeper = null;
+    for (const channel of [...this.#conversations.keys(), ...this.#closing.keys()]) channel.abort();
     this.#conversations.clear();
     this.#closing.clear();
     this.#paused.clear();
@@ -252,12 +348,14 @@ export class Server implements Service {
   }
 
   #serve = (channel: Channel): boolean => {
-    const conversations = this.#conversations;
-    if (!conversations.has(channel)) return false;
-    // The time is updated in place. Keeping the map in order of last input (delete, then set)
-    // made V8 rehash the whole map every few hundred requests: 3.8 µs a request at 10,000
-    // conversations.
-    if (this.idleTimeout !== 0) conversations.set(channel, performance.now());
+    // The clocks are changed in place, with no map written per request: keeping the map in
+    // order of last input (delete, then set) made V8 rehash the whole map every few hundred
+    // requests, 3.8 µs a request at 10,000 conversations.
+    const conversation = this.#conversations.get(channel);
+    if (conversation === undefined) return false;
+    const now = this.#clocked ? performance.now() : 0;
+    conversation.heard = now;
+    this.#answered = null;
     let keep: unknown;
     try {
       keep = this.process(channel);
@@ -266,28 +364,38 @@ export class Server implements Service {
       return false;
     }
     if (channel.closed) {
-      this.#forget(channel);
+      this.#end(channel);
       return false;
+    }
+    if (this.requestTimeout !== 0) {
+      // A request begins when the service first holds part of one; a reply means the one it
+      // held was whole, so what it holds now began with this input.
+      if (!this.receiving(channel)) conversation.began = -1;
+      else if (conversation.began < 0 || this.#answered === channel) conversation.began = now;
     }
     if (this.#drained !== null && !this.busy(channel)) {
       this.#hangup(channel);
       return false;
     }
     if (!keep) return false;
-    if (channel.pendingOutput >= this.highWater) {
-      this.#pause(channel);
+    const pending = channel.pendingOutput;
+    if (pending >= this.highWater) {
+      this.#pause(channel, conversation, pending);
       return false;
     }
     return true;
   };
 
   /** Stops reading from a peer that does not read its replies, until half of them have gone. */
-  #pause(channel: Channel): void {
+  #pause(channel: Channel, conversation: Conversation, pending: number): void {
     this.debug.log(() => `${channel.peer} is not reading; pausing its requests`);
-    this.#paused.add(channel);
+    this.#paused.set(channel, { left: pending, since: performance.now() });
+    this.#sweepWithin(this.#drainLook());
     this.#loop().whenWriteReady(channel, () => {
       if (channel.pendingOutput > this.highWater / 2) return true;
       this.#paused.delete(channel);
+      // The time it waited was the server's, not the peer's: its request clock starts again.
+      conversation.began = -1;
       // What the peer sent meanwhile may already be buffered: serve it now, not at its next send.
       if (this.#serve(channel)) this.#loop().whenReadReady(channel, this.#serve);
       return false;
@@ -310,8 +418,18 @@ export class Server implements Service {
   /** Ends a conversation, letting its last replies go out. */
   #hangup(channel: Channel): void {
     channel.close();
-    this.#closing.add(channel);
+    this.#end(channel);
+  }
+
+  /**
+   * Forgets a conversation whose channel has been closed; while its last output goes out, the
+   * channel is among those {@link closing}, under the drain deadline.
+   */
+  #end(channel: Channel): void {
     this.#forget(channel);
+    if (channel.fd === null) return; // nothing was left to send
+    this.#closing.set(channel, { left: channel.pendingOutput, since: performance.now() });
+    this.#sweepWithin(this.#drainLook());
   }
 
   #forget(channel: Channel): void {
@@ -357,41 +475,134 @@ export class Server implements Service {
     this.#port = null;
   }
 
-  #armIdleAlarm(): void {
-    if (this.idleTimeout === 0 || this.#idleAlarm !== null) return;
-    this.#idleAlarm = this.#loop().alarm(this.idleTimeout, this.#sweep);
+  /** Makes sure the sweep runs within `ms` milliseconds. */
+  #sweepWithin(ms: number): void {
+    const at = performance.now() + ms;
+    if (this.#sweeper !== null) {
+      if (this.#sweepAt <= at) return;
+      this.dispatcher?.cancel(this.#sweeper);
+    }
+    this.#sweepAt = at;
+    this.#sweeper = this.#loop().alarm(ms / 1000, this.#sweep);
+  }
+
+  /** A deadline in milliseconds, infinite when it is off. */
+  #limit(seconds: number): number {
+    return seconds === 0 ? Number.POSITIVE_INFINITY : seconds * 1000;
   }
 
   /**
-   * Closes the conversations idle for too long. Runs again when the next one would be, but no
-   * sooner than an eighth of the timeout (at most a second) later, since each run looks at every
-   * conversation.
+   * How often to look at output that is not going out: often enough to see when it last moved.
+   * With no drain deadline, once a second still, to let go of the channels that have finished.
+   */
+  #drainLook(): number {
+    return Math.min(this.#limit(this.drainTimeout) / 8, 1000);
+  }
+
+  /**
+   * Enforces every deadline: closes the conversations idle for too long or receiving a request
+   * for too long, and aborts the channels whose output has not moved for too long. Runs again
+   * when the next deadline would expire, but no sooner than an eighth of the shortest (at most a
+   * second) later, since each run looks at every conversation.
    */
   #sweep = (): number | undefined => {
-    const limit = this.idleTimeout * 1000;
+    // While it runs, the sweep works out its own next run: channels it ends ask for none.
+    this.#sweepAt = Number.NEGATIVE_INFINITY;
     const now = performance.now();
+    const idle = this.#limit(this.idleTimeout);
+    const request = this.#limit(this.requestTimeout);
     let next = Number.POSITIVE_INFINITY;
-    for (const [channel, last] of this.#conversations) {
-      const left = last + limit - now;
-      if (left > 0) {
-        next = Math.min(next, left);
-        continue;
+    if (this.#clocked) {
+      for (const [channel, conversation] of this.#conversations) {
+        if (channel.closed) {
+          this.#end(channel); // by the service, outside process()
+          continue;
+        }
+        if (this.#paused.has(channel)) continue; // its output is what is late
+        const quiet = conversation.heard + idle - now;
+        if (quiet <= 0) {
+          this.debug.log(() => `${channel.peer} idle for ${this.idleTimeout} s, closing`);
+          channel.abort();
+          this.#forget(channel);
+          continue;
+        }
+        const late = conversation.began < 0 ? Number.POSITIVE_INFINITY : conversation.began + request - now;
+        if (late <= 0) {
+          this.warning.log(
+            () => `${channel.peer} sent part of a request and not the rest within ${this.requestTimeout} s, closing`,
+          );
+          channel.abort();
+          this.#forget(channel);
+          continue;
+        }
+        next = Math.min(next, quiet, late);
       }
-      this.debug.log(() => `${channel.peer} idle for ${this.idleTimeout} s, closing`);
-      channel.abort();
-      this.#forget(channel);
+      // A request may begin at any moment, due no sooner than this.
+      if (this.#conversations.size > 0) next = Math.min(next, request);
     }
+    for (const [channel, outflow] of this.#paused) {
+      if (channel.closed) {
+        this.#end(channel);
+      } else if (this.#stuck(channel, outflow, now)) {
+        this.warning.log(() => `${channel.peer} has read none of its replies for ${this.drainTimeout} s, aborting`);
+        channel.abort();
+        this.#forget(channel);
+      }
+    }
+    for (const [channel, outflow] of this.#closing) {
+      if (channel.fd === null) {
+        this.#closing.delete(channel); // its last output went out
+      } else if (this.#stuck(channel, outflow, now)) {
+        this.warning.log(
+          () => `${channel.peer} has read none of its last replies for ${this.drainTimeout} s, aborting`,
+        );
+        channel.abort();
+        this.#closing.delete(channel);
+      }
+    }
+    if (this.#paused.size > 0 || this.#closing.size > 0) next = Math.min(next, this.#drainLook());
     if (next === Number.POSITIVE_INFINITY) {
-      this.#idleAlarm = null;
+      this.#sweeper = null;
       return undefined;
     }
-    return Math.max(next, Math.min(limit / 8, 1000)) / 1000;
+    const soonest = Math.min(idle / 8, request / 8, this.#drainLook(), 1000);
+    const wait = Math.max(next, soonest);
+    this.#sweepAt = now + wait;
+    return wait / 1000;
   };
+
+  /**
+   * Whether the output of `channel` has not moved for the drain deadline; notes when it last
+   * moved. It only goes down when the peer reads: no request adds to a paused or ended
+   * conversation's output.
+   */
+  #stuck(channel: Channel, outflow: Outflow, now: number): boolean {
+    const left = channel.pendingOutput;
+    if (left < outflow.left) outflow.since = now;
+    outflow.left = left;
+    return now - outflow.since >= this.#limit(this.drainTimeout);
+  }
 
   #loop(): Dispatcher {
     if (this.dispatcher === null) throw new NexusError(`${this.name} is not active: call activate() first`);
     return this.dispatcher;
   }
+}
+
+/** What the sweep knows of one conversation: changed in place, never replaced (see `#serve`). */
+interface Conversation {
+  /** When its peer was last heard (`performance.now()`). */
+  heard: number;
+  /** When the request it is receiving began, or -1 between requests. */
+  began: number;
+}
+
+/** Output that waits for a peer: of a paused conversation, or of one ended and still flushing. */
+interface Outflow {
+  /** The bytes left at the last look. */
+  left: number;
+  /** When they last went down, or the wait began. */
+  since: number;
 }
 
 function describe(error: unknown): string {

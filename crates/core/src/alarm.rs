@@ -1,8 +1,28 @@
 //! Alarms: a deadline heap. Cancelled entries are skipped when they surface, not searched for.
 
+use crate::error::{Error, Result};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The longest alarm interval, in seconds (exclusive): about 31 years.
+const MAX_SECONDS: f64 = 1e9;
+
+/// An alarm interval in seconds, from 0 to less than 1e9 (about 31 years), as a duration.
+pub(crate) fn interval(seconds: f64) -> Option<Duration> {
+    (0.0..MAX_SECONDS)
+        .contains(&seconds)
+        .then(|| Duration::from_secs_f64(seconds))
+}
+
+/// An alarm interval given in seconds by a foreign caller, or an error saying what it must be.
+pub fn alarm_interval(seconds: f64) -> Result<Duration> {
+    interval(seconds).ok_or_else(|| Error::InvalidArgValue {
+        what: format!(
+            "the alarm interval must be a non-negative number of seconds under 1e9, got {seconds}"
+        ),
+    })
+}
 
 /// Deadlines with a tie-breaking sequence number, so alarms set for the same instant fire in the
 /// order they were set.
@@ -13,6 +33,7 @@ pub(crate) struct Alarms<K> {
 }
 
 impl<K: Ord + Copy> Alarms<K> {
+    /// No alarms.
     pub fn new() -> Alarms<K> {
         Alarms {
             heap: BinaryHeap::new(),
@@ -20,6 +41,7 @@ impl<K: Ord + Copy> Alarms<K> {
         }
     }
 
+    /// Sets an alarm for `key` at `deadline`.
     pub fn set(&mut self, deadline: Instant, key: K) {
         self.seq += 1;
         self.heap.push(Reverse((deadline, self.seq, key)));
@@ -46,5 +68,22 @@ impl<K: Ord + Copy> Alarms<K> {
             }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_run_from_zero_to_under_a_billion_seconds() {
+        assert_eq!(interval(0.0), Some(Duration::ZERO));
+        assert_eq!(interval(1.5), Some(Duration::from_millis(1500)));
+        for refused in [-0.001, 1e9, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(interval(refused), None, "{refused}");
+        }
+        let error = alarm_interval(-1.0).unwrap_err();
+        assert_eq!(error.code(), "ERR_INVALID_ARG_VALUE");
+        assert!(error.to_string().ends_with("got -1"), "{error}");
     }
 }

@@ -1,11 +1,11 @@
 //! The dispatcher: pyre's level-triggered readiness semantics on top of mio's edge-triggered poll.
 //!
-//! The dispatcher does not call handlers itself: a turn [`collect`](Dispatcher::collect)s the
-//! calls that are due, the caller makes them (into JavaScript, say) with no borrow held, and
-//! reports each outcome with [`complete`](Dispatcher::complete) or [`rearm`](Dispatcher::rearm).
-//! So a handler may register others, close channels or drop the dispatcher's state mid-turn.
+//! The dispatcher does not call handlers itself: a [`Turn`](crate::Turn) collects the calls that
+//! are due, the caller makes them (into JavaScript, say) with no borrow held, and reports each
+//! [`Outcome`] with [`report`](Dispatcher::report). So a handler may register others, close
+//! channels or drop the dispatcher's state mid-turn.
 
-use crate::alarm::Alarms;
+use crate::alarm::{self, Alarms};
 use crate::channel::{Link, SharedChannel};
 use crate::error::{Error, Result};
 use mio::{Events, Poll, Registry, Token, Waker};
@@ -25,6 +25,24 @@ pub enum Readiness {
     Write,
     /// An error condition on the socket, reported once per occurrence.
     Exception,
+}
+
+impl TryFrom<u32> for Readiness {
+    type Error = Error;
+
+    /// The readiness a foreign caller numbers 0 (read), 1 (write) or 2 (exception).
+    fn try_from(kind: u32) -> Result<Readiness> {
+        match kind {
+            0 => Ok(Readiness::Read),
+            1 => Ok(Readiness::Write),
+            2 => Ok(Readiness::Exception),
+            _ => Err(Error::InvalidArgValue {
+                what: format!(
+                    "the readiness kind must be 0 (read), 1 (write) or 2 (exception), got {kind}"
+                ),
+            }),
+        }
+    }
 }
 
 /// Names one registered handler; stale names (of handlers since dropped) are recognised.
@@ -49,13 +67,56 @@ impl HandlerId {
     }
 }
 
-/// One call that a turn found due.
+/// One call that a turn found due; its [`Outcome`] goes back with [`Dispatcher::report`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
-    /// A channel handler: report its outcome with [`Dispatcher::complete`].
+    /// A channel handler, called with no argument but its channel; see [`Outcome::of_ready`].
     Ready(HandlerId),
-    /// An alarm: report its outcome with [`Dispatcher::rearm`].
+    /// An alarm, called with the time; see [`Outcome::of_alarm`].
     Alarm(HandlerId),
+}
+
+impl Call {
+    /// The handler to call.
+    pub fn id(self) -> HandlerId {
+        match self {
+            Call::Ready(id) | Call::Alarm(id) => id,
+        }
+    }
+}
+
+/// What a handler's call came to, by pyre's rules: the one place they are written down.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    /// A channel handler stays registered for the next readiness.
+    Keep,
+    /// An alarm is set again, this long from now.
+    Again(Duration),
+    /// The handler is dropped.
+    Done,
+    /// The handler threw: it is dropped, and the watch ends with its exception.
+    Threw,
+}
+
+impl Outcome {
+    /// A channel handler's outcome: a truthy return keeps it registered.
+    pub fn of_ready(truthy: bool) -> Outcome {
+        if truthy {
+            Outcome::Keep
+        } else {
+            Outcome::Done
+        }
+    }
+
+    /// An alarm's outcome from the number it returned, if it returned one: a number of seconds
+    /// that [`alarm_interval`](crate::alarm_interval) accepts sets it again that much later;
+    /// anything else drops it.
+    pub fn of_alarm(seconds: Option<f64>) -> Outcome {
+        match seconds.and_then(alarm::interval) {
+            Some(after) => Outcome::Again(after),
+            None => Outcome::Done,
+        }
+    }
 }
 
 enum Kind {
@@ -96,8 +157,10 @@ impl Source {
 
 /// A level-triggered event dispatcher over one mio [`Poll`].
 ///
-/// Handlers are any cloneable value `H` (a JavaScript function reference in the binding, a
-/// closure in Rust). See `tests/util` for a complete blocking driver in a dozen lines.
+/// Handlers are any value `H` (a JavaScript function reference in the binding, a closure in
+/// Rust); a handler let go of is dropped, so `H`'s `Drop` releases what it holds. Dropping the
+/// dispatcher releases its descriptors (the poll's, its waker's and the registry's) and every
+/// handler at once. See `tests/util` for a complete blocking driver.
 pub struct Dispatcher<H> {
     poll: Poll,
     events: Events,
@@ -123,7 +186,7 @@ pub struct Dispatcher<H> {
 /// The waker's token: slab keys never reach it.
 const WAKER: Token = Token(usize::MAX);
 
-impl<H: Clone> Dispatcher<H> {
+impl<H> Dispatcher<H> {
     /// A dispatcher with nothing registered.
     pub fn new() -> Result<Dispatcher<H>> {
         let poll = Poll::new().map_err(|e| Error::io("creating the poll", e))?;
@@ -264,19 +327,14 @@ impl<H: Clone> Dispatcher<H> {
         Some(self.handlers.remove(id.key as usize).handler)
     }
 
-    /// Reports a channel handler's outcome: kept for the next readiness, or dropped (returned).
-    pub fn complete(&mut self, id: HandlerId, keep: bool) -> Option<H> {
-        if keep {
-            None
-        } else {
-            self.cancel(id)
-        }
-    }
-
-    /// Reports an alarm's outcome: set again `after` from now, or dropped (returned).
-    pub fn rearm(&mut self, id: HandlerId, after: Option<Duration>) -> Option<H> {
-        match after {
-            Some(after) if self.slot(id).is_some() => {
+    /// Reports how a call ended: a channel handler is kept (for [`Outcome::Keep`] or
+    /// [`Outcome::Again`]) or dropped, an alarm set again (for [`Outcome::Again`]) or dropped. A
+    /// dropped handler is returned. A handler that went during its own call stays gone.
+    pub fn report(&mut self, call: Call, outcome: Outcome) -> Option<H> {
+        let id = call.id();
+        match (call, outcome) {
+            (Call::Ready(_), Outcome::Keep | Outcome::Again(_)) => None,
+            (Call::Alarm(_), Outcome::Again(after)) if self.slot(id).is_some() => {
                 self.alarms.set(Instant::now() + after, id);
                 None
             }
@@ -318,7 +376,7 @@ impl<H: Clone> Dispatcher<H> {
                     .get(token.0)
                     .is_none_or(|s| !s.channel.borrow().is_draining());
                 if done && sources.contains(token.0) {
-                    sources.remove(token.0);
+                    unlink(sources.remove(token.0));
                 }
                 !done
             });
@@ -398,6 +456,8 @@ impl<H: Clone> Dispatcher<H> {
         self.handlers.len()
     }
 
+    /// Drops the handlers of channels closed since the last turn into `dropped`; their sources
+    /// go, unless output is still flushing.
     fn reap(&mut self, dropped: &mut Vec<H>) {
         let closed = std::mem::take(&mut *self.closed.borrow_mut());
         for token in closed {
@@ -407,17 +467,17 @@ impl<H: Clone> Dispatcher<H> {
             if !source.channel.borrow().is_closed() {
                 continue;
             }
-            let ids: Vec<HandlerId> = [&mut source.read, &mut source.write, &mut source.exception]
-                .into_iter()
-                .flat_map(std::mem::take)
-                .collect();
-            for id in ids {
-                dropped.push(self.handlers.remove(id.key as usize).handler);
+            let handlers = &mut self.handlers;
+            for list in [&mut source.read, &mut source.write, &mut source.exception] {
+                dropped.extend(
+                    list.drain(..)
+                        .map(|id| handlers.remove(id.key as usize).handler),
+                );
             }
-            if self.sources[token.0].channel.borrow().is_draining() {
+            if source.channel.borrow().is_draining() {
                 self.draining.push(token);
             } else {
-                self.sources.remove(token.0);
+                unlink(self.sources.remove(token.0));
             }
         }
     }
@@ -438,11 +498,25 @@ impl<H: Clone> Dispatcher<H> {
 
 impl<H> Drop for Dispatcher<H> {
     fn drop(&mut self) {
-        // Channels outlive their dispatcher; let them be watched by another one.
+        // Channels outlive their dispatcher; let them be watched by another one. A closed one
+        // still flushing is aborted: nothing would deliver its output any more, and its
+        // descriptor would wait for the channel to be dropped.
         for (_, source) in self.sources.iter() {
             if let Ok(mut channel) = source.channel.try_borrow_mut() {
                 channel.link = None;
+                if channel.is_draining() {
+                    channel.abort();
+                }
             }
         }
+    }
+}
+
+/// Lets go of a channel whose source has gone: a closed channel lives on as long as whoever holds
+/// it (a JavaScript handle, until collected), and its link would keep the waker's and the
+/// registry's descriptors open all that time.
+fn unlink(source: Source) {
+    if let Ok(mut channel) = source.channel.try_borrow_mut() {
+        channel.link = None;
     }
 }

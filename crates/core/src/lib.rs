@@ -3,10 +3,12 @@
 //! The engine of pyre-nexus, with no Node in it: a dispatcher that gives pyre's level-triggered
 //! readiness semantics on top of mio, non-blocking channels, and pyre's framing.
 //!
+//! A turn takes what is ready, hands the caller each call due, and takes back its outcome:
+//!
 //! ```
 //! # #[cfg(unix)] {
-//! use pyre_nexus_core::{pipe, Dispatcher, Readiness, Call, Recv};
-//! use std::time::{Duration, Instant};
+//! use pyre_nexus_core::{pipe, Call, Dispatcher, Outcome, Readiness, Recv, Turn};
+//! use std::time::Duration;
 //!
 //! let (parent, child) = pipe().unwrap();
 //! let (parent, child) = (parent.shared(), child.shared());
@@ -14,16 +16,18 @@
 //!
 //! let mut dispatcher = Dispatcher::new().unwrap();
 //! let id = dispatcher.when(&child, Readiness::Read, "greet").unwrap();
-//! let (mut calls, mut dropped) = (Vec::new(), Vec::new());
-//! while calls.is_empty() {
-//!     dispatcher.poll(Some(Duration::from_secs(1))).unwrap();
-//!     dispatcher.collect(Instant::now(), &mut calls, &mut dropped);
-//!     dispatcher.settle();
-//! }
-//! assert_eq!(calls, [Call::Ready(id)]);
+//! let mut turn = Turn::new();
+//! turn.begin(&mut dispatcher, Some(Duration::from_secs(5))).unwrap();
+//! let (call, handler) = turn.next(&dispatcher).unwrap();
+//! assert_eq!((call, *handler), (Call::Ready(id), "greet"));
 //! assert_eq!(child.borrow_mut().recv_frame().unwrap(), Recv::Frame(b"hello"));
+//! dispatcher.report(call, Outcome::of_ready(false)); // a falsy return: dropped
+//! turn.end(&mut dispatcher);
+//! assert!(dispatcher.is_idle());
 //! # }
 //! ```
+
+#![deny(missing_docs)]
 
 pub mod address;
 #[cfg(unix)]
@@ -40,17 +44,31 @@ pub mod frame;
 pub mod recruit;
 #[cfg(unix)]
 pub mod shared;
+#[cfg(unix)]
+pub mod spin;
 mod sys;
+#[cfg(unix)]
+pub mod turn;
+#[cfg(unix)]
+pub mod watch;
 
 pub use address::Address;
+#[cfg(unix)]
+pub use alarm::alarm_interval;
 #[cfg(unix)]
 pub use channel::{
     adopt, connect, pipe, port, Channel, ReadOutcome, Recv, RecvInto, SharedChannel,
 };
 #[cfg(unix)]
-pub use dispatcher::{Call, Dispatcher, HandlerId, Readiness};
-pub use error::{Error, Result};
+pub use dispatcher::{Call, Dispatcher, HandlerId, Outcome, Readiness};
+pub use error::{Code, Error, Result};
 #[cfg(unix)]
 pub use recruit::{Exit, Recruit};
 #[cfg(unix)]
 pub use shared::SharedRegion;
+#[cfg(unix)]
+pub use spin::{OuterLoop, Spin};
+#[cfg(unix)]
+pub use turn::Turn;
+#[cfg(unix)]
+pub use watch::{Ending, Next, Watch};

@@ -45,9 +45,13 @@ pub enum Output {
 /// output and error write to, where [`Output`] asked for them.
 #[derive(Debug)]
 pub struct Recruit {
+    /// The worker's process id.
     pub pid: u32,
+    /// Our end of the socket pair on its fd 3.
     pub channel: Channel,
+    /// Our end of the pipe its standard output writes to, if [`Output`] asked for one.
     pub stdout: Option<OwnedFd>,
+    /// Our end of the pipe its standard error writes to, if [`Output`] asked for one.
     pub stderr: Option<OwnedFd>,
 }
 

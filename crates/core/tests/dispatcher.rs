@@ -1,6 +1,6 @@
 mod util;
 
-use pyre_nexus_core::{pipe, ReadOutcome, Readiness, Recv};
+use pyre_nexus_core::{pipe, Call, Outcome, ReadOutcome, Readiness, Recv, Turn};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -13,6 +13,7 @@ fn woken(dispatcher: &pyre_nexus_core::Dispatcher<u8>) -> bool {
         events: libc::POLLIN,
         revents: 0,
     };
+    // SAFETY: one pollfd of ours, no wait.
     unsafe { libc::poll(&mut watch, 1, 0) == 1 }
 }
 
@@ -334,5 +335,49 @@ fn abort_drops_output_a_peer_never_reads_where_close_would_keep_it() {
             ch.abort();
         }),
         "aborting a channel still flushing after close should end it"
+    );
+}
+
+#[test]
+fn dropping_a_dispatcher_drops_every_handler_at_once() {
+    let (_a, b) = pair();
+    let held = Rc::new(());
+    let mut dispatcher = pyre_nexus_core::Dispatcher::new().unwrap();
+    dispatcher.when(&b, Readiness::Read, held.clone()).unwrap();
+    dispatcher.when(&b, Readiness::Write, held.clone()).unwrap();
+    dispatcher.alarm(Duration::from_secs(3600), held.clone());
+    assert_eq!(Rc::strong_count(&held), 4);
+    drop(dispatcher);
+    assert_eq!(
+        Rc::strong_count(&held),
+        1,
+        "a handler outlived its dispatcher"
+    );
+}
+
+#[test]
+fn a_turn_stopped_midway_makes_no_more_calls_and_the_next_turn_starts_afresh() {
+    let (a, b) = pair();
+    a.borrow_mut().write(b"x").unwrap();
+    let mut dispatcher = pyre_nexus_core::Dispatcher::new().unwrap();
+    let first = dispatcher.when(&b, Readiness::Read, "first").unwrap();
+    dispatcher.when(&b, Readiness::Read, "second").unwrap();
+    let mut turn = Turn::new();
+    turn.begin(&mut dispatcher, Some(LIMIT)).unwrap();
+    let (call, handler) = turn.next(&dispatcher).unwrap();
+    assert_eq!((call, *handler), (Call::Ready(first), "first"));
+    // The caller stops here (its loop was told to stop): the turn ends, the data is still unread.
+    dispatcher.report(call, Outcome::of_ready(false));
+    turn.end(&mut dispatcher);
+    assert!(
+        dispatcher.has_due(),
+        "the channel left ready is queued again"
+    );
+    turn.begin(&mut dispatcher, Some(Duration::ZERO)).unwrap();
+    let names: Vec<&str> = std::iter::from_fn(|| turn.next(&dispatcher).map(|(_, h)| *h)).collect();
+    assert_eq!(
+        names,
+        ["second"],
+        "the dropped handler is gone, the other is called"
     );
 }

@@ -13,6 +13,7 @@ use std::os::fd::RawFd;
 fn send_buffer(fd: RawFd) -> usize {
     let mut size: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `size` and `len` are ours, and `len` says how much room `size` has.
     let got = unsafe {
         libc::getsockopt(
             fd,

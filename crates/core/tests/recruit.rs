@@ -52,31 +52,37 @@ fn the_worker_gets_its_channel_on_fd_3_and_no_other_descriptor() {
     // A descriptor opened without close-on-exec, as a careless library might.
     // F_DUPFD gives a copy at 10 or above without that flag (tests run in parallel, so the
     // lowest free descriptor could be 3 itself).
+    // SAFETY: duplicates our own stderr; the copy is closed below.
     let leaked = unsafe { libc::fcntl(2, libc::F_DUPFD, 10) };
     assert!(leaked >= 10);
     let said = open_descriptors(None, Output::Inherit);
+    // SAFETY: the copy made above, closed once.
     unsafe { libc::close(leaked) };
     assert_eq!(said, "open: 1 2 3");
 }
 
 #[test]
 fn a_worker_given_a_region_gets_it_on_fd_4_and_no_other_descriptor() {
+    // SAFETY: as in the test above.
     let leaked = unsafe { libc::fcntl(2, libc::F_DUPFD, 10) };
     assert!(leaked >= 10);
     let (_region, fd) = SharedRegion::create(4).unwrap();
     let said = open_descriptors(Some(fd.as_raw_fd()), Output::Inherit);
+    // SAFETY: as in the test above.
     unsafe { libc::close(leaked) };
     assert_eq!(said, "open: 1 2 3 4");
 }
 
 #[test]
 fn a_worker_whose_output_is_captured_or_watched_gets_no_other_descriptor() {
+    // SAFETY: as in the test above.
     let leaked = unsafe { libc::fcntl(2, libc::F_DUPFD, 10) };
     assert!(leaked >= 10);
     let captured = open_descriptors(None, Output::Capture);
     let watched = open_descriptors(None, Output::WatchStart);
     let (_region, fd) = SharedRegion::create(4).unwrap();
     let watched_with_region = open_descriptors(Some(fd.as_raw_fd()), Output::WatchStart);
+    // SAFETY: as in the test above.
     unsafe { libc::close(leaked) };
     assert_eq!(captured, "open: 1 2 3");
     assert_eq!(watched, "open: 1 2 3 5");
@@ -151,6 +157,7 @@ fn take_back_side() {
     }
     eprintln!("starting");
     take_back_stderr().unwrap();
+    // SAFETY: asks the flags of a descriptor number; a closed one is an error, not undefined.
     let flags = unsafe { libc::fcntl(STDERR_SPARE_FD, libc::F_GETFD) };
     assert_eq!(flags, -1, "the spare descriptor is closed");
     let fd2 = std::fs::read_link("/proc/self/fd/2").unwrap();
@@ -203,6 +210,7 @@ fn worker_side() {
         return;
     }
     let region = SharedRegion::inherit(4).unwrap();
+    // SAFETY: as above.
     let flags = unsafe { libc::fcntl(SHARED_FD, libc::F_GETFD) };
     assert_eq!(flags, -1, "the inherited descriptor is closed once mapped");
     region.words()[0].store(0x5eed, Ordering::SeqCst);
@@ -240,6 +248,7 @@ fn output_side() {
     }
     for fd in [1, 2] {
         assert_eq!(
+            // SAFETY: sets a flag on our own standard output and error, in a process of its own.
             unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) },
             0
         );
@@ -265,21 +274,26 @@ fn crossed_side() {
     let script = "readlink /proc/self/fd/3 /proc/self/fd/4 >&3";
     let (_region, fd) = SharedRegion::create(4).unwrap();
     // Out of the way: a fresh process's region lands on fd 3.
+    // SAFETY: duplicates the region's descriptor, which is open; the copy is closed at the end.
     let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
     drop(fd);
     for place in [3, 4] {
         assert_eq!(
+            // SAFETY: asks the flags of a descriptor number; a closed one is an error, not undefined.
             unsafe { libc::fcntl(3, libc::F_GETFD) },
             -1,
             "fd 3 is taken"
         );
         assert_eq!(
+            // SAFETY: as above.
             unsafe { libc::fcntl(4, libc::F_GETFD) },
             -1,
             "fd 4 is taken"
         );
+        // SAFETY: `place` is free (asserted above), in a process of its own.
         assert_eq!(unsafe { libc::dup2(high, place) }, place);
         let recruit = spawn("/bin/sh", &["-c", script], Some(place), Output::Inherit).unwrap();
+        // SAFETY: the copy made just above, closed once.
         unsafe { libc::close(place) };
         let pid = recruit.pid;
         let said = read_to_end(recruit.channel.shared());
@@ -291,6 +305,7 @@ fn crossed_side() {
         );
         assert!(links[1].starts_with("/memfd:"), "{said}");
     }
+    // SAFETY: the copy made at the start, closed once.
     unsafe { libc::close(high) };
     println!("crossed_side: ok");
 }
@@ -354,8 +369,11 @@ fn reaping_by_pid_leaves_other_children_to_their_owners() {
 fn the_worker_starts_with_default_signal_handling_and_nothing_blocked() {
     // As Node's child_process does: no disposition or mask of ours reaches the worker. The Rust
     // runtime ignores SIGPIPE in this test process (Node does too); block SIGUSR1 here as well.
+    // SAFETY: a signal set is plain data; zeroes are a valid value, emptied below.
     let mut usr1: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; filled in by pthread_sigmask.
     let mut before: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: signal disposition and mask of this thread, restored below; the sets are ours.
     unsafe {
         assert_eq!(libc::signal(libc::SIGPIPE, libc::SIG_IGN), libc::SIG_IGN);
         libc::sigemptyset(&mut usr1);
@@ -364,6 +382,7 @@ fn the_worker_starts_with_default_signal_handling_and_nothing_blocked() {
     }
     let script = "exec grep -E '^Sig(Blk|Ign)' /proc/self/status >&3";
     let recruit = spawn("/bin/sh", &["-c", script], None, Output::Inherit);
+    // SAFETY: restores the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut()) };
     let recruit = recruit.unwrap();
     let pid = recruit.pid;

@@ -38,9 +38,9 @@
  * taken to have begun every task it holds, and gives tasks back only by answering a CANCEL.
  */
 import type { Channel } from '../../ipc/channel.js';
-import { HybridMarshaler } from '../../ipc/marshaler.js';
+import { HybridMarshaler, NOTHING } from '../../ipc/marshaler.js';
 import { native } from '../../native.js';
-import { type ErrorRecord, TaskStatus } from './crossing.js';
+import { CrewStatus, type ErrorRecord, TaskStatus } from './crossing.js';
 
 export const READY = 0;
 export const TASKS = 1;
@@ -71,7 +71,11 @@ export type ClassName = [module: string, name: string];
 
 const marshaler = new HybridMarshaler();
 
-/** Reads the next whole message on a crew channel, or undefined when none has arrived yet. */
+/**
+ * Reads the next whole message on a crew channel, or {@link NOTHING} when none has arrived yet.
+ * What it reads is unchecked: {@link checkTeamMessage} and {@link checkMemberMessage} say what
+ * breaks the protocol (a peer's `undefined`, say, is a message that is not a list).
+ */
 export function receive(channel: Channel): unknown {
   return marshaler.recv(channel);
 }
@@ -135,17 +139,27 @@ export type MemberMessage =
 
 /** Checks a message from a member; throws, saying what is wrong, when it breaks the protocol. */
 export function checkMemberMessage(message: unknown): MemberMessage {
-  const kind = Array.isArray(message) ? message[0] : undefined;
-  const body = Array.isArray(message) ? message[1] : undefined;
-  if (kind === REPORTS && Array.isArray(body)) {
+  if (!Array.isArray(message)) throw new Error(`a message that is not a list: ${describe(message)}`);
+  const kind: unknown = message[0];
+  const body: unknown = message[1];
+  if (kind === REPORTS) {
+    if (!Array.isArray(body)) throw new Error(`a malformed list of reports: ${describe(body)}`);
     for (let at = 0; at < body.length; at += REPORT_FIELDS) checkReport(body, at);
     return { kind, reports: body };
   }
-  if (kind === STARTED || kind === READY) return { kind, id: body as number };
-  if (kind === RETURNED && Array.isArray(body) && body.every((id) => typeof id === 'number')) {
+  if (kind === STARTED || kind === READY) {
+    if (typeof body !== 'number') {
+      throw new Error(`a malformed ${kind === READY ? 'READY' : 'STARTED'}: ${describe(body)}, not a number`);
+    }
+    return { kind, id: body };
+  }
+  if (kind === RETURNED) {
+    if (!Array.isArray(body) || !body.every((id) => typeof id === 'number')) {
+      throw new Error(`a malformed RETURNED: ${describe(body)}, not a list of task ids`);
+    }
     return { kind, ids: body };
   }
-  throw new Error(`an unexpected message: ${String(kind)}`);
+  throw new Error(`an unexpected message: ${describe(kind)}`);
 }
 
 /** Throws, saying why, unless `reports` holds a whole report at `at` (see REPORTS). */
@@ -155,10 +169,23 @@ function checkReport(reports: unknown[], at: number): void {
       `a malformed report: a list of ${reports.length} fields, not a multiple of ${REPORT_FIELDS} (the fields of one report)`,
     );
   }
+  const id = reports[at];
+  const crew = reports[at + 1];
+  const status = reports[at + 2];
   const value = reports[at + 3] as Partial<ErrorRecord> | null;
-  if (typeof reports[at] !== 'number') throw new Error(`a malformed report: task id ${String(reports[at])}`);
-  if (reports[at + 2] !== TaskStatus.completed && typeof value?.message !== 'string') {
-    throw new Error(`a malformed report: task ${reports[at]} did not complete, and carries no error record`);
+  const ms = reports[at + 4];
+  if (typeof id !== 'number') throw new Error(`a malformed report: task id ${describe(id)}`);
+  if (crew !== CrewStatus.healthy && crew !== CrewStatus.damaged) {
+    throw new Error(`a malformed report: task ${id} with the crew status ${describe(crew)}`);
+  }
+  if (typeof status !== 'number' || TaskStatus[status] === undefined) {
+    throw new Error(`a malformed report: task ${id} with the status ${describe(status)}`);
+  }
+  if (status !== TaskStatus.completed && (typeof value?.message !== 'string' || typeof value.name !== 'string')) {
+    throw new Error(`a malformed report: task ${id} did not complete, and carries no error record`);
+  }
+  if (typeof ms !== 'number' || !(ms >= 0 && ms < Number.POSITIVE_INFINITY)) {
+    throw new Error(`a malformed report: task ${id} took ${describe(ms)} ms`);
   }
 }
 
@@ -169,10 +196,14 @@ export type TeamMessage =
 
 /** Checks a message from the team; throws, saying what is wrong, when it breaks the protocol. */
 export function checkTeamMessage(message: unknown): TeamMessage | null {
-  const [kind, body, tasks] = message as [number, unknown, unknown];
+  if (!Array.isArray(message)) {
+    throw new Error(`the team sent a message that is not a list (crew protocol): ${describe(message)}`);
+  }
+  const [kind, body, tasks] = message as [unknown, unknown, unknown];
   if (kind === TASKS) {
-    if (!Array.isArray(body)) {
-      throw new Error(`the team sent a malformed list of task classes (crew protocol): ${typeof body}`);
+    if (!Array.isArray(body) || !body.every(isClassName)) {
+      const got = Array.isArray(body) ? describe(body.find((added) => !isClassName(added))) : typeof body;
+      throw new Error(`the team sent a malformed list of task classes (crew protocol): ${got}`);
     }
     if (!Array.isArray(tasks) || tasks.length % TASK_FIELDS !== 0) {
       const got = Array.isArray(tasks) ? `${tasks.length} fields` : typeof tasks;
@@ -180,10 +211,42 @@ export function checkTeamMessage(message: unknown): TeamMessage | null {
         `the team sent a malformed task list (crew protocol): ${got}, not a multiple of ${TASK_FIELDS} (the fields of one task)`,
       );
     }
-    return { kind, added: body as ClassName[], assignments: tasks };
+    for (let at = 0; at < tasks.length; at += TASK_FIELDS) checkAssignment(tasks, at);
+    return { kind, added: body, assignments: tasks };
   }
-  if (kind === CANCEL) return { kind, ids: Array.isArray(body) ? (body as number[]) : [body as number] };
+  if (kind === CANCEL) {
+    const ids = typeof body === 'number' ? [body] : body;
+    if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'number')) {
+      throw new Error(`the team sent a malformed CANCEL (crew protocol): ${describe(body)}, not a list of task ids`);
+    }
+    return { kind, ids };
+  }
   return null; // a kind this member does not know: a newer team's, ignored
+}
+
+function isClassName(added: unknown): added is ClassName {
+  return Array.isArray(added) && typeof added[0] === 'string' && typeof added[1] === 'string';
+}
+
+/** Throws, saying why, unless `tasks` holds a task at `at`: an id, a class number and a state. */
+function checkAssignment(tasks: unknown[], at: number): void {
+  const id = tasks[at];
+  const named = tasks[at + 1];
+  const state = tasks[at + 2];
+  if (typeof id !== 'number') throw new Error(`the team sent a task with the id ${describe(id)} (crew protocol)`);
+  if (!Number.isInteger(named) || (named as number) < 0) {
+    throw new Error(`the team sent task ${id} of class ${describe(named)}, not a class number (crew protocol)`);
+  }
+  if (typeof state !== 'object' || state === null) {
+    throw new Error(`the team sent task ${id} with the state ${describe(state)}, not an object (crew protocol)`);
+  }
+}
+
+/** What a peer sent, for an error: short, and safe for any value (String() of some objects throws). */
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value !== 'object' || value === null) return String(value);
+  return Array.isArray(value) ? `a list of ${value.length}` : 'an object';
 }
 
 // ---- the begun word ----

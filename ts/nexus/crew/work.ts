@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { ConnectionResetError, FrameTooLargeError } from '../../errors.js';
 import { adopt, type Channel } from '../../ipc/channel.js';
 import { Dispatcher } from '../../ipc/dispatcher.js';
+import { NOTHING } from '../../ipc/marshaler.js';
 import { native } from '../../native.js';
 import { checkOptions, instance, integer, orNull, type Rules } from '../../options.js';
 import { importModule } from '../loader.js';
@@ -198,7 +199,7 @@ export async function work(
   const take = (): void => {
     if (gone) return;
     try {
-      for (let message = receive(channel); message !== undefined; message = receive(channel)) {
+      for (let message = receive(channel); message !== NOTHING; message = receive(channel)) {
         const checked = checkTeamMessage(message);
         if (checked?.kind === TASKS) {
           for (const added of checked.added) sentClasses.push(added);

@@ -4,6 +4,7 @@
  * reset, when it died with tasks unread in its socket) has ended.
  */
 import { ConnectionResetError } from '../../errors.js';
+import { NOTHING } from '../../ipc/marshaler.js';
 import type { Member } from '../crew/member.js';
 import { checkMemberMessage, READY, REPORTS, RETURNED, receive, STARTED } from '../crew/protocol.js';
 
@@ -27,13 +28,16 @@ export interface Mailroom {
 export function readMember(member: Member, mailroom: Mailroom): boolean {
   if (member.state === 'retired') return false;
   try {
-    for (let message = receive(member.channel); message !== undefined; message = receive(member.channel)) {
+    for (let message = receive(member.channel); message !== NOTHING; message = receive(member.channel)) {
       const checked = checkMemberMessage(message);
       if (checked.kind === REPORTS) mailroom.reports(member, checked.reports);
       else if (checked.kind === STARTED) mailroom.started(member, checked.id);
-      else if (checked.kind === RETURNED) mailroom.returned(member, checked.ids);
-      else if (checked.kind === READY && member.state === 'registered') mailroom.ready(member);
-      else if (checked.kind === READY) throw new Error(`an unexpected message: ${READY}`);
+      else if (checked.kind === RETURNED) {
+        // Every CANCEL is answered once: an answer to none would lift a fence too early.
+        if (member.cancelsAnswered >= member.cancelsSent) throw new Error('a RETURNED that answers no CANCEL');
+        mailroom.returned(member, checked.ids);
+      } else if (checked.kind === READY && member.state === 'registered') mailroom.ready(member);
+      else if (checked.kind === READY) throw new Error('a READY from a member already ready');
     }
   } catch (error) {
     // A member that died with tasks unread in its socket resets the connection: it ended, like

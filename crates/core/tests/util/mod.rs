@@ -1,7 +1,11 @@
-//! A blocking driver for the dispatcher, standing in for Node's loop in tests.
+//! A blocking driver for the dispatcher, standing in for Node's loop in tests: the binding's
+//! loop with a waiting poll instead of libuv, through the same core types (`Watch`, `Turn`,
+//! `Outcome`).
 #![allow(dead_code)]
 
-use pyre_nexus_core::{pipe, Call, Dispatcher, HandlerId, Readiness, SharedChannel};
+use pyre_nexus_core::{
+    pipe, Dispatcher, HandlerId, Next, Outcome, Readiness, SharedChannel, Turn, Watch,
+};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -23,7 +27,8 @@ pub enum Handler {
 
 pub struct Loop {
     pub dispatcher: RefCell<Dispatcher<Handler>>,
-    pub stopped: Cell<bool>,
+    /// Settled by nothing: a blocking watch returns instead.
+    pub watch: RefCell<Watch<(), ()>>,
     pub turns: Cell<usize>,
 }
 
@@ -31,7 +36,7 @@ impl Loop {
     pub fn new() -> Loop {
         Loop {
             dispatcher: RefCell::new(Dispatcher::new().unwrap()),
-            stopped: Cell::new(false),
+            watch: RefCell::new(Watch::new()),
             turns: Cell::new(0),
         }
     }
@@ -59,64 +64,66 @@ impl Loop {
     }
 
     pub fn stop(&self) {
-        self.stopped.set(true);
+        self.watch.borrow_mut().stop();
     }
 
     /// Runs turns until stopped or idle; panics if that takes longer than `limit` (a hung test).
     pub fn watch(&self, limit: Duration) {
         let give_up = Instant::now() + limit;
-        let (mut calls, mut dropped) = (Vec::new(), Vec::new());
-        self.stopped.set(false);
-        while !self.stopped.get() && !self.dispatcher.borrow().is_idle() {
+        self.watch.borrow_mut().can_start().unwrap();
+        self.watch.borrow_mut().start(());
+        let mut turn = Turn::new();
+        loop {
+            let next = self
+                .watch
+                .borrow()
+                .next(|| self.dispatcher.borrow().is_idle());
+            match next {
+                Next::Wait => {}
+                Next::Finish => {
+                    self.watch.borrow_mut().finish();
+                    return;
+                }
+                Next::Nothing | Next::Close => unreachable!("{next:?} outside a turn"),
+            }
             assert!(
                 Instant::now() < give_up,
                 "the loop did not finish within {limit:?}"
             );
-            let timeout = {
-                let mut d = self.dispatcher.borrow_mut();
-                let until_alarm = d
-                    .next_deadline()
-                    .map(|t| t.saturating_duration_since(Instant::now()));
-                let wait = if d.has_due() {
-                    Some(Duration::ZERO)
-                } else {
-                    until_alarm
-                };
-                Some(
-                    wait.unwrap_or(Duration::from_millis(100))
-                        .min(give_up.saturating_duration_since(Instant::now())),
-                )
-            };
-            self.dispatcher.borrow_mut().poll(timeout).unwrap();
-            self.dispatcher
-                .borrow_mut()
-                .collect(Instant::now(), &mut calls, &mut dropped);
-            dropped.clear();
+            assert!(self.watch.borrow_mut().begin_turn());
+            let timeout = self.timeout(give_up);
+            turn.begin(&mut self.dispatcher.borrow_mut(), Some(timeout))
+                .unwrap();
             self.turns.set(self.turns.get() + 1);
-            for call in calls.drain(..) {
-                if self.stopped.get() {
+            while self.watch.borrow().goes_on() {
+                let Some((call, handler)) = turn
+                    .next(&self.dispatcher.borrow())
+                    .map(|(call, handler)| (call, handler.clone()))
+                else {
                     break;
-                }
-                let id = match call {
-                    Call::Ready(id) | Call::Alarm(id) => id,
                 };
-                let Some(handler) = self.dispatcher.borrow().handler(id).cloned() else {
-                    continue;
+                let outcome = match handler {
+                    Handler::Ready(f) => Outcome::of_ready(f(self)),
+                    Handler::Alarm(f) => f(self).map_or(Outcome::Done, Outcome::Again),
                 };
-                match handler {
-                    Handler::Ready(f) => {
-                        let keep = f(self);
-                        self.dispatcher.borrow_mut().complete(id, keep);
-                    }
-                    Handler::Alarm(f) => {
-                        let again = f(self);
-                        self.dispatcher.borrow_mut().rearm(id, again);
-                    }
-                }
+                self.dispatcher.borrow_mut().report(call, outcome);
             }
-            calls.clear();
-            self.dispatcher.borrow_mut().settle();
+            turn.end(&mut self.dispatcher.borrow_mut());
+            self.watch.borrow_mut().end_turn();
         }
+    }
+
+    /// How long a turn may wait: not at all with calls due, until the next alarm, or a while.
+    fn timeout(&self, give_up: Instant) -> Duration {
+        let mut d = self.dispatcher.borrow_mut();
+        let wait = if d.has_due() {
+            Duration::ZERO
+        } else {
+            d.next_deadline().map_or(Duration::from_millis(100), |t| {
+                t.saturating_duration_since(Instant::now())
+            })
+        };
+        wait.min(give_up.saturating_duration_since(Instant::now()))
     }
 }
 

@@ -1,0 +1,3 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pyre_nexus_fuzz::channel::channel_frames(data));
