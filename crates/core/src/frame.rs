@@ -309,7 +309,8 @@ impl FrameReader {
 
     /// The stream has ended: lets the buffers go (see [`release`](Self::release)) once no whole
     /// frame is left in them, and says whether it ended in the middle of one, the same way every
-    /// time it is asked.
+    /// time it is asked. A frame cut short goes with the buffers, bytes and all: a peer that
+    /// vanished mid-frame, or lied about a frame's length, gets no memory kept for it.
     pub fn finish(&mut self) -> Option<Error> {
         if self.has_frame() {
             return None;
