@@ -53,8 +53,10 @@ class Services {
   }
 
   async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = once(this.child, 'exit');
     this.child.kill();
-    await once(this.child, 'exit');
+    await exited;
   }
 
   async #next(): Promise<State> {
@@ -72,6 +74,11 @@ async function connect(address: string): Promise<net.Socket> {
   socket.on('error', () => {}); // resets are part of these specs; 'close' is what they wait for
   await once(socket, 'connect');
   return socket;
+}
+
+/** Resolves once `socket` has closed, however: a reset is one way for these peers to go. */
+function closed(socket: net.Socket): Promise<void> {
+  return socket.closed ? Promise.resolve() : new Promise((resolve) => socket.once('close', () => resolve()));
 }
 
 /** Resolves once `socket` has received `bytes` bytes, or rejects if it closes first. */
@@ -105,7 +112,7 @@ test('peers that abandon a 60 MiB frame leave the node where it started, without
       peers.map(async (peer) => {
         peer.write(header);
         peer.end(sent); // the server reads it all, then the end: a frame cut short
-        await once(peer, 'close'); // the server has seen the peer go, and closed its end
+        await closed(peer); // the server has seen the peer go, and closed its end
       }),
     );
     const after = await services.ask(`settled 64 ${SOON}`);
@@ -129,7 +136,7 @@ async function slow(address: string, request: Buffer, answer: number): Promise<v
   }
   await answered;
   socket.end();
-  await once(socket, 'close');
+  await closed(socket);
 }
 
 /** A client that sends and never reads. Left to the caller to end. */
@@ -146,7 +153,7 @@ async function rude(address: string, request: Buffer): Promise<void> {
   socket.write(request.subarray(0, request.length / 2));
   await delay(5);
   socket.destroy();
-  await once(socket, 'close');
+  await closed(socket);
 }
 
 /**
@@ -157,58 +164,66 @@ async function rude(address: string, request: Buffer): Promise<void> {
  */
 const BOUND = 16;
 
-test('slow, deaf and rude clients of the example services leave no memory or descriptor behind', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'pyre-nexus-memory-'));
-  const [services, start] = await Services.start('examples', dir);
-  try {
-    const [echo, kv] = start.addresses as [string, string];
-    const echoed = Buffer.alloc(2000, 'e');
-    const command = (i: number) => Buffer.from(`SET key${i} ${'v'.repeat(100)}\nGET key${i}\n`);
-    const answer = `OK\nVALUE ${'v'.repeat(100)}\n`.length;
-    // Unix-domain sockets hold about 200 KiB each way, so a peer that does not read makes the
-    // server hold its answers: a 256 KiB high-water mark's worth, in a buffer of 512 KiB.
-    const flood = Buffer.alloc(2 ** 20, 'd');
-    const questions = Buffer.from('GET nothing\n'.repeat(2 ** 17)); // 640 KiB of answers
-    const deafs = await Promise.all([
-      ...Array.from({ length: 50 }, () => deaf(echo, flood)),
-      ...Array.from({ length: 50 }, () => deaf(kv, questions)),
-    ]);
-    const clients = [
-      ...Array.from({ length: 100 }, () => slow(echo, echoed, echoed.length)),
-      ...Array.from({ length: 100 }, (_, i) => slow(kv, command(i), answer)),
-      ...Array.from({ length: 50 }, () => rude(echo, Buffer.alloc(400_000, 'r'))),
-      ...Array.from({ length: 50 }, () => rude(kv, Buffer.from('SET half a request'))),
-    ];
-    const held = await services.ask('paused 100');
-    t.is(held.paused, 100, 'every deaf client is paused, its answers held');
-    await Promise.all(clients);
-    for (const socket of deafs) socket.destroy();
-    await Promise.all(deafs.map((socket) => (socket.closed ? undefined : once(socket, 'close'))));
-    const after = await services.ask(`settled ${BOUND} ${SOON}`);
-    t.log(
-      `baseline ${start.baseline.toFixed(0)} MiB, with the deaf ones held ${held.rss.toFixed(0)}, after ${after.rss.toFixed(0)}`,
-    );
-    t.true(held.rss - start.baseline > BOUND, 'their answers took more than the bound');
-    t.is(after.connections, 0);
-    t.is(after.fds, start.fds, 'every conversation closed its descriptor');
-    t.true(after.rss - start.baseline <= BOUND, `${after.rss.toFixed(0)} MiB, from ${start.baseline.toFixed(0)}`);
-  } finally {
-    await services.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+// Linux: the bound counts on glibc's heap being trimmed (see crates/core/src/sys/heap.rs).
+(process.platform === 'linux' ? test : test.skip)(
+  'slow, deaf and rude clients of the example services leave no memory or descriptor behind',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'pyre-nexus-memory-'));
+    const [services, start] = await Services.start('examples', dir);
+    try {
+      const [echo, kv] = start.addresses as [string, string];
+      const echoed = Buffer.alloc(2000, 'e');
+      const command = (i: number) => Buffer.from(`SET key${i} ${'v'.repeat(100)}\nGET key${i}\n`);
+      const answer = `OK\nVALUE ${'v'.repeat(100)}\n`.length;
+      // Unix-domain sockets hold about 200 KiB each way, so a peer that does not read makes the
+      // server hold its answers: a 256 KiB high-water mark's worth, in a buffer of 512 KiB.
+      const flood = Buffer.alloc(2 ** 20, 'd');
+      const questions = Buffer.from('GET nothing\n'.repeat(2 ** 17)); // 640 KiB of answers
+      const deafs = await Promise.all([
+        ...Array.from({ length: 50 }, () => deaf(echo, flood)),
+        ...Array.from({ length: 50 }, () => deaf(kv, questions)),
+      ]);
+      const clients = [
+        ...Array.from({ length: 100 }, () => slow(echo, echoed, echoed.length)),
+        ...Array.from({ length: 100 }, (_, i) => slow(kv, command(i), answer)),
+        ...Array.from({ length: 50 }, () => rude(echo, Buffer.alloc(400_000, 'r'))),
+        ...Array.from({ length: 50 }, () => rude(kv, Buffer.from('SET half a request'))),
+      ];
+      const held = await services.ask('paused 100');
+      t.is(held.paused, 100, 'every deaf client is paused, its answers held');
+      await Promise.all(clients);
+      for (const socket of deafs) socket.destroy();
+      await Promise.all(deafs.map(closed));
+      const after = await services.ask(`settled ${BOUND} ${SOON}`);
+      t.log(
+        `baseline ${start.baseline.toFixed(0)} MiB, with the deaf ones held ${held.rss.toFixed(0)}, after ${after.rss.toFixed(0)}`,
+      );
+      t.true(held.rss - start.baseline > BOUND, 'their answers took more than the bound');
+      t.is(after.connections, 0);
+      t.is(after.fds, start.fds, 'every conversation closed its descriptor');
+      t.true(after.rss - start.baseline <= BOUND, `${after.rss.toFixed(0)} MiB, from ${start.baseline.toFixed(0)}`);
+    } finally {
+      await services.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+function openDescriptors(): number {
+  return readdirSync(process.platform === 'linux' ? '/proc/self/fd' : '/dev/fd').length;
+}
 
 test('closed channels give their descriptors back at once, watched or not', (t) => {
   const dispatcher = new Dispatcher();
   try {
-    const before = readdirSync('/proc/self/fd').length;
+    const before = openDescriptors();
     const listener = port();
     const channels = [listener, tcp(listener.address as string)];
     for (let i = 0; i < 100; i++) channels.push(...pipe());
     for (const channel of channels.slice(0, 100)) dispatcher.whenReadReady(channel, () => true);
-    t.true(readdirSync('/proc/self/fd').length >= before + channels.length);
+    t.true(openDescriptors() >= before + channels.length);
     for (const channel of channels) channel.close();
-    t.is(readdirSync('/proc/self/fd').length, before);
+    t.is(openDescriptors(), before);
   } finally {
     dispatcher.close();
   }
