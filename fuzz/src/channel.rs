@@ -3,7 +3,8 @@
 //! `recv_frame_into` and raw `read`s in any order, the maximum changing on the way; then the
 //! peer closes. Checked against the model: the same frames and bytes come out, a header over
 //! the maximum or a frame larger than the buffer given is an error, and a peer that closes in
-//! the middle of a frame is reported with how far it got.
+//! the middle of a frame is reported with how far it got. Once reported, that frame is gone:
+//! every receive reports it again, and raw reads find the end.
 
 use super::input::{frame, Input, MAXES};
 use super::model::{Next, Stream};
@@ -25,6 +26,39 @@ struct Peer {
     stream: Stream,
     /// A receive said Pending though the peer had closed (see `recv_into`): the next must not.
     late: bool,
+    /// The frame the peer cut short, (received, expected), once a receive has reported it: the
+    /// channel let it go, bytes and all.
+    cut: Option<(usize, usize)>,
+}
+
+impl Peer {
+    /// A receive reported the frame cut short: what is left of it is gone.
+    fn cut_off(&mut self, error: &Error) {
+        if let Error::Truncated { received, expected } = *error {
+            self.cut = Some((received, expected));
+            let rest = self.stream.rest().len();
+            self.stream.take(rest);
+        }
+    }
+
+    /// Checks a receive's outcome once the frame cut short has been reported: the same error.
+    fn check_cut(&self, got: Result<(), &Error>) -> bool {
+        let Some((received, expected)) = self.cut else {
+            return false;
+        };
+        match got {
+            Err(Error::Truncated {
+                received: r,
+                expected: e,
+            }) => assert_eq!(
+                (*r, *e),
+                (received, expected),
+                "the frame cut short, reported again"
+            ),
+            other => panic!("expected the frame cut short to be reported again, got {other:?}"),
+        }
+        true
+    }
 }
 
 impl Peer {
@@ -70,6 +104,7 @@ pub fn channel_frames(data: &[u8]) {
         backlog: Vec::new(),
         stream: Stream::default(),
         late: false,
+        cut: None,
     };
     let mut max = pyre_nexus_core::frame::DEFAULT_MAX_FRAME;
     let mut out = vec![0; ROOM];
@@ -125,9 +160,12 @@ pub fn channel_frames(data: &[u8]) {
 /// `recv_frame`, checked against the model; whether it took a frame.
 fn recv(channel: &mut Channel, peer: &mut Peer, max: u32, recycling: bool) -> bool {
     peer.late = false;
+    let got = channel.recv_frame();
+    if peer.check_cut(got.as_ref().map(|_| ())) {
+        return false;
+    }
     let (stream, closed) = (&mut peer.stream, peer.socket.is_none());
     let expected = stream.next(max);
-    let got = channel.recv_frame();
     match (expected, got) {
         (Next::Whole(range), Ok(Recv::Frame(payload))) => {
             assert!(
@@ -156,6 +194,7 @@ fn recv(channel: &mut Channel, peer: &mut Peer, max: u32, recycling: bool) -> bo
         }
         (next, Err(error)) => {
             check_error(next, &error, max, closed, None);
+            peer.cut_off(&error);
             false
         }
         (Next::Nothing, Ok(Recv::Eof)) if closed => false,
@@ -170,16 +209,23 @@ fn recv(channel: &mut Channel, peer: &mut Peer, max: u32, recycling: bool) -> bo
 /// `recv_frame_into`, checked against the model.
 fn recv_into(channel: &mut Channel, peer: &mut Peer, max: u32, out: &mut [u8]) {
     let late = replace(&mut peer.late, false);
+    let room = out.len();
+    let got = channel.recv_frame_into(out);
+    if peer.check_cut(got.as_ref().map(|_| ())) {
+        return;
+    }
     let (stream, closed) = (&mut peer.stream, peer.socket.is_none());
     let expected = stream.next(max);
-    let room = out.len();
-    match (expected, channel.recv_frame_into(out)) {
+    match (expected, got) {
         (Next::Whole(range), Ok(RecvInto::Copied(len))) if range.len() <= room => {
             assert_eq!(len, range.len(), "payload length");
             assert!(out[..len] == *stream.payload(range), "the payload of a frame of {len} bytes");
             stream.take(HEADER + len);
         }
-        (next, Err(error)) => check_error(next, &error, max, closed, Some(room)),
+        (next, Err(error)) => {
+            check_error(next, &error, max, closed, Some(room));
+            peer.cut_off(&error);
+        }
         (Next::Nothing, Ok(RecvInto::Eof)) if closed => {}
         // Reading the rest of a large frame straight into `out`, a short read is taken to empty
         // the socket, and a peer's close is found by the next receive (a watched channel's

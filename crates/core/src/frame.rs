@@ -4,7 +4,9 @@
 //! sees part of a message and never waits for the rest of one.
 
 use crate::error::{Error, Result};
+use crate::sys;
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -14,7 +16,13 @@ pub const HEADER: usize = 4;
 /// The largest frame a channel accepts unless told otherwise: 64 MiB.
 pub const DEFAULT_MAX_FRAME: u32 = 64 << 20;
 
-/// How much a read asks for when no frame length is known yet.
+/// How much a reader's first read asks for when no frame length is known yet: enough for the
+/// small messages most conversations carry. A connection that sends more at once gets larger
+/// reads (see [`READ_CHUNK`]); one that stays quiet holds no more than this.
+const FIRST_CHUNK: usize = 4 << 10;
+
+/// The most a read asks for when no frame length is known yet. A reader's chunk doubles, from
+/// [`FIRST_CHUNK`] up to this, each time a read fills all the room it was given.
 const READ_CHUNK: usize = 64 << 10;
 
 /// Frames (header included) at least this long are read into a buffer of their own and handed
@@ -33,17 +41,30 @@ const SPARE_IDLE: Duration = Duration::from_secs(1);
 
 thread_local! {
     static SPARES: RefCell<Spares> = const {
-        RefCell::new(Spares { bufs: Vec::new(), bytes: 0, last_taken: None })
+        RefCell::new(Spares {
+            bufs: Vec::new(),
+            bytes: 0,
+            last_taken: None,
+            readers: BTreeMap::new(),
+        })
     };
 }
 
 /// Buffers of large frames their receivers let go of. A fresh megabyte costs 256 page faults, each
 /// zeroing its page, and its unmapping once freed: half the CPU of a stream of 1 MiB frames
 /// (perf). A kept one costs nothing.
+///
+/// Spares serve only the live readers that receive large frames, and only as long as those do:
+/// none are kept while no such reader is open (the last one to close lets them all go), none
+/// larger than the largest frame one of them accepts, none once large frames have stopped
+/// coming for a while, and never more than [`SPARE_LIMIT`] bytes.
 struct Spares {
     bufs: Vec<Vec<u8>>,
     bytes: usize,
     last_taken: Option<Instant>,
+    /// The open readers that have received a large frame, counted by the largest buffer each
+    /// could use (its maximum payload and a header).
+    readers: BTreeMap<usize, usize>,
 }
 
 impl Spares {
@@ -52,31 +73,79 @@ impl Spares {
         self.last_taken.is_some_and(|t| t.elapsed() < SPARE_IDLE)
     }
 
+    /// The largest buffer a live reader could use; 0 while there is none.
+    fn largest_useful(&self) -> usize {
+        self.readers.last_key_value().map_or(0, |(&size, _)| size)
+    }
+
     /// Lets every spare go if no large frame has come for a while; whether any are still kept.
     fn let_go_if_idle(&mut self) -> bool {
         if !self.busy() {
-            self.bufs = Vec::new();
-            self.bytes = 0;
+            self.let_go();
         }
         self.bytes > 0
     }
 
+    fn let_go(&mut self) {
+        self.bufs = Vec::new();
+        sys::heap::freed(std::mem::take(&mut self.bytes));
+    }
+
+    /// Keeps `buf` for a later frame, if a live reader could use it; past the limit, the largest
+    /// spares go first (the sizes in use now are the ones that come back).
     fn keep(&mut self, buf: Vec<u8>) {
-        if self.bytes + buf.capacity() <= SPARE_LIMIT {
-            self.bytes += buf.capacity();
-            self.bufs.push(buf);
+        if buf.capacity() > self.largest_useful() {
+            return;
+        }
+        self.bytes += buf.capacity();
+        self.bufs.push(buf);
+        while self.bytes > SPARE_LIMIT {
+            let largest = (0..self.bufs.len())
+                .max_by_key(|&i| self.bufs[i].capacity())
+                .expect("over the limit, so not empty");
+            self.bytes -= self.bufs.swap_remove(largest).capacity();
         }
     }
 
-    /// The smallest kept buffer of at least `size` bytes.
+    /// The smallest kept buffer of at least `size` bytes, unless that is more than twice as
+    /// much: a frame must not pin a buffer many times its size.
     fn take(&mut self, size: usize) -> Option<Vec<u8>> {
         self.last_taken = Some(Instant::now());
         let fit = (0..self.bufs.len())
             .filter(|&i| self.bufs[i].capacity() >= size)
             .min_by_key(|&i| self.bufs[i].capacity())?;
+        if self.bufs[fit].capacity() / 2 > size {
+            return None;
+        }
         let buf = self.bufs.swap_remove(fit);
         self.bytes -= buf.capacity();
         Some(buf)
+    }
+
+    /// Counts a reader that receives large frames of up to `size` bytes (header included).
+    fn join(&mut self, size: usize) {
+        *self.readers.entry(size).or_default() += 1;
+    }
+
+    /// Stops counting a reader; spares that no reader left could use are let go.
+    fn leave(&mut self, size: usize) {
+        // A reader moved to another thread leaves there, where it was never counted.
+        let Some(count) = self.readers.get_mut(&size) else {
+            return;
+        };
+        *count -= 1;
+        if *count == 0 {
+            self.readers.remove(&size);
+        }
+        let useful = self.largest_useful();
+        if useful == 0 {
+            self.let_go();
+        } else if self.bufs.iter().any(|b| b.capacity() > useful) {
+            self.bufs.retain(|b| b.capacity() <= useful);
+            let kept = self.bufs.iter().map(Vec::capacity).sum();
+            sys::heap::freed(self.bytes - kept);
+            self.bytes = kept;
+        }
     }
 }
 
@@ -87,8 +156,8 @@ fn with_spares<R>(f: impl FnOnce(&mut Spares) -> R) -> Option<R> {
 }
 
 /// Gives a large frame's buffer back for the next large frame this thread receives. It is
-/// dropped if the thread keeps enough already, or has had no large frame for a while (and then
-/// so are the others kept).
+/// dropped if no open reader of this thread could use it, if the thread keeps enough already, or
+/// if it has had no large frame for a while (and then so are the others kept).
 pub fn recycle(buf: Vec<u8>) {
     if buf.capacity() >= LARGE {
         with_spares(|spares| {
@@ -105,6 +174,11 @@ pub fn recycle(buf: Vec<u8>) {
 /// still kept (then ask again later).
 pub fn trim_spares() -> bool {
     with_spares(Spares::let_go_if_idle).unwrap_or(false)
+}
+
+/// Bytes of large-frame buffers this thread keeps for the next large frames.
+pub fn spare_bytes() -> usize {
+    with_spares(|spares| spares.bytes).unwrap_or(0)
 }
 
 /// A buffer of exactly `size` bytes: the smallest kept one that fits, or a new one (zeroed by
@@ -167,6 +241,15 @@ pub struct FrameReader {
     /// The shared read buffer, set aside while `buf` is a large frame's own.
     shared: Vec<u8>,
     max: u32,
+    /// Counted among this thread's receivers of large frames, with the largest buffer it could
+    /// use (see [`Spares`]).
+    joined: Option<usize>,
+    /// Where the stream ended in the middle of a frame: bytes received of those announced.
+    cut: Option<(usize, usize)>,
+    /// What a read asks for when no frame length is known, from [`FIRST_CHUNK`] to [`READ_CHUNK`].
+    chunk: usize,
+    /// The room [`spare`](Self::spare) last offered: a read that fills it makes the chunk grow.
+    offered: usize,
 }
 
 impl FrameReader {
@@ -179,6 +262,10 @@ impl FrameReader {
             owned: false,
             shared: Vec::new(),
             max,
+            joined: None,
+            cut: None,
+            chunk: FIRST_CHUNK,
+            offered: 0,
         }
     }
 
@@ -190,6 +277,49 @@ impl FrameReader {
     /// Changes the largest payload accepted from now on.
     pub fn set_max(&mut self, max: u32) {
         self.max = max;
+        if let Some(joined) = self.joined {
+            let useful = max as usize + HEADER;
+            self.joined = Some(useful);
+            with_spares(|spares| {
+                spares.join(useful);
+                spares.leave(joined);
+            });
+        }
+    }
+
+    /// Bytes of memory the reader holds: its buffers, by capacity.
+    pub fn held_memory(&self) -> usize {
+        self.buf.capacity() + self.shared.capacity()
+    }
+
+    /// Lets go of every buffer, with whatever they hold: for a reader whose channel has closed.
+    /// A large frame's own buffer is freed, not kept as a spare (one cut short may be a peer's
+    /// lie about its length), and the reader is no longer one that spares are kept for.
+    pub fn release(&mut self) {
+        sys::heap::freed(self.held_memory());
+        self.buf = Vec::new();
+        self.shared = Vec::new();
+        self.start = 0;
+        self.end = 0;
+        self.owned = false;
+        if let Some(joined) = self.joined.take() {
+            with_spares(|spares| spares.leave(joined));
+        }
+    }
+
+    /// The stream has ended: lets the buffers go (see [`release`](Self::release)) once no whole
+    /// frame is left in them, and says whether it ended in the middle of one, the same way every
+    /// time it is asked. A frame cut short goes with the buffers, bytes and all: a peer that
+    /// vanished mid-frame, or lied about a frame's length, gets no memory kept for it.
+    pub fn finish(&mut self) -> Option<Error> {
+        if self.has_frame() {
+            return None;
+        }
+        if self.buffered() > 0 {
+            self.cut = Some(self.progress());
+        }
+        self.release();
+        self.truncation()
     }
 
     /// Bytes received but not yet handed out as frames.
@@ -272,12 +402,13 @@ impl FrameReader {
             Some(len) if len <= self.max as usize => {
                 if is_large(len) && self.buffered() < HEADER + len {
                     self.own_room(HEADER + len);
+                    self.offered = 0; // the frame's own reads say nothing of the chunk
                     let end = self.end;
                     return &mut self.buf[end..];
                 }
                 (HEADER + len).saturating_sub(self.buffered()).max(1)
             }
-            _ => READ_CHUNK,
+            _ => self.chunk,
         };
         if self.start == self.end {
             self.start = 0;
@@ -289,12 +420,11 @@ impl FrameReader {
             self.start = 0;
         }
         if self.buf.len() - self.end < want {
-            self.buf.resize(
-                self.end + want.max(READ_CHUNK.min(self.max as usize + HEADER)),
-                0,
-            );
+            let chunk = self.chunk.min(self.max as usize + HEADER);
+            self.buf.resize(self.end + want.max(chunk), 0);
         }
         let end = self.end;
+        self.offered = self.buf.len() - end;
         &mut self.buf[end..]
     }
 
@@ -304,6 +434,11 @@ impl FrameReader {
     fn own_room(&mut self, size: usize) {
         if self.owned {
             return; // the pending frame's already
+        }
+        if self.joined.is_none() {
+            let useful = self.max as usize + HEADER;
+            self.joined = Some(useful);
+            with_spares(|spares| spares.join(useful));
         }
         let mut own = buffer_of(size);
         let have = self.buffered(); // all of it this frame's: it is not whole yet (see spare)
@@ -336,6 +471,9 @@ impl FrameReader {
     pub fn commit(&mut self, n: usize) {
         self.end += n;
         debug_assert!(self.end <= self.buf.len());
+        if n == self.offered && self.chunk < READ_CHUNK {
+            self.chunk *= 2; // the socket held more than asked for
+        }
     }
 
     /// The next whole frame, as a range to pass to [`frame`](Self::frame), or `None` if the rest
@@ -357,14 +495,18 @@ impl FrameReader {
 
     /// How far the pending frame got, for reporting a peer that closed in the middle of one.
     pub fn truncation(&self) -> Option<Error> {
-        if self.buffered() == 0 {
-            return None;
-        }
+        let (received, expected) = match self.cut {
+            Some(cut) => cut,
+            None if self.buffered() == 0 => return None,
+            None => self.progress(),
+        };
+        Some(Error::Truncated { received, expected })
+    }
+
+    /// Bytes of the pending frame received, and announced (a header, until its header is in).
+    fn progress(&self) -> (usize, usize) {
         let expected = self.announced().map_or(HEADER, |len| HEADER + len);
-        Some(Error::Truncated {
-            received: self.buffered(),
-            expected,
-        })
+        (self.buffered(), expected)
     }
 
     /// Hands buffered bytes out as they are, for a reader that switches from frames to raw reads.
@@ -378,6 +520,14 @@ impl FrameReader {
             self.shared = Vec::new();
         }
         n
+    }
+}
+
+impl Drop for FrameReader {
+    fn drop(&mut self) {
+        if let Some(joined) = self.joined.take() {
+            with_spares(|spares| spares.leave(joined));
+        }
     }
 }
 
@@ -459,6 +609,23 @@ mod tests {
         SPARES.with(|s| s.borrow_mut().last_taken = Some(Instant::now() - SPARE_IDLE));
         assert!(!trim_spares(), "nothing kept once they stopped");
         assert_eq!(SPARES.with(|s| s.borrow().bytes), 0);
+    }
+
+    #[test]
+    fn past_the_limit_the_largest_spares_go_first() {
+        let mut reader = FrameReader::new(u32::MAX);
+        pass_frame(&mut reader, 1 << 20); // counts the reader in, and marks large frames busy
+        recycle(reader.take_owned().unwrap().into_buffer());
+        recycle(vec![0; 40 << 20]);
+        let small = (SPARE_LIMIT - (42 << 20)) / (1 << 20);
+        for _ in 0..small {
+            recycle(vec![0; 1 << 20]);
+        }
+        let sizes = || SPARES.with(|s| s.borrow().bufs.iter().map(Vec::capacity).max());
+        assert_eq!(sizes(), Some(40 << 20), "under the limit, all kept");
+        recycle(vec![0; 2 << 20]);
+        assert_eq!(sizes(), Some(2 << 20), "the 40 MiB spare made room");
+        assert!(SPARES.with(|s| s.borrow().bytes) <= SPARE_LIMIT);
     }
 
     #[test]

@@ -35,9 +35,6 @@ mod alarm;
 // Channels and the dispatcher need Unix sockets and a pollable selector; on Windows the crate
 // offers addresses, framing and errors only, and the binding reports the platform unsupported.
 #[cfg(unix)]
-// One unsafe block of channel.rs lacks its SAFETY comment: the channel split under way for
-// issue 21 documents it. Remove this allow when merging that split.
-#[allow(clippy::undocumented_unsafe_blocks)]
 pub mod channel;
 #[cfg(unix)]
 pub mod dispatcher;
@@ -49,6 +46,7 @@ pub mod recruit;
 pub mod shared;
 #[cfg(unix)]
 pub mod spin;
+mod sys;
 #[cfg(unix)]
 pub mod turn;
 #[cfg(unix)]
