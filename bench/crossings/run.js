@@ -14,7 +14,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..');
 const preload = pathToFileURL(join(here, 'count.js')).href;
 
 function environment(dir) {
