@@ -7,7 +7,18 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { type Channel, type Dispatcher, NOTHING, pipe, V8Marshaler } from '../dist/index.js';
+import {
+  type Channel,
+  type Dispatcher,
+  journal,
+  type LogEntry,
+  NOTHING,
+  Node,
+  pipe,
+  Server,
+  type Service,
+  V8Marshaler,
+} from '../dist/index.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -168,4 +179,47 @@ export async function resolvableName(): Promise<string | null> {
     } catch {}
   }
   return null;
+}
+
+// What this process's log channels say: a spec names its services, and waits on what they log.
+const entries: LogEntry[] = [];
+const waiting: { channel: string; pattern: RegExp; resolve: (entry: LogEntry) => void }[] = [];
+
+function hear(entry: LogEntry): void {
+  entries.push(entry);
+  for (const w of waiting.filter((w) => w.channel === entry.channel && w.pattern.test(entry.message))) {
+    waiting.splice(waiting.indexOf(w), 1);
+    w.resolve(entry);
+  }
+}
+
+/** The next entry of log `channel` matching `pattern` (the channel is switched on). */
+export function nextLog(channel: string, pattern: RegExp): Promise<LogEntry> {
+  journal.device = hear;
+  journal.activate(channel);
+  return new Promise((resolve) => waiting.push({ channel, pattern, resolve }));
+}
+
+/** The messages log `channel` has given so far that match `pattern`. */
+export function logsOf(channel: string, pattern = /(?:)/): string[] {
+  return entries.filter((e) => e.channel === channel && pattern.test(e.message)).map((e) => e.message);
+}
+
+/** Runs a node with `services` for the length of `body`, the logs of its servers on. */
+export async function serving<T extends Record<string, Service>>(
+  services: T,
+  body: (services: T) => Promise<void>,
+): Promise<void> {
+  journal.device = hear;
+  for (const service of Object.values(services)) if (service instanceof Server) journal.activate(service.name);
+  const node = new Node({ services });
+  await node.prepare();
+  const watching = node.watch();
+  try {
+    await body(services);
+  } finally {
+    node.stop();
+    await watching;
+    await node.shutdown();
+  }
 }

@@ -7,7 +7,6 @@ import {
   type Channel,
   Dispatcher,
   journal,
-  type LogEntry,
   NexusError,
   Node,
   type NodeOptions,
@@ -18,7 +17,7 @@ import {
 import { EchoServer } from '../examples/services/echo.ts';
 import { Client, refused } from './clients.js';
 import { Faulty } from './fixtures/faulty.ts';
-import { serveNode } from './helpers.js';
+import { logsOf, nextLog, serveNode } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const faultyModule = { module: join(root, '__test__/fixtures/faulty.ts'), export: 'Faulty' };
@@ -28,24 +27,6 @@ const served = {
   echo: { module: 'examples/services/echo.ts', export: 'EchoServer' },
   faulty: { module: '__test__/fixtures/faulty.ts', export: 'Faulty' },
 };
-
-// Log entries, by channel name: each spec names its node, and waits on what it logs.
-const waiting: { channel: string; pattern: RegExp; resolve: (entry: LogEntry) => void }[] = [];
-const entries: LogEntry[] = [];
-journal.device = (entry) => {
-  entries.push(entry);
-  for (const w of waiting.filter((w) => w.channel === entry.channel && w.pattern.test(entry.message))) {
-    waiting.splice(waiting.indexOf(w), 1);
-    w.resolve(entry);
-  }
-};
-function logged(channel: string, pattern: RegExp): Promise<LogEntry> {
-  journal.activate(channel);
-  return new Promise((resolve) => waiting.push({ channel, pattern, resolve }));
-}
-function messages(channel: string): string[] {
-  return entries.filter((entry) => entry.channel === channel).map((entry) => entry.message);
-}
 
 function addressOf(node: Node, name: string): string {
   const address = (node.services.get(name) as { address?: string } | undefined)?.address;
@@ -216,7 +197,7 @@ test('a throwing alarm stops its service alone: the failure is logged with its s
   await running({ name: 'iso-alarm', services: { echo: new EchoServer(), faulty: new Faulty() } }, async (node) => {
     const faulty = addressOf(node, 'faulty');
     t.is(await ask(faulty, 'hello'), 'hello');
-    const failed = logged('iso-alarm', /^service "faulty" failed/);
+    const failed = nextLog('iso-alarm', /^service "faulty" failed/);
     t.is(await ask(faulty, 'alarm'), 'armed');
     const entry = await failed;
     t.is(entry.severity, 'error');
@@ -238,7 +219,7 @@ test("a service's handler that throws: it stops, its port closes, its registrati
     t.is(await client.take(2), 'hi');
     // The raw service has three registrations now: its listener, its alarm and this conversation.
     const before = node.dispatcher.handlerCount;
-    const failed = logged('iso-raw', /^service "raw" failed/);
+    const failed = nextLog('iso-raw', /^service "raw" failed/);
     client.send('boom');
     t.regex((await failed).message, /raw process\(\) cannot take a boom\n\s+at /);
     t.is(node.dispatcher.handlerCount, before - 3, 'everything the service registered is dropped');
@@ -255,7 +236,7 @@ test('a failed service whose shutdown() throws too is logged, and the node carri
   raw.shutdownThrows = true;
   await running({ name: 'iso-shutdown', services: { echo: new EchoServer(), raw } }, async (node) => {
     const client = await Client.connect(raw.address);
-    const shutdown = logged('iso-shutdown', /could not shut down service "raw"/);
+    const shutdown = nextLog('iso-shutdown', /could not shut down service "raw"/);
     client.send('boom');
     t.regex((await shutdown).message, /tripped over itself/);
     t.true(await echoes(addressOf(node, 'echo')));
@@ -281,7 +262,7 @@ test("policy 'restart' makes the service afresh until the bound, then stops it",
   };
   await running(options, async (node) => {
     for (const round of [1, 2]) {
-      const restarted = logged('iso-restart', /^service "faulty" restarted/);
+      const restarted = nextLog('iso-restart', /^service "faulty" restarted/);
       t.is(await ask(addressOf(node, 'faulty'), 'alarm'), 'armed');
       await restarted;
       t.is(made.length, round + 1, 'a fresh instance each time');
@@ -289,7 +270,7 @@ test("policy 'restart' makes the service afresh until the bound, then stops it",
       t.is(await ask(addressOf(node, 'faulty'), 'back'), 'back');
       t.false(node.failures.has('faulty'));
     }
-    const gaveUp = logged('iso-restart', /^service "faulty" failed after 2 restarts within 60 s; giving up/);
+    const gaveUp = nextLog('iso-restart', /^service "faulty" failed after 2 restarts within 60 s; giving up/);
     const last = addressOf(node, 'faulty');
     t.is(await ask(last, 'alarm'), 'armed');
     await gaveUp;
@@ -303,7 +284,7 @@ test("policy 'restart' makes the service afresh until the bound, then stops it",
 
 test("policy 'restart' of a service given as an object stops it instead, saying why", async (t) => {
   await running({ name: 'iso-object', onFailure: 'restart', services: { faulty: new Faulty() } }, async (node) => {
-    const why = logged('iso-object', /cannot be restarted: it was given as an object/);
+    const why = nextLog('iso-object', /cannot be restarted: it was given as an object/);
     t.is(await ask(addressOf(node, 'faulty'), 'alarm'), 'armed');
     await why;
     t.is(node.failures.get('faulty')?.state, 'stopped');
@@ -314,7 +295,7 @@ test("policy 'exit' ends run() with an error naming the service, and shuts the o
   const echo = new EchoServer();
   const faulty = new Faulty();
   const node = new Node({ name: 'iso-exit', onFailure: 'exit', services: { echo, faulty } });
-  const started = logged('iso-exit', /^service "faulty" started/);
+  const started = nextLog('iso-exit', /^service "faulty" started/);
   const run = node.run();
   await started;
   t.is(await ask(faulty.address, 'alarm'), 'armed');
@@ -339,13 +320,13 @@ test('a policy function decides per service and error; a policy that throws leav
     },
   };
   await running(options, async (node) => {
-    const restarted = logged('iso-function', /^service "first" restarted/);
+    const restarted = nextLog('iso-function', /^service "first" restarted/);
     t.is(await ask(addressOf(node, 'first'), 'alarm'), 'armed');
     await restarted;
-    const stopped = logged('iso-function', /^service "first" stopped/);
+    const stopped = nextLog('iso-function', /^service "first" stopped/);
     t.is(await ask(addressOf(node, 'first'), 'alarm'), 'armed');
     await stopped;
-    const broken = logged('iso-function', /the failure policy threw for service "second"/);
+    const broken = nextLog('iso-function', /the failure policy threw for service "second"/);
     t.is(await ask(addressOf(node, 'second'), 'alarm'), 'armed');
     t.regex((await broken).message, /the policy itself is broken/);
     t.deepEqual(asked, [
@@ -371,7 +352,7 @@ test("a configuration entry's onFailure overrides the node's, and its restart is
   const config = await configFile({ echo: echoModule, faulty: { ...faultyModule, onFailure: 'restart' } });
   await running({ name: 'iso-entry', config: config.path, onFailure: 'exit' }, async (node) => {
     const before = node.services.get('faulty');
-    const restarted = logged('iso-entry', /^service "faulty" restarted/);
+    const restarted = nextLog('iso-entry', /^service "faulty" restarted/);
     t.is(await ask(addressOf(node, 'faulty'), 'alarm'), 'armed');
     await restarted;
     t.not(node.services.get('faulty'), before);
@@ -421,7 +402,7 @@ export class Fragile extends Server {
   await writeModule(true, 1000);
   const config = await configFile({ fragile: { module, export: 'Fragile' } });
   await running({ name: 'iso-reload', config: config.path }, async (node) => {
-    let failed = logged('iso-reload', /^service "fragile" stopped/);
+    let failed = nextLog('iso-reload', /^service "fragile" stopped/);
     t.is(await ask(addressOf(node, 'fragile'), 'x'), 'fine');
     await failed;
     t.false(node.services.has('fragile'));
@@ -429,7 +410,7 @@ export class Fragile extends Server {
     // The configuration did not change, but the service is down: a reload starts it again.
     t.like(await node.reload(), { added: ['fragile'], unchanged: [], failed: [] });
     t.false(node.failures.has('fragile'));
-    failed = logged('iso-reload', /^service "fragile" stopped/);
+    failed = nextLog('iso-reload', /^service "fragile" stopped/);
     t.is(await ask(addressOf(node, 'fragile'), 'x'), 'fine');
     await failed;
 
@@ -441,7 +422,7 @@ export class Fragile extends Server {
     t.false(node.failures.has('fragile'));
     t.like(await node.reload(), { unchanged: ['fragile'], added: [] });
   });
-  t.true(messages('iso-reload').some((message) => message.includes('fragile broke')));
+  t.true(logsOf('iso-reload').some((message) => message.includes('fragile broke')));
 });
 
 // Under the nexus command.

@@ -9,22 +9,14 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { type Channel, journal, type LogEntry, Node, Server, type Service } from '../dist/index.js';
+import { type Channel, Node, Server } from '../dist/index.js';
 import { EchoServer } from '../examples/services/echo.ts';
 import { KeyValueServer } from '../examples/services/kv.ts';
 import { Client } from './clients.js';
-import { portOf } from './helpers.js';
+import { logsOf, portOf, serving } from './helpers.js';
 
 // Serial: the specs count this process's sockets.
 const serial = test.serial;
-
-const logs: LogEntry[] = [];
-journal.device = (entry) => logs.push(entry);
-
-/** The messages `channel` logged that match `pattern`. */
-function logged(channel: string, pattern: RegExp): string[] {
-  return logs.filter((e) => e.channel === channel && pattern.test(e.message)).map((e) => e.message);
-}
 
 /** This process's open sockets (Linux). */
 function sockets(): number {
@@ -44,21 +36,6 @@ async function eventually(what: string, done: () => boolean): Promise<void> {
   for (let waited = 0; !done(); waited += 10) {
     if (waited >= 10_000) throw new Error(`still not so after 10 s: ${what}`);
     await delay(10);
-  }
-}
-
-/** Runs a node with `services` for the length of `body`, their logs on. */
-async function serving<T extends Record<string, Service>>(services: T, body: (services: T) => Promise<void>) {
-  for (const service of Object.values(services)) if (service instanceof Server) journal.activate(service.name);
-  const node = new Node({ services });
-  await node.prepare();
-  const watching = node.watch();
-  try {
-    await body(services);
-  } finally {
-    node.stop();
-    await watching;
-    await node.shutdown();
   }
 }
 
@@ -119,8 +96,8 @@ serial('half-closed peers that never read are aborted by the drain deadline, and
     // A peer still writing when its conversation was aborted has seen the reset and closed.
     const open = peers.filter((peer) => !peer.destroyed).length;
     t.is(sockets(), before + open, "the server's sockets are closed; only the peers' are left");
-    t.is(logged('stuckkv', /has read none of its replies for 0\.5 s, aborting/).length, 3);
-    t.is(logged('stuckecho', /has read none of its replies for 0\.5 s, aborting/).length, 3);
+    t.is(logsOf('stuckkv', /has read none of its replies for 0\.5 s, aborting/).length, 3);
+    t.is(logsOf('stuckecho', /has read none of its replies for 0\.5 s, aborting/).length, 3);
     const received = await Promise.all(peers.map(readToClose));
     for (const [i, bytes] of received.entries()) {
       const asked = i % 2 === 0 ? 400 * (value.length + 7) + 3 : echoed.length;
@@ -150,7 +127,7 @@ serial('a conversation ended with close() whose peer never reads is aborted by t
     t.is(sockets(), before + 2, 'but it holds its socket while its output waits');
     await eventually('the drain deadline has aborted it', () => farewell.closing === 0);
     t.is(sockets(), before + 1, "the server's socket is closed");
-    t.is(logged('farewell', /has read none of its last replies for 0\.3 s, aborting/).length, 1);
+    t.is(logsOf('farewell', /has read none of its last replies for 0\.3 s, aborting/).length, 1);
     await readToClose(peer);
     t.is(sockets(), before);
   });
@@ -192,7 +169,7 @@ serial(
         await delay(20);
       }
       t.is(received, total, 'every byte arrived');
-      t.deepEqual(logged('goodbye', /aborting/), []);
+      t.deepEqual(logsOf('goodbye', /aborting/), []);
       await eventually('nothing is closing', () => server.closing === 0);
       await readToClose(peer);
       t.is(sockets(), before);
@@ -220,7 +197,7 @@ serial('a peer sending a byte at a time is closed by the request deadline; other
       await delay(100);
     }
     t.true(slowClosed, 'the slow peer was closed');
-    t.is(logged('dribble', /sent part of a request and not the rest within 0\.5 s, closing/).length, 1);
+    t.is(logsOf('dribble', /sent part of a request and not the rest within 0\.5 s, closing/).length, 1);
     t.is(store.connections, 1, 'the steady client is still connected');
     t.is(await steady.ask('GET round'), `VALUE ${rounds - 1}`);
     steady.end();
@@ -252,8 +229,8 @@ serial('whole requests sent slowly, or streamed back to back, are never taken fo
     t.is(await streamed.line(), 'VALUE v');
     streamed.end();
     await slow.closed;
-    t.is(logged('patient', /idle for 1 s, closing/).length, 1);
-    t.deepEqual(logged('patient', /part of a request/), []);
+    t.is(logsOf('patient', /idle for 1 s, closing/).length, 1);
+    t.deepEqual(logsOf('patient', /part of a request/), []);
   });
 });
 
@@ -264,8 +241,8 @@ serial('a paused peer is not idle: the drain deadline, not the idle timeout, end
     peer.write(Buffer.alloc(16 * 1024 * 1024, 'q'));
     await eventually('the peer is paused', () => echo.paused === 1);
     await eventually('the conversation has ended', () => echo.connections + echo.closing === 0);
-    t.is(logged('quiet', /has read none of its replies for 1 s, aborting/).length, 1);
-    t.deepEqual(logged('quiet', /idle/), []);
+    t.is(logsOf('quiet', /has read none of its replies for 1 s, aborting/).length, 1);
+    t.deepEqual(logsOf('quiet', /idle/), []);
     peer.destroy();
   });
 });

@@ -2,38 +2,11 @@ import { lookup } from 'node:dns/promises';
 import { connect as netConnect } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import test from 'ava';
-import { AddressInUseError, type Channel, journal, type LogEntry, Node, Server, type Service } from '../dist/index.js';
+import { AddressInUseError, type Channel, Node, Server } from '../dist/index.js';
 import { EchoServer } from '../examples/services/echo.ts';
 import { KeyValueServer } from '../examples/services/kv.ts';
 import { Client } from './clients.js';
-import { resolvableName } from './helpers.js';
-
-// Log entries, by channel name: each spec names its server, and waits on what it logs.
-const waiting: { channel: string; pattern: RegExp; resolve: (entry: LogEntry) => void }[] = [];
-journal.device = (entry) => {
-  for (const w of waiting.filter((w) => w.channel === entry.channel && w.pattern.test(entry.message))) {
-    waiting.splice(waiting.indexOf(w), 1);
-    w.resolve(entry);
-  }
-};
-function logged(channel: string, pattern: RegExp): Promise<LogEntry> {
-  journal.activate(channel);
-  return new Promise((resolve) => waiting.push({ channel, pattern, resolve }));
-}
-
-/** Runs a node with `services` for the length of `body`. */
-async function serving<T extends Record<string, Service>>(services: T, body: (services: T) => Promise<void>) {
-  const node = new Node({ services });
-  await node.prepare();
-  const watching = node.watch();
-  try {
-    await body(services);
-  } finally {
-    node.stop();
-    await watching;
-    await node.shutdown();
-  }
-}
+import { nextLog, resolvableName, serving } from './helpers.js';
 
 test('validate() refusing an address closes that connection and the server keeps accepting', async (t) => {
   let calls = 0;
@@ -59,7 +32,7 @@ test('a validate() that throws refuses the peer, logs, and the server keeps acce
       throw new Error('bug in validate');
     }
   }
-  const error = logged('broken', /validate\(.*\) threw/);
+  const error = nextLog('broken', /validate\(.*\) threw/);
   await serving({ broken: new Broken({ name: 'broken' }) }, async ({ broken }) => {
     const first = await Client.connect(broken.address);
     await first.closed;
@@ -73,7 +46,7 @@ test('the connection limit makes further peers wait until a conversation ends', 
   await serving(
     { limited: new EchoServer({ name: 'limited', maxConnections: 2, idleTimeout: 0 }) },
     async ({ limited }) => {
-      const full = logged('limited', /at its limit of 2 connections/);
+      const full = nextLog('limited', /at its limit of 2 connections/);
       const [a, b] = [await Client.connect(limited.address), await Client.connect(limited.address)];
       a.send('a');
       b.send('b');
@@ -98,7 +71,7 @@ test('an idle conversation is closed after the idle timeout; active ones stay', 
     const active = await Client.connect(sleepy.address);
     idle.send('x');
     t.is(await idle.take(1), 'x');
-    const closedByTimeout = logged('sleepy', /idle for 1 s, closing/);
+    const closedByTimeout = nextLog('sleepy', /idle for 1 s, closing/);
     let idleClosed = false;
     void idle.closed.then(() => {
       idleClosed = true;
@@ -132,7 +105,7 @@ test('process() throwing ends that conversation only, and is logged as an error'
       return keep;
     }
   }
-  const error = logged('fragile', /process\(\) threw/);
+  const error = nextLog('fragile', /process\(\) threw/);
   await serving({ fragile: new Fragile({ name: 'fragile' }) }, async ({ fragile }) => {
     const first = await Client.connect(fragile.address);
     first.send('1');
@@ -157,7 +130,7 @@ test('a peer resetting in the middle of a request ends its conversation only', a
     // server holds the half when the reset comes.
     rude.send('SET b 2\nSET half-a-requ');
     t.is(await rude.line(), 'OK');
-    const reset = logged('store', /reset the connection/);
+    const reset = nextLog('store', /reset the connection/);
     rude.socket.resetAndDestroy();
     await reset;
     t.is(store.connections, 1);
@@ -172,7 +145,7 @@ test('a peer that does not read its replies is paused, and nothing is lost when 
   await serving({ echo: new EchoServer({ name: 'stubborn', highWater }) }, async ({ echo }) => {
     const peer = await Client.connect(echo.address);
     peer.socket.pause(); // stop reading the echoes
-    const paused = logged('stubborn', /not reading; pausing/);
+    const paused = nextLog('stubborn', /not reading; pausing/);
     const chunk = Buffer.alloc(64 * 1024);
     const total = 8 * 1024 * 1024;
     for (let sent = 0; sent < total; sent += chunk.length) {
@@ -260,7 +233,7 @@ test('a server whose port is taken fails to start with an AddressInUseError nami
 });
 
 test('with anyPortIfTaken, a server whose port is taken listens on another and warns, naming both', async (t) => {
-  const warned = logged('second', /was taken; listening at/);
+  const warned = nextLog('second', /was taken; listening at/);
   await serving({ first: new EchoServer({ name: 'first' }) }, async ({ first }) => {
     const second = new EchoServer({ name: 'second', address: first.address, anyPortIfTaken: true });
     await serving({ second }, async () => {

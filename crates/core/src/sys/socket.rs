@@ -78,37 +78,21 @@ impl Io {
     /// One read into `buf`, tried again if a signal interrupts it: the bytes read (0 at the end
     /// of file), or `None` when the socket is empty.
     pub(crate) fn read_some(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        loop {
-            let read = match self {
-                Io::Unix(s) => s.read(buf),
-                Io::Tcp(s) => s.read(buf),
-                _ => Err(io::ErrorKind::Unsupported.into()),
-            };
-            match read {
-                Ok(n) => return Ok(Some(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        retrying(|| match self {
+            Io::Unix(s) => s.read(buf),
+            Io::Tcp(s) => s.read(buf),
+            _ => Err(io::ErrorKind::Unsupported.into()),
+        })
     }
 
     /// One write of `bufs`, in order, tried again if a signal interrupts it: the bytes the
     /// kernel took, or `None` when the socket is full.
     pub(crate) fn write_some(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<Option<usize>> {
-        loop {
-            let written = match self {
-                Io::Unix(s) => s.write_vectored(bufs),
-                Io::Tcp(s) => s.write_vectored(bufs),
-                _ => Err(io::ErrorKind::Unsupported.into()),
-            };
-            match written {
-                Ok(n) => return Ok(Some(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        retrying(|| match self {
+            Io::Unix(s) => s.write_vectored(bufs),
+            Io::Tcp(s) => s.write_vectored(bufs),
+            _ => Err(io::ErrorKind::Unsupported.into()),
+        })
     }
 
     /// Adds the socket to a poll under `token`. A listener is only ever readable.
@@ -138,6 +122,19 @@ impl Io {
             Io::Unix(s) => registry.reregister(s, token, interest),
             Io::Tcp(s) => registry.reregister(s, token, interest),
             _ => Ok(()),
+        }
+    }
+}
+
+/// Runs a non-blocking transfer until no signal interrupts it: the bytes moved, or `None` when
+/// the socket would block.
+fn retrying(mut transfer: impl FnMut() -> io::Result<usize>) -> io::Result<Option<usize>> {
+    loop {
+        match transfer() {
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }
