@@ -42,6 +42,27 @@ test('a validate() that throws refuses the peer, logs, and the server keeps acce
   });
 });
 
+test('a connect() that throws closes that peer only, says so, and the server keeps serving others', async (t) => {
+  class Moody extends EchoServer {
+    #calls = 0;
+    override connect(channel: Channel, address: string): unknown {
+      if (++this.#calls === 1) throw new Error('bug in connect');
+      return super.connect(channel, address);
+    }
+  }
+  const error = nextLog('moody', /connect\(.*\) threw, closing the peer/);
+  await serving({ moody: new Moody({ name: 'moody' }) }, async ({ moody }) => {
+    const first = await Client.connect(moody.address);
+    await first.closed;
+    t.regex((await error).message, /bug in connect/);
+    t.is(moody.connections, 0);
+    const second = await Client.connect(moody.address);
+    second.send('still here');
+    t.is(await second.take(10), 'still here');
+    second.end();
+  });
+});
+
 test('the connection limit makes further peers wait until a conversation ends', async (t) => {
   await serving(
     { limited: new EchoServer({ name: 'limited', maxConnections: 2, idleTimeout: 0 }) },

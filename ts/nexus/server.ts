@@ -251,7 +251,14 @@ export class Server implements Service {
         peer.close();
         continue;
       }
-      this.connect(peer, address);
+      try {
+        this.connect(peer, address);
+      } catch (error) {
+        // This peer's conversation could not begin; the listener and the others carry on.
+        this.error.log(() => `connect(${address}) threw, closing the peer: ${describe(error)}`);
+        peer.abort();
+        this.#forget(peer);
+      }
     }
     this.warning.log(() => `at its limit of ${this.maxConnections} connections; new peers wait`);
     return false;
