@@ -381,3 +381,24 @@ fn a_turn_stopped_midway_makes_no_more_calls_and_the_next_turn_starts_afresh() {
         "the dropped handler is gone, the other is called"
     );
 }
+
+#[test]
+fn a_channel_outlives_its_dispatcher_and_is_watched_by_the_next() {
+    let (a, b) = pair();
+    {
+        let first = Loop::new();
+        first.when(&b, Readiness::Read, |_| true);
+    } // dropped with the channel still registered in its poll
+    a.borrow_mut().send_frame(b"again").unwrap();
+    let second = Loop::new();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let (g, ch) = (got.clone(), b.clone());
+    second.when(&b, Readiness::Read, move |_| {
+        if let Recv::Frame(payload) = ch.borrow_mut().recv_frame().unwrap() {
+            g.borrow_mut().push(payload.to_vec());
+        }
+        g.borrow().is_empty()
+    });
+    second.watch(LIMIT);
+    assert_eq!(*got.borrow(), [b"again".to_vec()]);
+}

@@ -33,6 +33,16 @@ impl Channel {
             .map_err(|e| Error::io("register", e))
     }
 
+    /// Leaves the dispatcher that watches this channel, if any, so another may watch it. The
+    /// socket is taken out of that dispatcher's poll: mio (in debug builds) refuses to register
+    /// a source that was never deregistered, even with a poll that has since closed.
+    pub(crate) fn unwatch(&mut self) {
+        if let Some(link) = self.link.take() {
+            // A closed socket has left every poll already; a failure leaves nothing to undo.
+            let _ = self.io.deregister(&link.registry);
+        }
+    }
+
     /// Asks the poll to report writability, or to stop (one `epoll_ctl`, only on a change).
     /// Pending output always needs it, to be flushed.
     pub(crate) fn watch_writes(&mut self, want: bool) {

@@ -111,6 +111,17 @@ impl Io {
         }
     }
 
+    /// Takes the socket out of a poll; a closed socket is in none.
+    pub(crate) fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Io::Unix(s) => registry.deregister(s),
+            Io::Tcp(s) => registry.deregister(s),
+            Io::TcpListener(l) => registry.deregister(l),
+            Io::UnixListener(l) => registry.deregister(l),
+            Io::Closed => Ok(()),
+        }
+    }
+
     /// Changes what the poll reports of a stream; listeners and closed sockets are left alone.
     pub(crate) fn reregister(
         &mut self,
