@@ -37,8 +37,10 @@ test.serial('1,000 dispatchers created and closed leave the descriptor count whe
     dispatcher.alarm(3600, () => undefined);
     dispatcher.close();
   }
-  // No collection forced, none awaited: close() released them.
-  t.is(descriptors(), before);
+  // No collection forced, none awaited: close() released them. (Fewer is no leak: the collector
+  // may close what earlier tests left it, and it runs when it likes.)
+  const after = descriptors();
+  t.true(after <= before, `${after} descriptors open, against ${before} before`);
 });
 
 test.serial("channels closed while watched, then kept, hold none of their dispatcher's descriptors", async (t) => {
@@ -57,7 +59,8 @@ test.serial("channels closed while watched, then kept, hold none of their dispat
     a.close();
     kept.push(a, b); // as a member's record keeps its channel: until collected
   }
-  t.is(descriptors(), before);
+  const after = descriptors();
+  t.true(after <= before, `${after} descriptors open, against ${before} before`);
   t.is(kept.length, 200);
 });
 

@@ -120,7 +120,8 @@ test('peers that abandon a 60 MiB frame leave the node where it started, without
     t.true(after.peak - start.baseline >= 50, 'the frames were held while they came');
     t.is(after.connections, 0);
     t.true(after.rss - start.baseline <= 64, `${after.rss.toFixed(0)} MiB, from ${start.baseline.toFixed(0)}`);
-    t.is(after.fds, start.fds);
+    // Fewer is no leak: the collector may close what Node itself left it, when it likes.
+    t.true(after.fds <= start.fds, `${after.fds} descriptors open, against ${start.fds} before`);
   } finally {
     await services.stop();
   }
@@ -200,7 +201,10 @@ const BOUND = 16;
       );
       t.true(held.rss - start.baseline > BOUND, 'their answers took more than the bound');
       t.is(after.connections, 0);
-      t.is(after.fds, start.fds, 'every conversation closed its descriptor');
+      t.true(
+        after.fds <= start.fds,
+        `every conversation closed its descriptor: ${after.fds} open, against ${start.fds}`,
+      );
       t.true(after.rss - start.baseline <= BOUND, `${after.rss.toFixed(0)} MiB, from ${start.baseline.toFixed(0)}`);
     } finally {
       await services.stop();
