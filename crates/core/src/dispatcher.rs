@@ -503,7 +503,7 @@ impl<H> Drop for Dispatcher<H> {
         // descriptor would wait for the channel to be dropped.
         for (_, source) in self.sources.iter() {
             if let Ok(mut channel) = source.channel.try_borrow_mut() {
-                channel.link = None;
+                channel.unwatch();
                 if channel.is_draining() {
                     channel.abort();
                 }
@@ -517,6 +517,6 @@ impl<H> Drop for Dispatcher<H> {
 /// registry's descriptors open all that time.
 fn unlink(source: Source) {
     if let Ok(mut channel) = source.channel.try_borrow_mut() {
-        channel.link = None;
+        channel.unwatch();
     }
 }
