@@ -285,7 +285,8 @@ export class Channel {
    * or null if none has arrived whole yet. Nothing is allocated, so a receiver of large frames
    * that reuses one buffer keeps the same memory, and the CPU's cache, frame after frame; the
    * bytes are the caller's to keep or overwrite. A payload longer than the room from `offset` is
-   * a {@link BufferTooSmallError} that says how long it is, and stays the next frame.
+   * a {@link BufferTooSmallError} that says how long it is, and stays the next frame. Frames an
+   * earlier {@link recvFrame} brought come from there, and "none yet" is answered as it says.
    */
   recvFrameInto(buffer: Buffer | Uint8Array, offset = 0): number | null {
     if (!(buffer instanceof Uint8Array)) {
