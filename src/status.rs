@@ -138,8 +138,22 @@ pub fn share_status<'env>(env: &'env Env, words: Unknown<'env>) -> Result<Unknow
     // SAFETY: a live value of the current call. The reference is never deleted: the words must
     // live as long as this thread's environment, which lets go of its references when it ends.
     check(unsafe { sys::napi_create_reference(env.raw(), words.raw(), 1, &mut reference) })?;
+    // SAFETY: on the environment's thread; the hook runs as the environment is torn down, after
+    // those added later (the dispatchers'), and takes nothing from its data.
+    check(unsafe { sys::napi_add_env_cleanup_hook(env.raw(), Some(forget), ptr::null_mut()) })?;
     KEPT.with(|kept| kept.set((env.raw(), reference)));
     WORDS.with(|words| words.set(data.cast()));
     publish_epoch();
     Ok(words)
+}
+
+/// The environment is being torn down: nothing is written to the words after this (a finalizer
+/// that runs later finds none), and a new environment on this thread shares its own.
+///
+/// # Safety
+/// Node calls it on the environment's thread, as `napi_add_env_cleanup_hook` says.
+unsafe extern "C" fn forget(_data: *mut std::ffi::c_void) {
+    // A thread already letting go of its locals has nothing left to forget (and must not panic).
+    let _ = WORDS.try_with(|words| words.set(ptr::null_mut()));
+    let _ = KEPT.try_with(|kept| kept.set((ptr::null_mut(), ptr::null_mut())));
 }
