@@ -11,24 +11,38 @@ export type ChannelHandle = { readonly __nexusChannel: unique symbol }
 /** Whether the peer has closed its end (an end of file was read). */
 export declare function channelAtEnd(channel: ChannelHandle): boolean
 
-/** Reads into `buffer`: the number of bytes read, 0 at end of file, null if nothing is there. */
+/**
+ * Reads into `buffer`: the number of bytes read, 0 at end of file, null if nothing is there. The
+ * status words' input state says what the next read will find.
+ */
 export declare function channelRead(channel: ChannelHandle, buffer: Buffer): number | null
 
-/** Writes what the kernel takes and buffers the rest up to the bound; returns bytes accepted. */
+/**
+ * Writes what the kernel takes and buffers the rest up to the bound; returns bytes accepted. The
+ * status words' pending output says what is left to flush.
+ */
 export declare function channelWrite(channel: ChannelHandle, buffer: Buffer): number
 
-/** Sends `payload` as one frame (4-byte little-endian length, then the bytes). */
+/**
+ * Sends `payload` as one frame (4-byte little-endian length, then the bytes). The status words'
+ * pending output says what is left to flush.
+ */
 export declare function channelSendFrame(channel: ChannelHandle, payload: Buffer): void
 
 /**
- * Copies the next whole frame's payload into `slab` at `offset` and returns its length, or -1 if
- * no frame has arrived whole yet; a payload larger than the room left comes back as a Buffer.
+ * Copies the next whole frame, and after it every whole frame buffered that fits (lent: the
+ * status words' taken count settles them at the next read or receive), into `slab` from `offset`
+ * on, each as a record: 8-byte aligned, 4 bytes left alone, the 4-byte little-endian length,
+ * the payload. Returns where the records end, or -1 if no frame has arrived whole yet; a first
+ * payload larger than the room left comes back alone, as a Buffer. The status words' input state
+ * says what the next receive will find.
  */
-export declare function channelRecvFrame(channel: ChannelHandle, slab: Buffer, offset: number): number | Buffer
+export declare function channelRecvFrames(channel: ChannelHandle, slab: Buffer, offset: number): number | Buffer
 
 /**
  * Copies the next whole frame's payload into `buffer` at `offset` and returns its length, or -1
- * if no frame has arrived whole yet; a payload that does not fit stays queued.
+ * if no frame has arrived whole yet; a payload that does not fit stays queued. The status words'
+ * input state says what the next receive will find.
  */
 export declare function channelRecvFrameInto(channel: ChannelHandle, buffer: Buffer, offset: number): number
 
@@ -120,9 +134,6 @@ export declare function channelPeerAddress(channel: ChannelHandle): string | nul
 /** Bytes accepted by `write`/`sendFrame` that the kernel has not taken yet. */
 export declare function channelPendingOutput(channel: ChannelHandle): number
 
-/** Makes the next read ask the kernel even if the socket was last found empty. */
-export declare function channelRecheck(channel: ChannelHandle): void
-
 /** Sets the largest frame `recvFrame` accepts. */
 export declare function channelSetMaxFrame(channel: ChannelHandle, max: number): void
 
@@ -203,6 +214,13 @@ export interface SharedWords {
 }
 
 /**
+ * Shares `words` (an `Int32Array` of at least `STATUS_WORDS` words over an `ArrayBuffer`) as this
+ * thread's status words, and returns them; if the thread already has some (another copy of the
+ * JavaScript module shared them first), those are returned instead, and every copy uses them.
+ */
+export declare function shareStatus(words: Int32Array): Int32Array
+
+/**
  * Starts `program` with `args`, its channel on fd 3. With `shared` (the `fd` of `sharedWords`,
  * which stays the caller's to close) the worker finds those words on fd 4. `output`: `"inherit"`
  * (the default: ours), `"watch-start"` (standard error to a pipe of ours until the worker calls
@@ -220,6 +238,9 @@ export interface Spawned {
   stdout: number | null
   stderr: number | null
 }
+
+/** How many words there are. */
+export declare const STATUS_WORDS: number
 
 /** In a worker spawned with output `"watch-start"`, once started: its team's standard error back on fd 2. */
 export declare function takeBackStderr(): void

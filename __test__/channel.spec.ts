@@ -435,7 +435,7 @@ test('the binding refuses a value that is no channel, or no Buffer, with an erro
     t.throws(() => native.channelAtEnd(value as never), { message: 'expected a channel handle' });
     t.throws(() => native.channelFd(value as never), { message: 'expected a channel handle' });
   }
-  t.throws(() => native.channelRecvFrame(b.handle, 'slab' as never, 0));
+  t.throws(() => native.channelRecvFrames(b.handle, 'slab' as never, 0));
   t.throws(() => (native.channelRead as (...args: unknown[]) => unknown)(b.handle));
   t.is(native.channelRecvFrameInto(b.handle, Buffer.alloc(1), 0), -1, 'the channel still works');
   a.close();

@@ -14,6 +14,7 @@
 use crate::error::{throw, OrThrow};
 use crate::glue::{self, Args};
 use crate::handle::ChannelHandle;
+use crate::status;
 use napi::bindgen_prelude::*;
 use napi::sys::{napi_callback_info, napi_env, napi_value};
 use napi_derive::napi;
@@ -81,12 +82,6 @@ pub fn channel_set_output_bound(channel: ChannelHandle, bound: u32) {
     channel.borrow_mut().set_output_bound(bound as usize);
 }
 
-/// Makes the next read ask the kernel even if the socket was last found empty.
-#[napi(catch_unwind)]
-pub fn channel_recheck(channel: ChannelHandle) {
-    channel.borrow_mut().recheck();
-}
-
 /// The calls made once or more per message, exported with glue of our own (see `glue.rs`); the
 /// generated `native.d.ts` declares their types from `src/native-header.d.ts`.
 #[napi(module_exports)]
@@ -99,7 +94,7 @@ pub fn export_per_message_calls(exports: Object, env: Env) -> Result<()> {
             (c"channelRead", channel_read),
             (c"channelWrite", channel_write),
             (c"channelSendFrame", channel_send_frame),
-            (c"channelRecvFrame", channel_recv_frame),
+            (c"channelRecvFrames", channel_recv_frames),
             (c"channelRecvFrameInto", channel_recv_frame_into),
         ],
     )
@@ -120,7 +115,7 @@ unsafe extern "C" fn channel_at_end(env: napi_env, info: napi_callback_info) -> 
 }
 
 /// `channelRead(channel, buffer)`: reads into `buffer`: the number of bytes read, 0 at end of
-/// file, null if nothing is there.
+/// file, null if nothing is there. The input state word says what the next read will find.
 ///
 /// # Safety
 /// N-API calls it, with the `env` and `info` of a call on this thread.
@@ -131,7 +126,10 @@ unsafe extern "C" fn channel_read(env: napi_env, info: napi_callback_info) -> na
         glue::call(&env, info, |args: Args<2>| {
             let channel = args.channel(0)?;
             let mut buffer = args.buffer(1)?;
-            let outcome = channel.borrow_mut().read(&mut buffer).or_throw(&env)?;
+            let mut channel = channel.borrow_mut();
+            status::before_input(&mut channel);
+            let outcome = channel.read(&mut buffer).or_throw(&env)?;
+            status::publish_input(&channel);
             match outcome {
                 ReadOutcome::Data(n) => Ok(Some(n as u32)),
                 ReadOutcome::Eof => Ok(Some(0)),
@@ -142,7 +140,7 @@ unsafe extern "C" fn channel_read(env: napi_env, info: napi_callback_info) -> na
 }
 
 /// `channelWrite(channel, buffer)`: writes what the kernel takes and buffers the rest up to the
-/// bound; returns bytes accepted.
+/// bound; returns bytes accepted. The pending output word says what is left to flush.
 ///
 /// # Safety
 /// N-API calls it, with the `env` and `info` of a call on this thread.
@@ -153,14 +151,16 @@ unsafe extern "C" fn channel_write(env: napi_env, info: napi_callback_info) -> n
         glue::call(&env, info, |args: Args<2>| {
             let channel = args.channel(0)?;
             let buffer = args.buffer(1)?;
-            let accepted = channel.borrow_mut().write(&buffer).or_throw(&env)?;
+            let mut channel = channel.borrow_mut();
+            let accepted = channel.write(&buffer).or_throw(&env)?;
+            status::publish_pending(&channel);
             Ok(accepted as u32)
         })
     }
 }
 
 /// `channelSendFrame(channel, payload)`: sends `payload` as one frame (4-byte little-endian
-/// length, then the bytes).
+/// length, then the bytes). The pending output word says what is left to flush.
 ///
 /// # Safety
 /// N-API calls it, with the `env` and `info` of a call on this thread.
@@ -171,20 +171,28 @@ unsafe extern "C" fn channel_send_frame(env: napi_env, info: napi_callback_info)
         glue::call(&env, info, |args: Args<2>| {
             let channel = args.channel(0)?;
             let payload = args.buffer(1)?;
-            let sent = channel.borrow_mut().send_frame(&payload);
-            sent.or_throw(&env)
+            let mut channel = channel.borrow_mut();
+            channel.send_frame(&payload).or_throw(&env)?;
+            status::publish_pending(&channel);
+            Ok(())
         })
     }
 }
 
-/// `channelRecvFrame(channel, slab, offset)`: copies the next whole frame's payload into `slab`
-/// at `offset` and returns its length, or -1 if no frame has arrived whole yet (see `atEnd`). A
-/// payload larger than the room left in the slab comes back as a Buffer of its own. The slab
-/// spares a Buffer per frame, which cost more than the rest of a receive.
+/// `channelRecvFrames(channel, slab, offset)`: copies the next whole frame into `slab` from
+/// `offset` on, and after it every whole frame already buffered that fits (lent: see
+/// `Channel::lend_frames`), each as a record, and returns where the records end; -1 if no frame
+/// has arrived whole. A first payload larger than the room left comes back as a Buffer of its
+/// own, alone. The input state word says what the next receive will find. One call brings what
+/// a loop of calls would, and the slab spares a Buffer per frame, which cost more than the rest
+/// of a receive.
+///
+/// A record starts 8-byte aligned: 4 bytes left alone, the frame's 4-byte little-endian length,
+/// then the payload (so payloads are aligned too, as Node's pooled Buffers are).
 ///
 /// # Safety
 /// N-API calls it, with the `env` and `info` of a call on this thread.
-unsafe extern "C" fn channel_recv_frame(env: napi_env, info: napi_callback_info) -> napi_value {
+unsafe extern "C" fn channel_recv_frames(env: napi_env, info: napi_callback_info) -> napi_value {
     let env = Env::from_raw(env);
     // SAFETY: as above.
     unsafe {
@@ -193,23 +201,56 @@ unsafe extern "C" fn channel_recv_frame(env: napi_env, info: napi_callback_info)
             let mut slab = args.buffer(1)?;
             let offset = (args.u32(2)? as usize).min(slab.len());
             let mut channel = channel.borrow_mut();
-            match channel.recv_frame().or_throw(&env)? {
-                Recv::Frame(payload) if payload.len() <= slab.len() - offset => {
-                    slab[offset..offset + payload.len()].copy_from_slice(payload);
-                    Ok(Either::A(payload.len() as i32))
+            status::before_input(&mut channel);
+            let got = match channel.recv_frame().or_throw(&env)? {
+                Recv::Frame(payload) => match record(&mut slab, offset, payload) {
+                    Some(end) => Either::A(end as i32),
+                    None => Either::B(BufferSlice::copy_from(&env, payload)?),
+                },
+                Recv::Owned(frame) => Either::B(owned_buffer(&env, frame)?),
+                Recv::Pending | Recv::Eof => Either::A(-1),
+            };
+            let got = match got {
+                Either::A(end) if end >= 0 => {
+                    let mut end = end as usize;
+                    channel.lend_frames(|payload| match record(&mut slab, end, payload) {
+                        Some(next) => {
+                            end = next;
+                            true
+                        }
+                        None => false,
+                    });
+                    Either::A(end as i32)
                 }
-                Recv::Frame(payload) => Ok(Either::B(BufferSlice::copy_from(&env, payload)?)),
-                Recv::Owned(frame) => Ok(Either::B(owned_buffer(&env, frame)?)),
-                Recv::Pending | Recv::Eof => Ok(Either::A(-1)),
-            }
+                other => other,
+            };
+            status::publish_input(&channel);
+            Ok(got)
         })
     }
 }
 
+/// Bytes before a record's payload: 4 left alone, then the frame's length.
+const RECORD_HEAD: usize = 8;
+
+/// Writes a record of `payload` into `slab` at `at` (rounded up to 8), and returns where the next
+/// one may start; None if it does not fit.
+fn record(slab: &mut [u8], at: usize, payload: &[u8]) -> Option<usize> {
+    let at = at.next_multiple_of(8);
+    let start = at.checked_add(RECORD_HEAD)?;
+    let end = start.checked_add(payload.len())?;
+    if end > slab.len() {
+        return None;
+    }
+    slab[at + 4..start].copy_from_slice(&frame::header(payload.len()));
+    slab[start..end].copy_from_slice(payload);
+    Some(end.next_multiple_of(8).min(slab.len()))
+}
+
 /// `channelRecvFrameInto(channel, buffer, offset)`: copies the next whole frame's payload into
-/// `buffer` at `offset` and returns its length, or -1 if no frame has arrived whole yet (see
-/// `atEnd`). A payload that does not fit stays queued, and the error says how long it is.
-/// Nothing is allocated for JavaScript.
+/// `buffer` at `offset` and returns its length, or -1 if no frame has arrived whole yet. A
+/// payload that does not fit stays queued, and the error says how long it is. Nothing is
+/// allocated for JavaScript. The input state word says what the next receive will find.
 ///
 /// # Safety
 /// N-API calls it, with the `env` and `info` of a call on this thread.
@@ -224,10 +265,12 @@ unsafe extern "C" fn channel_recv_frame_into(
             let channel = args.channel(0)?;
             let mut buffer = args.buffer(1)?;
             let offset = (args.u32(2)? as usize).min(buffer.len());
+            let mut channel = channel.borrow_mut();
+            status::before_input(&mut channel);
             let received = channel
-                .borrow_mut()
                 .recv_frame_into(&mut buffer[offset..])
                 .or_throw(&env)?;
+            status::publish_input(&channel);
             match received {
                 RecvInto::Copied(len) => Ok(len as i64),
                 RecvInto::Pending | RecvInto::Eof => Ok(-1),

@@ -15,6 +15,7 @@ use crate::guard::{
     check, value_of, AsyncResource, CallbackScope, Deferred, HandleScope, OwnedRef,
 };
 use crate::handle::ChannelHandle;
+use crate::status;
 use crate::uv::{self, Handles};
 use napi::bindgen_prelude::*;
 use napi::{sys, JsValue};
@@ -352,6 +353,11 @@ impl Inner {
             unsafe { handles.close(on_close) };
         }
         drop(self.core.borrow_mut().take());
+        // Its channels are unwatched now: their reads ask the kernel again. (Not once the
+        // environment is going: JavaScript runs no more, and its words may be gone.)
+        if settle {
+            status::publish_epoch();
+        }
         let ending = self.watch.borrow_mut().finish();
         if let (Some(ending), true) = (ending, settle) {
             self.settle(ending);
@@ -371,6 +377,8 @@ impl Inner {
         }
         let mut turn = self.turn.take();
         let began = self.with_core(|core| turn.begin(core, Some(Duration::ZERO)));
+        // What the poll recorded may make what JavaScript was told of its channels stale.
+        status::publish_epoch();
         match began {
             Some(Ok(())) => {
                 // SAFETY: in a libuv callback on the JavaScript thread with no scope open.

@@ -28,6 +28,8 @@ mod recruit;
 #[cfg(unix)]
 mod shared;
 #[cfg(unix)]
+mod status;
+#[cfg(unix)]
 mod uv;
 
 use napi_derive::napi;

@@ -11,23 +11,37 @@ export type ChannelHandle = { readonly __nexusChannel: unique symbol }
 /** Whether the peer has closed its end (an end of file was read). */
 export declare function channelAtEnd(channel: ChannelHandle): boolean
 
-/** Reads into `buffer`: the number of bytes read, 0 at end of file, null if nothing is there. */
+/**
+ * Reads into `buffer`: the number of bytes read, 0 at end of file, null if nothing is there. The
+ * status words' input state says what the next read will find.
+ */
 export declare function channelRead(channel: ChannelHandle, buffer: Buffer): number | null
 
-/** Writes what the kernel takes and buffers the rest up to the bound; returns bytes accepted. */
+/**
+ * Writes what the kernel takes and buffers the rest up to the bound; returns bytes accepted. The
+ * status words' pending output says what is left to flush.
+ */
 export declare function channelWrite(channel: ChannelHandle, buffer: Buffer): number
 
-/** Sends `payload` as one frame (4-byte little-endian length, then the bytes). */
+/**
+ * Sends `payload` as one frame (4-byte little-endian length, then the bytes). The status words'
+ * pending output says what is left to flush.
+ */
 export declare function channelSendFrame(channel: ChannelHandle, payload: Buffer): void
 
 /**
- * Copies the next whole frame's payload into `slab` at `offset` and returns its length, or -1 if
- * no frame has arrived whole yet; a payload larger than the room left comes back as a Buffer.
+ * Copies the next whole frame, and after it every whole frame buffered that fits (lent: the
+ * status words' taken count settles them at the next read or receive), into `slab` from `offset`
+ * on, each as a record: 8-byte aligned, 4 bytes left alone, the 4-byte little-endian length,
+ * the payload. Returns where the records end, or -1 if no frame has arrived whole yet; a first
+ * payload larger than the room left comes back alone, as a Buffer. The status words' input state
+ * says what the next receive will find.
  */
-export declare function channelRecvFrame(channel: ChannelHandle, slab: Buffer, offset: number): number | Buffer
+export declare function channelRecvFrames(channel: ChannelHandle, slab: Buffer, offset: number): number | Buffer
 
 /**
  * Copies the next whole frame's payload into `buffer` at `offset` and returns its length, or -1
- * if no frame has arrived whole yet; a payload that does not fit stays queued.
+ * if no frame has arrived whole yet; a payload that does not fit stays queued. The status words'
+ * input state says what the next receive will find.
  */
 export declare function channelRecvFrameInto(channel: ChannelHandle, buffer: Buffer, offset: number): number

@@ -11,6 +11,26 @@ const SLAB = 8 * 1024;
 const SLAB_ROOM = 1024; // less room than this left: the next frame starts a new slab
 let slab = Buffer.allocUnsafeSlow(SLAB);
 let used = 0;
+const EMPTY = Buffer.alloc(0);
+/** Bytes before a payload in the slab: its record's head (4 bytes left alone, then its length). */
+const RECORD_HEAD = 8;
+
+// The status words this thread shares with the addon (src/status.rs), read and written here
+// without calling in: what a call would only say back is answered here. Another copy of this
+// module on the thread gets the same words.
+const EPOCH = 0; // changes whenever a poll may have brought news for some channel of the thread
+const PENDING = 1; // the output pending after the last write or send
+const INPUT = 2; // what the next read or receive finds, as the last one left it (bits below)
+const TAKEN = 3; // written before a read or receive: the lent frames handed out (see recvFrame)
+const RECHECK = 4; // written before a read or receive: 1 to ask the kernel whatever it last said
+const status: Int32Array = native.shareStatus(new Int32Array(new ArrayBuffer(4 * native.STATUS_WORDS)));
+/** Word `at` of the status words (there are STATUS_WORDS of them). */
+const word = (at: number): number => status[at] as number;
+// The input state's bits (the core's InputState), and one of ours.
+const AT_END = 1; // the peer's end of file was read
+const NO_FRAME = 2; // a receive finds no frame until the epoch changes
+const NO_BYTES = 4; // a read finds nothing either (nothing is buffered)
+const UNKNOWN = 8; // a call threw, or the channel was closed: ask
 
 let trimming: NodeJS.Timeout | null = null;
 
@@ -41,6 +61,24 @@ export class Channel {
   // Kept here, not asked of the addon: only close() and abort() close a channel, and a server
   // asks after every request.
   #closed: boolean;
+  // What the last read or receive said the next one will find (the input state's bits), and the
+  // epoch then: while the epoch is the same, no poll has brought news, and "nothing" still holds.
+  // That is what the addon itself would answer, without a system call: a watched channel whose
+  // socket was found empty is not read again until the poll says so.
+  #input = UNKNOWN;
+  #epoch = 0;
+  // The frames the last receive brought beyond the first: records in #queue from #next to #end.
+  // The addon lent them: it keeps them, first in line, until the next read or receive says how
+  // many were handed out (#taken), so a read that comes between loses none.
+  #queue = EMPTY;
+  #next = 0;
+  #end = 0;
+  #taken = 0;
+  // Whether the next read or receive asks the kernel even if the socket was found empty.
+  #recheck = 0;
+  // The output pending after the last write, or -1 if unknown. Once 0, it stays 0 until the next
+  // write: flushing only lowers it.
+  #pending = -1;
 
   /** @internal Channels are made by {@link pipe}, {@link port}, {@link tcp} and {@link adopt}. */
   constructor(handle: ChannelHandle) {
@@ -63,18 +101,23 @@ export class Channel {
     return this.#closed;
   }
 
-  /** Whether the peer has closed its end: everything it sent has been read. */
+  /**
+   * Whether the peer has closed its end: everything it sent has been read. Known from the last
+   * read or receive, which said so, without asking the addon again.
+   */
   get atEnd(): boolean {
+    if (this.#input !== UNKNOWN) return (this.#input & AT_END) !== 0;
     return native.channelAtEnd(this.handle);
   }
 
   /**
-   * @internal Makes the next read ask the kernel (one system call) even though the socket was
-   * last found empty and no poll has said otherwise since: for a handler that ran long and
-   * expects more to have arrived meanwhile.
+   * @internal Makes the next read or receive ask the kernel (one system call) even though the
+   * socket was last found empty and no poll has said otherwise since: for a handler that ran
+   * long and expects more to have arrived meanwhile.
    */
   recheck(): void {
-    native.channelRecheck(this.handle);
+    if (this.#input !== UNKNOWN) this.#input &= AT_END;
+    this.#recheck = 1; // said with the next read or receive, not a call of its own
   }
 
   /** The address really bound, in pyre's notation (`ip4:127.0.0.1:50123`), if any. */
@@ -87,14 +130,22 @@ export class Channel {
     return native.channelPeerAddress(this.handle);
   }
 
-  /** Bytes accepted by {@link write} or {@link sendFrame} that the kernel has not taken yet. */
+  /**
+   * Bytes accepted by {@link write} or {@link sendFrame} that the kernel has not taken yet. When
+   * the last write left none, that is known without asking the addon.
+   */
   get pendingOutput(): number {
-    return native.channelPendingOutput(this.handle);
+    if (this.#pending === 0) return 0;
+    this.#pending = native.channelPendingOutput(this.handle);
+    return this.#pending;
   }
 
   /** Sets the largest frame this channel accepts (default 64 MiB); a longer one is an error. */
   set maxFrame(bytes: number) {
     checkSize('maxFrame', bytes);
+    // Frames received under the old maximum go back to the addon, which judges them anew.
+    this.#next = this.#end = 0;
+    if (this.#input !== UNKNOWN) this.#input &= AT_END;
     native.channelSetMaxFrame(this.handle, bytes);
   }
 
@@ -106,18 +157,27 @@ export class Channel {
 
   /**
    * Reads what is there into `buffer`, without waiting: the number of bytes read, 0 at end of
-   * file, or null when nothing is there (readiness can be spurious; that is not an error).
+   * file, or null when nothing is there (readiness can be spurious; that is not an error). A
+   * channel watched by a dispatcher whose socket was found empty reads nothing more until the
+   * dispatcher's poll says something has come: that "nothing" is answered without a call into
+   * the addon, as is the end of file once read.
    */
   read(buffer: Buffer): number | null {
     if (!Buffer.isBuffer(buffer) || buffer.length === 0) {
       // 0 means end of file, so an empty buffer would read as one.
       throw new TypeError(`read: expected a non-empty Buffer to read into, got ${describeBuffer(buffer)}`);
     }
+    if (this.#nothing(NO_BYTES)) return (this.#input & AT_END) === 0 ? null : 0;
+    this.#asking();
+    let got: number | null;
     try {
-      return native.channelRead(this.handle, buffer);
+      got = native.channelRead(this.handle, buffer);
     } catch (e) {
+      this.#input = UNKNOWN;
       rethrow(e);
     }
+    this.#told();
+    return got;
   }
 
   /**
@@ -125,11 +185,15 @@ export class Channel {
    * channel becomes writable. Returns how many bytes were accepted.
    */
   write(data: Buffer | Uint8Array | string): number {
+    let accepted: number;
     try {
-      return native.channelWrite(this.handle, toBuffer(data));
+      accepted = native.channelWrite(this.handle, toBuffer(data));
     } catch (e) {
+      this.#pending = -1;
       rethrow(e);
     }
+    this.#pending = word(PENDING);
+    return accepted;
   }
 
   /** Sends `payload` as one frame: a 4-byte little-endian length, then the bytes. */
@@ -137,34 +201,83 @@ export class Channel {
     try {
       native.channelSendFrame(this.handle, toBuffer(payload));
     } catch (e) {
+      this.#pending = -1;
       rethrow(e);
     }
+    this.#pending = word(PENDING);
   }
 
   /**
    * The next whole frame's payload, or null if none has arrived whole yet. Small payloads are
    * views of a shared slab, as Node's pooled Buffers are: each owns its bytes, `.buffer` is the
    * slab.
+   *
+   * One call into the addon brings every whole frame ready (as many as fit the slab); the next
+   * calls hand them out one by one. Once none is left, "none yet" and the end of file are
+   * answered without a call, until a dispatcher's poll has news, as {@link read} says.
    */
   recvFrame(): Buffer | null {
+    if (this.#next < this.#end) return this.#dequeue();
+    if (this.#nothing(NO_FRAME)) return null;
     if (slab.length - used < SLAB_ROOM) {
       slab = Buffer.allocUnsafeSlow(SLAB);
       used = 0;
     }
+    this.#asking();
     let got: number | Buffer;
     try {
-      got = native.channelRecvFrame(this.handle, slab, used);
+      got = native.channelRecvFrames(this.handle, slab, used);
     } catch (e) {
+      this.#input = UNKNOWN;
       rethrow(e);
     }
+    this.#told();
     if (typeof got !== 'number') {
       if (got.length >= native.LARGE_PAYLOAD) trimSparesLater();
       return got;
     }
     if (got < 0) return null;
-    const payload = slab.subarray(used, used + got);
-    used = (used + got + 7) & ~7; // aligned, as Node's pool does
-    return payload;
+    this.#queue = slab;
+    this.#next = used;
+    this.#end = got;
+    used = got;
+    const first = this.#dequeue();
+    this.#taken = 0; // the first was the addon's to take; those after it are lent
+    return first;
+  }
+
+  /** The next frame the last receive brought, handed out. */
+  #dequeue(): Buffer {
+    const start = this.#next + RECORD_HEAD;
+    const end = start + this.#queue.readUInt32LE(start - 4);
+    this.#next = (end + 7) & ~7; // records are aligned, as Node's pool does
+    this.#taken++;
+    return this.#queue.subarray(start, end);
+  }
+
+  /**
+   * Whether the last read or receive said the next finds nothing (every one of `bits`), and no
+   * poll has had news since.
+   */
+  #nothing(bits: number): boolean {
+    return (this.#input & bits) === bits && this.#epoch === word(EPOCH);
+  }
+
+  /**
+   * Before a read or receive calls in: the lent frames not handed out go back to the addon, and
+   * a recheck goes with the call.
+   */
+  #asking(): void {
+    status[TAKEN] = this.#taken;
+    status[RECHECK] = this.#recheck;
+    this.#taken = this.#recheck = 0;
+    this.#next = this.#end = 0;
+  }
+
+  /** After it: what the next will find. */
+  #told(): void {
+    this.#input = word(INPUT);
+    this.#epoch = word(EPOCH);
   }
 
   /**
@@ -172,7 +285,8 @@ export class Channel {
    * or null if none has arrived whole yet. Nothing is allocated, so a receiver of large frames
    * that reuses one buffer keeps the same memory, and the CPU's cache, frame after frame; the
    * bytes are the caller's to keep or overwrite. A payload longer than the room from `offset` is
-   * a {@link BufferTooSmallError} that says how long it is, and stays the next frame.
+   * a {@link BufferTooSmallError} that says how long it is, and stays the next frame. Frames an
+   * earlier {@link recvFrame} brought come from there, and "none yet" is answered as it says.
    */
   recvFrameInto(buffer: Buffer | Uint8Array, offset = 0): number | null {
     if (!(buffer instanceof Uint8Array)) {
@@ -181,12 +295,28 @@ export class Channel {
     if (!Number.isInteger(offset) || offset < 0 || offset > buffer.length) {
       throw new RangeError(`recvFrameInto: offset must be an integer from 0 to ${buffer.length}, got ${offset}`);
     }
+    if (this.#next < this.#end) {
+      const start = this.#next + RECORD_HEAD;
+      const length = this.#queue.readUInt32LE(start - 4);
+      if (length <= buffer.length - offset) {
+        this.#queue.copy(buffer, offset, start, start + length);
+        this.#next = (start + length + 7) & ~7;
+        this.#taken++;
+        return length;
+      }
+      // It does not fit: it goes back to the addon, which says so and keeps it next in line.
+    } else if (this.#nothing(NO_FRAME | NO_BYTES)) {
+      return null;
+    }
+    this.#asking();
     let got: number;
     try {
       got = native.channelRecvFrameInto(this.handle, toBuffer(buffer), offset);
     } catch (e) {
+      this.#input = UNKNOWN;
       rethrow(e);
     }
+    this.#told();
     if (got < 0) return null;
     if (got >= native.LARGE_PAYLOAD) trimSparesLater(); // its buffer may have gone to the spares
     return got;
@@ -208,6 +338,7 @@ export class Channel {
    */
   close(): void {
     this.#closed = true;
+    this.#forget();
     native.channelClose(this.handle);
   }
 
@@ -217,7 +348,16 @@ export class Channel {
    */
   abort(): void {
     this.#closed = true;
+    this.#forget();
+    this.#pending = 0; // dropped
     native.channelAbort(this.handle);
+  }
+
+  /** Closed: what was received and not handed out goes, and every read asks (and fails). */
+  #forget(): void {
+    this.#input = UNKNOWN;
+    this.#queue = EMPTY;
+    this.#next = this.#end = this.#taken = this.#recheck = 0;
   }
 }
 

@@ -250,6 +250,9 @@ pub struct FrameReader {
     chunk: usize,
     /// The room [`spare`](Self::spare) last offered: a read that fills it makes the chunk grow.
     offered: usize,
+    /// Whole frames shown by [`lend`](Self::lend) and not yet settled by
+    /// [`take_lent`](Self::take_lent): still buffered, first in line.
+    lent: usize,
 }
 
 impl FrameReader {
@@ -266,6 +269,7 @@ impl FrameReader {
             cut: None,
             chunk: FIRST_CHUNK,
             offered: 0,
+            lent: 0,
         }
     }
 
@@ -302,6 +306,7 @@ impl FrameReader {
         self.start = 0;
         self.end = 0;
         self.owned = false;
+        self.lent = 0;
         if let Some(joined) = self.joined.take() {
             with_spares(|spares| spares.leave(joined));
         }
@@ -329,10 +334,15 @@ impl FrameReader {
 
     /// The length the pending frame announced, once its header is in.
     fn announced(&self) -> Option<usize> {
-        if self.buffered() < HEADER {
+        self.announced_at(self.start)
+    }
+
+    /// The length announced by the header at `at` in the buffer, if it is all in.
+    fn announced_at(&self, at: usize) -> Option<usize> {
+        if self.end - at < HEADER {
             return None; // what lies past `end` is stale
         }
-        let head = &self.buf[self.start..self.start + HEADER];
+        let head = &self.buf[at..at + HEADER];
         Some(u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize)
     }
 
@@ -491,6 +501,48 @@ impl FrameReader {
     /// The payload bytes of a range returned by [`next_frame`](Self::next_frame).
     pub fn frame(&self, range: Range<usize>) -> &[u8] {
         &self.buf[range]
+    }
+
+    /// Shows the whole frames buffered, from the next one on, without taking them: `keep` gets
+    /// each payload in turn and says whether it kept a copy (false: it had no room, and the
+    /// showing stops there). The frames kept are lent: they stay buffered, first in line, until
+    /// [`take_lent`](Self::take_lent) says how many of them the borrower handed out, so nothing
+    /// is lost if it hands out fewer. Returns how many were lent. A frame over the maximum is
+    /// not shown: taking it is an error.
+    pub fn lend(&mut self, mut keep: impl FnMut(&[u8]) -> bool) -> usize {
+        debug_assert_eq!(
+            self.lent, 0,
+            "frames lent again before the last were settled"
+        );
+        if self.owned {
+            return 0; // a large frame's own buffer holds that frame alone, handed out whole
+        }
+        let mut at = self.start;
+        while let Some(len) = self.announced_at(at) {
+            let whole = len <= self.max as usize && self.end - at >= HEADER + len;
+            if !whole || !keep(&self.buf[at + HEADER..at + HEADER + len]) {
+                break;
+            }
+            at += HEADER + len;
+            self.lent += 1;
+        }
+        self.lent
+    }
+
+    /// Frames lent and not yet settled.
+    pub fn lent(&self) -> usize {
+        self.lent
+    }
+
+    /// Settles the frames lent: the first `taken` of them were handed out, and are gone; the
+    /// others are buffered as if they had never been lent.
+    pub fn take_lent(&mut self, taken: usize) {
+        for _ in 0..taken.min(self.lent) {
+            // Whole when lent, whatever maximum has been set since.
+            let len = self.announced().expect("a lent frame is buffered");
+            self.start += HEADER + len;
+        }
+        self.lent = 0;
     }
 
     /// How far the pending frame got, for reporting a peer that closed in the middle of one.
@@ -708,6 +760,63 @@ mod tests {
         let err = reader.next_frame().unwrap_err();
         assert_eq!(err.code(), "ERR_NEXUS_FRAME_TOO_LARGE");
         assert!(err.to_string().contains("4294967295 bytes"));
+    }
+
+    /// The payloads `reader` lends, all it will.
+    fn lend_all(reader: &mut FrameReader) -> Vec<Vec<u8>> {
+        let mut lent = Vec::new();
+        reader.lend(|payload| {
+            lent.push(payload.to_vec());
+            true
+        });
+        lent
+    }
+
+    #[test]
+    fn frames_are_lent_up_to_the_first_one_not_whole_and_stay_buffered() {
+        let mut reader = FrameReader::new(1 << 10);
+        let mut wire = Vec::new();
+        for word in ["a", "bb", "ccc"] {
+            wire.extend_from_slice(&header(word.len()));
+            wire.extend_from_slice(word.as_bytes());
+        }
+        wire.extend_from_slice(&header(9)[..3]); // the next header, cut short
+        feed(&mut reader, &wire);
+        assert_eq!(lend_all(&mut reader), [b"a" as &[u8], b"bb", b"ccc"]);
+        assert_eq!(reader.lent(), 3);
+        assert!(reader.has_frame(), "still buffered");
+        reader.take_lent(5); // more than lent: only those
+        assert_eq!(reader.lent(), 0);
+        assert!(!reader.has_frame());
+        assert_eq!(reader.buffered(), 3, "the cut header is next");
+    }
+
+    #[test]
+    fn a_frame_over_the_maximum_is_not_lent_but_left_to_be_refused() {
+        let mut reader = FrameReader::new(2);
+        let mut wire = header(1).to_vec();
+        wire.push(b'a');
+        wire.extend_from_slice(&header(3));
+        wire.extend_from_slice(b"xyz");
+        feed(&mut reader, &wire);
+        assert_eq!(lend_all(&mut reader), [b"a"]);
+        reader.take_lent(1);
+        assert!(reader.next_frame().is_err());
+    }
+
+    #[test]
+    fn frames_given_back_come_out_again_in_order() {
+        let mut reader = FrameReader::new(1 << 10);
+        let mut wire = Vec::new();
+        for word in ["one", "two"] {
+            wire.extend_from_slice(&header(word.len()));
+            wire.extend_from_slice(word.as_bytes());
+        }
+        feed(&mut reader, &wire);
+        assert_eq!(lend_all(&mut reader).len(), 2);
+        reader.take_lent(0);
+        let first = reader.next_frame().unwrap().unwrap();
+        assert_eq!(reader.frame(first), b"one");
     }
 
     #[test]

@@ -57,7 +57,8 @@ pub use address::Address;
 pub use alarm::alarm_interval;
 #[cfg(unix)]
 pub use channel::{
-    adopt, connect, pipe, port, Channel, ReadOutcome, Recv, RecvInto, SharedChannel,
+    adopt, connect, pipe, port, readiness_epoch, Channel, InputState, ReadOutcome, Recv, RecvInto,
+    SharedChannel,
 };
 #[cfg(unix)]
 pub use dispatcher::{Call, Dispatcher, HandlerId, Outcome, Readiness};

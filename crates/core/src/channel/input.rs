@@ -3,7 +3,7 @@
 //!
 //! [`FrameReader`]: crate::frame::FrameReader
 
-use super::{Channel, ReadOutcome, Recv, RecvInto};
+use super::{Channel, InputState, ReadOutcome, Recv, RecvInto};
 use crate::error::{Error, Result};
 use crate::frame;
 
@@ -18,10 +18,17 @@ enum Filled {
 }
 
 impl Channel {
-    /// Reads what is there into `buf`, without waiting.
+    /// Reads what is there into `buf`, without waiting. A watched channel whose socket was last
+    /// found empty reads nothing until the poll says more has come, as a receive does; one whose
+    /// peer's end was read says so without asking the kernel again.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<ReadOutcome> {
         self.check_open()?;
         self.check_stream("read")?;
+        debug_assert_eq!(
+            self.frames.lent(),
+            0,
+            "lent frames not settled before a read"
+        );
         if buf.is_empty() {
             return Ok(ReadOutcome::Data(0));
         }
@@ -30,6 +37,12 @@ impl Channel {
         if buffered > 0 {
             let n = self.frames.take_raw(buf);
             return Ok(ReadOutcome::Data(n));
+        }
+        if self.eof {
+            return Ok(ReadOutcome::Eof);
+        }
+        if !self.may_read() {
+            return Ok(ReadOutcome::WouldBlock);
         }
         match self.read_socket(buf)? {
             Some(0) => {
@@ -83,6 +96,56 @@ impl Channel {
         Ok(RecvInto::Copied(len))
     }
 
+    /// The whole frames buffered after the one just received, shown without taking them (see
+    /// [`FrameReader::lend`](crate::frame::FrameReader::lend)): for a caller that copies every
+    /// frame ready in one go. They stay buffered, and a read handler stays due for them, until
+    /// [`take_lent`](Self::take_lent) settles them, which is due before the next read or receive.
+    pub fn lend_frames(&mut self, keep: impl FnMut(&[u8]) -> bool) -> usize {
+        if self.is_closed() {
+            return 0;
+        }
+        self.frames.lend(keep)
+    }
+
+    /// Frames lent by [`lend_frames`](Self::lend_frames) and not yet settled.
+    pub fn lent_frames(&self) -> usize {
+        self.frames.lent()
+    }
+
+    /// Settles the frames lent by [`lend_frames`](Self::lend_frames): the caller handed out the
+    /// first `taken` of them; the others stay buffered, next in line.
+    pub fn take_lent(&mut self, taken: usize) {
+        self.frames.take_lent(taken);
+    }
+
+    /// What the next receive and read will find, where that is known without trying them: the
+    /// peer's end read, or nothing buffered and nothing to read until the poll says so (a
+    /// watched channel whose socket was last found empty). An unwatched channel reads on every
+    /// call, so only its end is known. Frames lent count as buffered.
+    pub fn input_state(&self) -> InputState {
+        let mut bits = if self.eof { InputState::AT_END } else { 0 };
+        // A closed channel, or one with an error to report, says so on the next call.
+        if self.is_closed() || self.failed.is_some() || !self.is_stream() {
+            return InputState(bits);
+        }
+        // A receive finds no frame, and no error, once nothing whole is buffered: at the end,
+        // if no frame was cut short (that is an error every time); before it, if the socket
+        // would not be read.
+        let nothing_whole = matches!(self.frames.whole(), Ok(None));
+        let quiet = if self.eof {
+            self.frames.truncation().is_none()
+        } else {
+            !self.may_read()
+        };
+        if nothing_whole && quiet {
+            bits |= InputState::NO_FRAME;
+        }
+        if (self.eof || !self.may_read()) && self.frames.buffered() == 0 {
+            bits |= InputState::NO_BYTES;
+        }
+        InputState(bits)
+    }
+
     /// Takes the whole frame that [`fill`](Self::fill) found buffered.
     fn take_buffered(&mut self) -> Result<Recv<'_>> {
         if let Some(owned) = self.frames.take_owned() {
@@ -106,6 +169,11 @@ impl Channel {
     fn fill(&mut self, mut out: Option<&mut [u8]>) -> Result<Filled> {
         self.check_open()?;
         self.check_stream("receive")?;
+        debug_assert_eq!(
+            self.frames.lent(),
+            0,
+            "lent frames not settled before a receive"
+        );
         loop {
             let whole = self.frames.whole()?;
             if let (Some(out), Some(len)) = (out.as_deref(), self.frames.pending_len()) {

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 pub(crate) use crate::sys::Io;
 pub use open::{adopt, connect, pipe, port};
+pub use readiness::readiness_epoch;
 pub(crate) use readiness::ready;
 
 /// A channel shared by its owner (a JavaScript object, say) and the dispatcher watching it.
@@ -68,6 +69,45 @@ pub enum RecvInto {
     Pending,
     /// The peer closed its end cleanly, between frames.
     Eof,
+}
+
+/// What a channel's next receive and read will find, known without trying them (see
+/// [`Channel::input_state`]): so that an owner in another runtime, JavaScript through the
+/// binding, can answer its reader itself instead of calling in to hear "nothing yet".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InputState(u8);
+
+impl InputState {
+    /// The peer's end of file has been read: [`Channel::at_end`].
+    pub const AT_END: u8 = 1;
+    /// [`Channel::recv_frame`] finds no frame, without reading and without an error: it says
+    /// [`Recv::Pending`] (or [`Recv::Eof`], at the end) until [`readiness_epoch`] changes, or
+    /// [`Channel::recheck`] is called.
+    pub const NO_FRAME: u8 = 2;
+    /// [`Channel::read`] likewise finds nothing: [`ReadOutcome::WouldBlock`] (or
+    /// [`ReadOutcome::Eof`], at the end); no byte is buffered either.
+    pub const NO_BYTES: u8 = 4;
+
+    /// The state as bits: [`AT_END`](Self::AT_END), [`NO_FRAME`](Self::NO_FRAME),
+    /// [`NO_BYTES`](Self::NO_BYTES).
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Whether the peer's end of file has been read.
+    pub fn at_end(self) -> bool {
+        self.0 & Self::AT_END != 0
+    }
+
+    /// Whether a receive would find no frame (see [`NO_FRAME`](Self::NO_FRAME)).
+    pub fn no_frame(self) -> bool {
+        self.0 & Self::NO_FRAME != 0
+    }
+
+    /// Whether a read would find nothing (see [`NO_BYTES`](Self::NO_BYTES)).
+    pub fn no_bytes(self) -> bool {
+        self.0 & Self::NO_BYTES != 0
+    }
 }
 
 /// Where a watched channel reports its closing, so the dispatcher can drop its handlers.

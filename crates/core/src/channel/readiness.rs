@@ -4,6 +4,25 @@
 use super::{Channel, Io};
 use crate::error::{Error, Result};
 use mio::{Interest, Registry, Token};
+use std::cell::Cell;
+
+thread_local! {
+    static EPOCH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A number that changes whenever a channel of this thread may have something new to read
+/// without having been read: a poll recorded an event, or a channel stopped being watched (an
+/// unwatched channel reads on every call). While it stays the same, what
+/// [`Channel::input_state`] said of a channel still holds until the channel is used again.
+pub fn readiness_epoch() -> u32 {
+    EPOCH.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Something may have arrived: whatever was said of this thread's channels may be stale now.
+fn news() {
+    // A thread being torn down has no reader left to tell.
+    let _ = EPOCH.try_with(|epoch| epoch.set(epoch.get().wrapping_add(1)));
+}
 
 /// Readiness bits, set from poll events and cleared when the kernel says there is no more.
 pub(crate) mod ready {
@@ -79,9 +98,17 @@ impl Channel {
             bits |= ready::READ_CLOSED | ready::READABLE;
         }
         self.ready |= bits;
+        news();
         if bits & ready::WRITABLE != 0 && self.pending_output() > 0 {
             self.flush();
         }
+    }
+
+    /// Stops being watched: the dispatcher has let go of the channel, whose reads now ask the
+    /// kernel every time.
+    pub(crate) fn unwatch(&mut self) {
+        self.link = None;
+        news();
     }
 
     /// Whether a read handler has something to see: bytes, an end of file, an error, a frame.
