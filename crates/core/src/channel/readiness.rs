@@ -52,7 +52,8 @@ impl Channel {
             .map_err(|e| Error::io("register", e))
     }
 
-    /// Leaves the dispatcher that watches this channel, if any, so another may watch it. The
+    /// Stops being watched: the dispatcher has let go of the channel, whose reads now ask the
+    /// kernel every time (news for JavaScript's idea of it), and another may watch it. The
     /// socket is taken out of that dispatcher's poll: mio (in debug builds) refuses to register
     /// a source that was never deregistered, even with a poll that has since closed.
     pub(crate) fn unwatch(&mut self) {
@@ -60,6 +61,7 @@ impl Channel {
             // A closed socket has left every poll already; a failure leaves nothing to undo.
             let _ = self.io.deregister(&link.registry);
         }
+        news();
     }
 
     /// Asks the poll to report writability, or to stop (one `epoll_ctl`, only on a change).
@@ -102,13 +104,6 @@ impl Channel {
         if bits & ready::WRITABLE != 0 && self.pending_output() > 0 {
             self.flush();
         }
-    }
-
-    /// Stops being watched: the dispatcher has let go of the channel, whose reads now ask the
-    /// kernel every time.
-    pub(crate) fn unwatch(&mut self) {
-        self.link = None;
-        news();
     }
 
     /// Whether a read handler has something to see: bytes, an end of file, an error, a frame.
