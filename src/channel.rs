@@ -204,25 +204,20 @@ unsafe extern "C" fn channel_recv_frames(env: napi_env, info: napi_callback_info
             status::before_input(&mut channel);
             let got = match channel.recv_frame().or_throw(&env)? {
                 Recv::Frame(payload) => match record(&mut slab, offset, payload) {
-                    Some(end) => Either::A(end as i32),
+                    // The frames behind it that fit go too, lent: the core keeps them until
+                    // JavaScript says how many it handed out (see `status::before_input`).
+                    Some(mut end) => {
+                        channel.lend_frames(|next| {
+                            record(&mut slab, end, next)
+                                .map(|after| end = after)
+                                .is_some()
+                        });
+                        Either::A(end as i32)
+                    }
                     None => Either::B(BufferSlice::copy_from(&env, payload)?),
                 },
                 Recv::Owned(frame) => Either::B(owned_buffer(&env, frame)?),
                 Recv::Pending | Recv::Eof => Either::A(-1),
-            };
-            let got = match got {
-                Either::A(end) if end >= 0 => {
-                    let mut end = end as usize;
-                    channel.lend_frames(|payload| match record(&mut slab, end, payload) {
-                        Some(next) => {
-                            end = next;
-                            true
-                        }
-                        None => false,
-                    });
-                    Either::A(end as i32)
-                }
-                other => other,
             };
             status::publish_input(&channel);
             Ok(got)
